@@ -1,0 +1,287 @@
+// hello-http: herd's example HTTP/1.1 server, and a tour of the worker API.
+//
+//   hello-http -l 127.0.0.1:8080 -l unix:/tmp/hello.sock -w 4 --greeting "Hi!"
+//
+// Each worker runs one single-threaded io_context, accepts on every listener it inherited
+// (TCP and unix alike) and answers each connection's requests in order (pipelining works):
+//   /             200 with --greeting          /pid    200 with the worker's pid
+//   /sleep?ms=N   200 after N ms on a timer    /crash  std::abort()
+//   /hang         blocks the loop for good and ignores QUIT: heartbeats stop, the manager acts
+//   else 404; methods other than GET and HEAD get 405. Parsing is in http.hpp.
+// Graceful stop (QUIT): accept what is already queued, close the listeners at once, close idle
+// keep-alive connections, finish in-flight requests with "Connection: close"; run() returns
+// once no connection is left.
+#include "http.hpp"
+
+#include <herd/herd.hpp>
+
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/program_options.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <list>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using Protocol = asio::generic::stream_protocol;   // TCP (v4, v6) and unix sockets alike
+using Acceptor = asio::basic_socket_acceptor<Protocol>;
+using namespace std::chrono_literals;
+
+class Connection;
+
+class HelloHttp : public herd::Worker {
+public:
+    /// --greeting TEXT, beside the standard options.
+    static void add_options(boost::program_options::options_description& options)
+    {
+        options.add_options()("greeting", boost::program_options::value<std::string>()->default_value("Hello, world!"),
+                              "body of / (a newline is added)");
+    }
+
+    int run() override;
+    void on_stop() override;
+
+    /// The body of "/".
+    const std::string& greeting() const { return greeting_; }
+    /// The Date header value, formatted once per second.
+    const std::string& date();
+    /// Every open connection, to find the idle ones on QUIT.
+    std::set<Connection*> connections;
+
+private:
+    struct Listening {
+        Acceptor acceptor;
+        asio::steady_timer retry;
+        bool tcp;
+        std::string address;
+    };
+    void accept(Listening& l);
+    void start(Protocol::socket socket, bool tcp);
+
+    asio::io_context io_;                 // declared after `connections`: its handlers go first
+    std::list<Listening> listening_;      // a list: handlers hold references to its elements
+    std::string greeting_;
+    std::string date_;
+    std::chrono::sys_seconds date_second_{};
+};
+
+// One client connection: read, parse, answer, read again; one response at a time, in order.
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(HelloHttp& server, Protocol::socket socket)
+        : server_(server), socket_(std::move(socket)), timer_(socket_.get_executor())
+    {
+        server_.connections.insert(this);
+    }
+    ~Connection() { server_.connections.erase(this); }
+
+    /// Graceful stop: close now if idle; a busy connection closes after its response.
+    void stop()
+    {
+        if (!reading_ || !parser_.idle()) return;
+        if (served_ > 0) return close();
+        // Accepted from the backlog but silent yet: its request is likely on the way.
+        timer_.expires_after(1s);
+        timer_.async_wait([self = shared_from_this()](error_code ec) { if (!ec && self->parser_.idle()) self->close(); });
+    }
+
+    /// Read the next request.
+    void read()
+    {
+        // After QUIT an idle keep-alive connection ends: dropping the last reference closes it.
+        if (server_.stopping() && parser_.idle() && served_ > 0) return;
+        reading_ = true;
+        socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](error_code ec, std::size_t n) {
+            self->reading_ = false;
+            if (ec) return;
+            self->parser_.feed({self->buffer_.data(), n});
+            self->process();
+        });
+    }
+
+private:
+    void process()
+    {
+        http::Request req;
+        switch (parser_.next(req)) {
+        case http::Parser::Result::request: return serve(req);
+        case http::Parser::Result::error: return respond(http::error_response(parser_.error_status()));
+        case http::Parser::Result::incomplete:
+            if (!parser_.take_continue()) return read();
+            out_ = http::continue_response;
+            asio::async_write(socket_, asio::buffer(out_),
+                              [self = shared_from_this()](error_code ec, std::size_t) { if (!ec) self->read(); });
+        }
+    }
+
+    // Routes
+    void serve(const http::Request& req)
+    {
+        // status, headers, body, keep_alive, head
+        http::Response r{200, {{"Content-Type", "text/plain; charset=utf-8"}}, {}, req.keep_alive, req.method == "HEAD"};
+        unsigned ms = 0;
+        if (req.method != "GET" && req.method != "HEAD") {
+            r = http::error_response(405, req.keep_alive);
+            r.headers.push_back({"Allow", "GET, HEAD"});
+        } else if (req.path == "/") {
+            r.body = server_.greeting();
+        } else if (req.path == "/pid") {
+            r.body = std::to_string(::getpid()) + "\n";
+        } else if (req.path == "/sleep") {
+            std::string_view text = req.query_param("ms").value_or("");
+            auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), ms);
+            if (text.empty() || error != std::errc() || end != text.data() + text.size() || ms > 3'600'000)
+                return respond(http::error_response(400, req.keep_alive));
+            // A timer, not a sleep: the worker keeps serving other connections meanwhile.
+            r.body = "slept " + std::to_string(ms) + " ms\n";
+            timer_.expires_after(std::chrono::milliseconds(ms));
+            return timer_.async_wait([self = shared_from_this(), r](error_code ec) { if (!ec) self->respond(r); });
+        } else if (req.path == "/hang") {
+            // Stuck on purpose: the loop never runs again, so heartbeats stop and QUIT goes
+            // unanswered; the manager retires the worker, then kills it.
+            spdlog::warn("hanging on purpose (/hang)");
+            for (;;) ::pause();
+        } else if (req.path == "/crash") {
+            spdlog::warn("crashing on purpose (/crash)");
+            std::abort();
+        } else {
+            r = http::error_response(404, req.keep_alive);
+        }
+        respond(std::move(r));
+    }
+
+    void respond(http::Response r)
+    {
+        // After QUIT every response is the last one on its connection.
+        r.keep_alive = r.keep_alive && !server_.stopping();
+        r.headers.push_back({"Date", server_.date()});
+        out_ = http::serialize(r);
+        ++served_;
+        server_.done();
+        asio::async_write(socket_, asio::buffer(out_),
+                          [self = shared_from_this(), keep_alive = r.keep_alive](error_code ec, std::size_t) {
+                              if (!ec && keep_alive) self->process();
+                              else if (!ec) self->linger();
+                          });
+    }
+
+    // Closing
+    void linger()
+    {
+        // Half-close, then read until the peer closes (2 s at most): closing with unread input
+        // would reset the connection, and a reset can destroy the response still in flight.
+        error_code ec;
+        socket_.shutdown(Protocol::socket::shutdown_send, ec);
+        timer_.expires_after(2s);
+        timer_.async_wait([self = shared_from_this()](error_code ec) { if (!ec) self->close(); });
+        drain();
+    }
+
+    void drain()
+    {
+        socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](error_code ec, std::size_t) {
+            if (ec) self->timer_.cancel();
+            else self->drain();
+        });
+    }
+
+    void close()
+    {
+        error_code ec;
+        socket_.close(ec);
+        timer_.cancel();
+    }
+
+    HelloHttp& server_;
+    Protocol::socket socket_;
+    asio::steady_timer timer_;   // /sleep, the lingering close, the grace of a fresh connection
+    http::Parser parser_;
+    std::array<char, 16 * 1024> buffer_;
+    std::string out_;
+    bool reading_ = false;
+    unsigned served_ = 0;
+};
+
+// Worker lifecycle
+int HelloHttp::run()
+{
+    greeting_ = args()["greeting"].as<std::string>() + "\n";
+    for (const herd::Listener& l : listeners()) {
+        bool tcp = l.family == AF_INET || l.family == AF_INET6;
+        Acceptor acceptor(io_, Protocol(l.family, tcp ? IPPROTO_TCP : 0), l.fd);
+        accept(listening_.emplace_back(Listening{std::move(acceptor), asio::steady_timer(io_), tcp, l.address}));
+    }
+    if (listening_.empty()) spdlog::warn("no --listen address: this worker has nothing to serve");
+    attach(io_);   // heartbeats, QUIT (on_stop) and USR1 come from this loop
+    io_.run();
+    return 0;
+}
+
+void HelloHttp::on_stop()
+{
+    // Accept what is already queued, then stop listening at once
+    for (Listening& l : listening_) {
+        error_code ec;
+        l.acceptor.non_blocking(true, ec);
+        while (!ec || ec == asio::error::connection_aborted) {
+            Protocol::socket socket = l.acceptor.accept(ec);
+            if (!ec) start(std::move(socket), l.tcp);
+        }
+        l.acceptor.close(ec);
+        l.retry.cancel();
+    }
+
+    // Idle connections close now, busy ones after their response
+    for (Connection* c : connections) c->stop();
+}
+
+void HelloHttp::accept(Listening& l)
+{
+    l.acceptor.async_accept([this, &l](error_code ec, Protocol::socket socket) {
+        if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;   // closed by on_stop
+        if (!ec) start(std::move(socket), l.tcp);
+        if (!ec || ec == asio::error::connection_aborted) return accept(l);
+
+        // Out of descriptors, say: retry soon rather than spin on the error
+        spdlog::warn("accept on {} failed: {}", l.address, ec.message());
+        l.retry.expires_after(100ms);
+        l.retry.async_wait([this, &l](error_code ec) { if (!ec && l.acceptor.is_open()) accept(l); });
+    });
+}
+
+void HelloHttp::start(Protocol::socket socket, bool tcp)
+{
+    // Small responses leave at once instead of waiting for the peer's delayed ACK (Nagle).
+    error_code ec;
+    if (tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    std::make_shared<Connection>(*this, std::move(socket))->read();
+}
+
+const std::string& HelloHttp::date()
+{
+    auto now = std::chrono::system_clock::now();
+    if (auto second = std::chrono::floor<std::chrono::seconds>(now); second != date_second_) {
+        date_second_ = second;
+        date_ = http::http_date(now);
+    }
+    return date_;
+}
+
+int main(int argc, char** argv)
+{
+    return herd::main<HelloHttp>(argc, argv);
+}

@@ -1,0 +1,207 @@
+#include <herd/listeners.hpp>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace herd {
+
+namespace {
+
+constexpr int backlog = SOMAXCONN;
+
+std::uint16_t parse_port(std::string_view text, std::string_view whole)
+{
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value > 65535)
+        throw std::invalid_argument("'" + std::string(whole) + "': port '" + std::string(text) +
+                                    "' is not a number from 0 to 65535");
+    return std::uint16_t(value);
+}
+
+[[noreturn]] void fail(const std::string& what, int err)
+{
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+// Unix socket files left by a dead server are removed; a live one is an address in use.
+void remove_stale_unix_socket(const std::string& path, const sockaddr_un& addr)
+{
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return;
+    const bool alive = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(probe);
+    if (!alive) ::unlink(path.c_str());
+}
+
+Listener bind_one(const std::string& text)
+{
+    const ListenAddress a = parse_listen(text);
+    const std::string what = "cannot bind " + text;
+    Listener l;
+    l.address = text;
+    if (a.kind == ListenAddress::Kind::unix_path) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (a.path.size() >= sizeof addr.sun_path) fail(what + ": path too long", ENAMETOOLONG);
+        std::memcpy(addr.sun_path, a.path.c_str(), a.path.size() + 1);
+        remove_stale_unix_socket(a.path, addr);
+        l.family = AF_UNIX;
+        l.fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (l.fd < 0) fail(what, errno);
+        if (::bind(l.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(l.fd, backlog) != 0) {
+            const int err = errno;
+            ::close(l.fd);
+            fail(what, err);
+        }
+        return l;
+    }
+
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    hints.ai_family = a.host.empty() ? AF_INET : AF_UNSPEC;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(a.port);
+    if (int rc = ::getaddrinfo(a.host.empty() ? nullptr : a.host.c_str(), port.c_str(), &hints, &found); rc != 0)
+        throw std::system_error(EINVAL, std::generic_category(), what + ": " + ::gai_strerror(rc));
+    const addrinfo ai = *found;
+    sockaddr_storage storage{};
+    std::memcpy(&storage, found->ai_addr, found->ai_addrlen);
+    ::freeaddrinfo(found);
+
+    l.family = ai.ai_family;
+    l.fd = ::socket(ai.ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l.fd < 0) fail(what, errno);
+    const int one = 1;
+    ::setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // [::]:PORT means IPv6 only; IPv4 has its own addresses.
+    if (ai.ai_family == AF_INET6) ::setsockopt(l.fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(l.fd, reinterpret_cast<sockaddr*>(&storage), ai.ai_addrlen) != 0 || ::listen(l.fd, backlog) != 0) {
+        const int err = errno;
+        ::close(l.fd);
+        fail(what, err);
+    }
+    return l;
+}
+
+}  // namespace
+
+ListenAddress parse_listen(std::string_view text)
+{
+    ListenAddress a;
+    if (text.starts_with("unix:")) {
+        a.kind = ListenAddress::Kind::unix_path;
+        a.path = std::string(text.substr(5));
+        if (a.path.empty()) throw std::invalid_argument("'" + std::string(text) + "': unix socket path is empty");
+        return a;
+    }
+    if (text.starts_with("[")) {
+        const auto close = text.find("]:");
+        if (close == std::string_view::npos)
+            throw std::invalid_argument("'" + std::string(text) + "': expected [IPV6]:PORT");
+        a.host = std::string(text.substr(1, close - 1));
+        a.port = parse_port(text.substr(close + 2), text);
+        in6_addr probe{};
+        if (::inet_pton(AF_INET6, a.host.c_str(), &probe) != 1)
+            throw std::invalid_argument("'" + std::string(text) + "': '" + a.host + "' is not an IPv6 address");
+        return a;
+    }
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos)
+        throw std::invalid_argument("'" + std::string(text) + "': expected HOST:PORT, [V6]:PORT, :PORT or unix:/path");
+    a.host = std::string(text.substr(0, colon));
+    if (a.host.find(':') != std::string::npos)
+        throw std::invalid_argument("'" + std::string(text) + "': write IPv6 addresses in brackets, [::1]:PORT");
+    a.port = parse_port(text.substr(colon + 1), text);
+    return a;
+}
+
+std::vector<Listener> bind_listeners(const std::vector<std::string>& addresses)
+{
+    std::vector<Listener> out;
+    try {
+        for (const auto& a : addresses) out.push_back(bind_one(a));
+    } catch (...) {
+        close_listeners(out, true);
+        throw;
+    }
+    return out;
+}
+
+std::vector<Listener> adopt_systemd_listeners()
+{
+    std::vector<Listener> out;
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    if (!pid || !fds || std::atoi(pid) != ::getpid()) return out;
+    const int n = std::atoi(fds);
+    std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
+    for (int i = 0; i < n; ++i) {
+        Listener l;
+        l.fd = 3 + i;
+        ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) l.family = ss.ss_family;
+        const auto colon = names.find(':');
+        const std::string name = names.substr(0, colon);
+        names = colon == std::string::npos ? "" : names.substr(colon + 1);
+        l.address = local_address(l.fd);
+        if (!name.empty() && name != "unknown") l.address += " (" + name + ")";
+        out.push_back(l);
+    }
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    return out;
+}
+
+std::string local_address(int fd)
+{
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+    char host[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+    }
+    if (ss.ss_family == AF_UNIX) return "unix:" + std::string(reinterpret_cast<sockaddr_un*>(&ss)->sun_path);
+    return "?";
+}
+
+void close_listeners(std::vector<Listener>& listeners, bool unlink_paths)
+{
+    for (auto& l : listeners) {
+        if (l.fd < 0) continue;
+        if (unlink_paths && l.family == AF_UNIX) {
+            const std::string where = local_address(l.fd);
+            if (where.starts_with("unix:/")) ::unlink(where.c_str() + 5);
+        }
+        ::close(l.fd);
+        l.fd = -1;
+    }
+}
+
+}  // namespace herd

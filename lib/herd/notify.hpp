@@ -1,0 +1,17 @@
+// systemd's notification protocol (sd_notify): READY=1, RELOADING=1, STOPPING=1, STATUS=,
+// WATCHDOG=1. Through libsystemd when herd was built with it, else the datagram is sent by
+// hand to $NOTIFY_SOCKET. Without NOTIFY_SOCKET every call does nothing.
+#pragma once
+
+#include <string>
+
+namespace herd::notify {
+
+/// Send one notification ("READY=1\nSTATUS=...").
+void send(const std::string& state);
+
+void ready(const std::string& status);
+void stopping(const std::string& status);
+void status(const std::string& status);
+
+}  // namespace herd::notify

@@ -1,0 +1,636 @@
+// Options: parsing and validation of the standard command line (DESIGN.md §2).
+//
+// Program_options keeps every standard value as text; the table below converts it, so that a
+// bad value becomes one line naming the option and the value. The config file is read here too
+// (not with po::parse_config_file) so that errors can name the file and the line, and so that
+// sections can be added later for exec mode's named pools.
+#include <herd/options.hpp>
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <system_error>
+
+namespace herd {
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr std::string_view duration_expected = "expected a duration such as 250ms, 2s, 1.5s, 3m or 1h";
+constexpr std::string_view log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+constexpr unsigned max_workers = 4096;
+constexpr std::int64_t ms_per_hour = 3'600'000;
+// Far beyond any sensible timeout, yet small enough that steady_clock::now() plus it cannot
+// overflow the clock's 64-bit nanosecond count.
+constexpr std::int64_t max_duration_hours = 100'000;
+
+// Text helpers
+std::string_view trim(std::string_view s)
+{
+    constexpr std::string_view space = " \t\r\n";
+    const auto first = s.find_first_not_of(space);
+    if (first == std::string_view::npos) return {};
+    return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
+bool all_digits(std::string_view s)
+{
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::uint64_t parse_whole(std::string_view text)
+{
+    // from_chars alone would accept a leading '-' and stop silently at trailing garbage.
+    if (!all_digits(text)) throw std::invalid_argument("expected a whole number");
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec == std::errc::result_out_of_range) throw std::invalid_argument("number too large");
+    return value;
+}
+
+unsigned parse_unsigned(std::string_view text)
+{
+    const std::uint64_t value = parse_whole(text);
+    if (value > std::numeric_limits<unsigned>::max()) throw std::invalid_argument("number too large");
+    return static_cast<unsigned>(value);
+}
+
+/// "10%" or a fraction "0.1", between 0 and 1.
+double parse_fraction(std::string_view text)
+{
+    constexpr const char* expected = "expected a fraction such as 0.1 or a percentage such as 10%";
+    const bool percent = !text.empty() && text.back() == '%';
+    const std::string_view number = percent ? trim(text.substr(0, text.size() - 1)) : text;
+    // from_chars would also take "inf", "nan", "1e3" and a sign.
+    const bool plain = !number.empty() && number.find_first_not_of("0123456789.") == std::string_view::npos &&
+                       std::count(number.begin(), number.end(), '.') <= 1 && number != ".";
+    double value = 0;
+    if (!plain || std::from_chars(number.data(), number.data() + number.size(), value).ec != std::errc{})
+        throw std::invalid_argument(expected);
+    if (percent) value /= 100;
+    if (value > 1) throw std::invalid_argument("must be between 0 and 1 (0% and 100%)");
+    return value;
+}
+
+bool parse_bool(std::string_view text)
+{
+    if (text == "true" || text == "yes" || text == "on" || text == "1") return true;
+    if (text == "false" || text == "no" || text == "off" || text == "0") return false;
+    throw std::invalid_argument("expected true or false");
+}
+
+std::string join_levels()
+{
+    std::string out;
+    for (const auto level : log_levels) {
+        if (!out.empty()) out += ", ";
+        out += level;
+    }
+    return out;
+}
+
+// The standard options
+enum class Kind { value, repeated, flag };
+
+struct Spec {
+    const char* group;
+    const char* names;        // Program_options style: "workers,w"
+    const char* param;        // shown in --help: "N", "D", "PATH"
+    std::string help;         // without the default
+    std::string default_text; // empty: none shown
+    Kind kind;
+    void (*set)(Options&, const std::string&);
+    bool command_line_only = false;
+};
+
+std::string long_name(const Spec& spec)
+{
+    const std::string names = spec.names;
+    return names.substr(0, names.find(','));
+}
+
+std::vector<Spec> standard_specs()
+{
+    const Options d;
+    // Defaults in the syntax the options take ("10s"), so they can be pasted
+    const auto dur = [](Duration v) {
+        std::string text = format_duration(v);
+        text.erase(std::remove(text.begin(), text.end(), ' '), text.end());
+        return text;
+    };
+    const auto off_or = [&](Duration v) { return v.count() == 0 ? std::string("off") : dur(v); };
+    const std::string restart = std::to_string(d.restart_limit.count) + "/" + dur(d.restart_limit.window);
+    const std::string jitter = std::to_string(static_cast<int>(d.max_worker_age_jitter * 100 + 0.5)) + "%";
+
+    using O = Options;
+    using S = const std::string&;
+    return {
+        {"Pool", "workers,w", "N", "target pool size; 0 idles until TTIN",
+         std::to_string(d.workers), Kind::value, [](O& o, S v) { o.workers = parse_unsigned(v); }},
+        {"Pool", "listen,l", "ADDR", "HOST:PORT, [V6]:PORT, :PORT, unix:PATH (repeatable)", "",
+         Kind::repeated, [](O& o, S v) { o.listen.push_back(v); }},
+        {"Pool", "spare", "N", "extra workers while others retire", std::to_string(d.spare),
+         Kind::value, [](O& o, S v) { o.spare = parse_unsigned(v); }},
+        {"Pool", "restart-limit", "R/T", "back off after more than R exits in T",
+         restart, Kind::value, [](O& o, S v) { o.restart_limit = parse_restart_limit(v); }},
+        {"Pool", "max-worker-age", "D", "retire a worker this old", off_or(d.max_worker_age),
+         Kind::value, [](O& o, S v) { o.max_worker_age = parse_duration(v); }},
+        {"Pool", "max-worker-age-jitter", "F", "vary max age by up to F (10% or 0.1)", jitter,
+         Kind::value, [](O& o, S v) { o.max_worker_age_jitter = parse_fraction(v); }},
+        {"Pool", "max-requests", "N", "retire a worker after N requests",
+         d.max_requests == 0 ? "off" : std::to_string(d.max_requests), Kind::value,
+         [](O& o, S v) { o.max_requests = parse_whole(v); }},
+        {"Pool", "max-requests-jitter", "N", "vary max requests by up to N",
+         std::to_string(d.max_requests_jitter), Kind::value,
+         [](O& o, S v) { o.max_requests_jitter = parse_whole(v); }},
+
+        {"Heartbeats and timeouts", "heartbeat-interval", "D", "how often a worker beats",
+         dur(d.heartbeat_interval), Kind::value, [](O& o, S v) { o.heartbeat_interval = parse_duration(v); }},
+        {"Heartbeats and timeouts", "heartbeat-timeout", "D", "retire a worker silent this long; 0: off",
+         off_or(d.heartbeat_timeout), Kind::value, [](O& o, S v) { o.heartbeat_timeout = parse_duration(v); }},
+        {"Heartbeats and timeouts", "boot-timeout", "D", "kill a worker not ready by then",
+         dur(d.boot_timeout), Kind::value, [](O& o, S v) { o.boot_timeout = parse_duration(v); }},
+        {"Heartbeats and timeouts", "graceful-timeout", "D", "from QUIT to KILL",
+         dur(d.graceful_timeout), Kind::value, [](O& o, S v) { o.graceful_timeout = parse_duration(v); }},
+        {"Heartbeats and timeouts", "kill-timeout", "D", "from TERM to KILL",
+         dur(d.kill_timeout), Kind::value, [](O& o, S v) { o.kill_timeout = parse_duration(v); }},
+        {"Heartbeats and timeouts", "upgrade-timeout", "D", "USR2: new generation ready within",
+         dur(d.upgrade_timeout), Kind::value, [](O& o, S v) { o.upgrade_timeout = parse_duration(v); }},
+        {"Heartbeats and timeouts", "ready-after", "D",
+         "exec mode, heartbeat timeout 0: ready after running D", dur(d.ready_after),
+         Kind::value, [](O& o, S v) { o.ready_after = parse_duration(v); }},
+
+        {"Process", "pid-file", "PATH", "write the manager's pid here, locked", "", Kind::value,
+         [](O& o, S v) { o.pid_file = v; }},
+        {"Process", "control", "PATH", "unix control socket for herdctl", "", Kind::value,
+         [](O& o, S v) { o.control = v; }},
+        {"Process", "user", "USER", "workers drop to this user after fork", "", Kind::value,
+         [](O& o, S v) { o.user = v; }},
+        {"Process", "group", "GROUP", "workers drop to this group after fork", "", Kind::value,
+         [](O& o, S v) { o.group = v; }},
+        {"Process", "name", "NAME", "shown in process titles", "binary name",
+         Kind::value, [](O& o, S v) { o.name = v; }},
+        {"Process", "daemon", nullptr, "detach once the pool is ready", "", Kind::flag,
+         [](O& o, S v) { o.daemon = parse_bool(v); }},
+        {"Process", "check", nullptr, "check the options, exit 0 or 2", "", Kind::flag,
+         [](O& o, S v) { o.check = parse_bool(v); }},
+
+        {"Logging", "log-level", "LEVEL", join_levels(), d.log_level, Kind::value,
+         [](O& o, S v) { o.log_level = v; }},
+        {"Logging", "log-file", "PATH", "instead of stderr; USR1 reopens", "", Kind::value,
+         [](O& o, S v) { o.log_file = v; }},
+
+        {"General", "config", "FILE", "read options from FILE (key = value lines)", "",
+         Kind::value, [](O& o, S v) { o.config = v; }, true},
+        {"General", "help,h", nullptr, "show this help and exit", "", Kind::flag, nullptr, true},
+        {"General", "version", nullptr, "show the version and exit", "", Kind::flag, nullptr, true},
+    };
+}
+
+po::typed_value<std::string>* flag_value()
+{
+    // A flag takes no argument on the command line and "true"/"false" in the config file.
+    return po::value<std::string>()->zero_tokens()->implicit_value("true", "");
+}
+
+// Help text
+std::string wrap(const std::string& text, std::size_t indent, std::size_t width)
+{
+    std::string out;
+    std::size_t column = indent;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        const std::size_t end = std::min(text.find(' ', pos), text.size());
+        const std::size_t word = end - pos;
+        if (column > indent && column + 1 + word > width) {
+            out += '\n' + std::string(indent, ' ');
+            column = indent;
+        } else if (column > indent) {
+            out += ' ';
+            ++column;
+        }
+        out.append(text, pos, word);
+        column += word;
+        pos = end + 1;
+    }
+    return out;
+}
+
+void format_option(std::string& out, const po::option_description& d, std::string default_text)
+{
+    constexpr std::size_t column = 30;
+    constexpr std::size_t width = 80;
+    const std::string shown = d.canonical_display_name(po::command_line_style::allow_dash_for_short);
+    const bool has_short = shown.size() == 2 && shown[0] == '-';
+    std::string left = has_short ? "  " + shown : "    ";
+    if (!d.long_name().empty()) left += (has_short ? ", --" : "  --") + d.long_name();
+    std::string param = d.semantic()->max_tokens() == 0 ? "" : d.format_parameter();
+    // An application's po::default_value shows as "arg (=8080)": move it to "(default 8080)".
+    if (const auto at = param.find(" (="); at != std::string::npos && param.back() == ')') {
+        if (default_text.empty()) default_text = param.substr(at + 3, param.size() - at - 4);
+        param.erase(at);
+    }
+    if (!param.empty()) left += " " + param;
+
+    std::string help = d.description();
+    // "(default X)" stays on one line: its blank is a placeholder until after wrapping.
+    if (!default_text.empty()) help += (help.empty() ? "(default\x01" : " (default\x01") + default_text + ")";
+    out += left;
+    if (left.size() + 2 > column) {
+        out += '\n' + std::string(column, ' ');
+    } else {
+        out += std::string(column - left.size(), ' ');
+    }
+    std::string wrapped = wrap(help, column, width);
+    std::replace(wrapped.begin(), wrapped.end(), '\x01', ' ');
+    out += wrapped + '\n';
+}
+
+// Config file reading
+struct ConfigEntry {
+    std::string section;   // "" before any [section]
+    std::string key;
+    std::string value;
+    int line = 0;
+};
+
+std::string read_file(const std::string& path)
+{
+    std::FILE* file = std::fopen(path.c_str(), "re");
+    if (file == nullptr)
+        throw UsageError("cannot read config file " + path + ": " + std::strerror(errno));
+    std::string text;
+    char buffer[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
+    // fopen succeeds on a directory; the error (EISDIR) only shows when reading.
+    const int error = std::ferror(file) ? errno : 0;
+    std::fclose(file);
+    if (error != 0) throw UsageError("cannot read config file " + path + ": " + std::strerror(error));
+    return text;
+}
+
+/// INI lines: `key = value`, `# comment`, `; comment`, `[section]`.
+std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_view text)
+{
+    std::vector<ConfigEntry> entries;
+    std::string section;
+    int number = 0;
+    while (!text.empty()) {
+        const std::size_t eol = std::min(text.find('\n'), text.size());
+        std::string_view line = text.substr(0, eol);
+        text.remove_prefix(std::min(eol + 1, text.size()));
+        ++number;
+        const std::string where = "config file " + path + ", line " + std::to_string(number) + ": ";
+
+        // Comments, also after a value when preceded by a blank ("workers = 4  # peak")
+        for (std::size_t hash = line.find('#'); hash != std::string_view::npos; hash = line.find('#', hash + 1)) {
+            if (hash == 0 || line[hash - 1] == ' ' || line[hash - 1] == '\t') {
+                line = line.substr(0, hash);
+                break;
+            }
+        }
+        line = trim(line);
+        if (line.empty() || line[0] == ';') continue;
+
+        if (line.front() == '[') {
+            if (line.back() != ']') throw UsageError(where + "expected [section], got '" + std::string(line) + "'");
+            section = std::string(trim(line.substr(1, line.size() - 2)));
+            continue;
+        }
+        const std::size_t eq = line.find('=');
+        const std::string_view key = eq == std::string_view::npos ? std::string_view{} : trim(line.substr(0, eq));
+        if (key.empty()) throw UsageError(where + "expected key = value, got '" + std::string(line) + "'");
+        entries.push_back({section, std::string(key), std::string(trim(line.substr(eq + 1))), number});
+    }
+    return entries;
+}
+
+// Error messages
+/// Where a standard option's value came from, for error messages: "" (command line) or "config file X, line N: ".
+using Sources = std::map<std::string, std::string>;
+
+std::string display_name(const std::string& key, const Sources& sources)
+{
+    return sources.contains(key) ? key : "--" + key;
+}
+
+std::string source_of(const std::string& key, const Sources& sources)
+{
+    const auto it = sources.find(key);
+    return it == sources.end() ? std::string{} : it->second;
+}
+
+/// The value a failing option was given: the first one its value semantic rejects.
+std::string rejected_value(const po::parsed_options& parsed, const po::options_description& desc,
+                           const std::string& key)
+{
+    const po::option_description* d = desc.find_nothrow(key, false);
+    for (const po::option& opt : parsed.options) {
+        if (opt.string_key != key || d == nullptr) continue;
+        try {
+            boost::any scratch;
+            d->semantic()->parse(scratch, opt.value, true);
+        } catch (const po::error&) {
+            return opt.value.empty() ? std::string{} : opt.value.front();
+        }
+    }
+    return {};
+}
+
+/// One line for a Program_options error; `where` prefixes config-file errors.
+std::string describe(const po::error& e, const po::parsed_options& parsed, const po::options_description& desc,
+                     const std::string& where)
+{
+    const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+    std::string key = named != nullptr ? named->get_option_name() : std::string{};
+    key.erase(0, key.find_first_not_of('-'));
+    const std::string name = where.empty() ? "--" + key : key;
+
+    if (dynamic_cast<const po::unknown_option*>(&e) != nullptr)
+        return where + "unknown option " + (where.empty() ? named->get_option_name() : "'" + key + "'");
+    if (dynamic_cast<const po::multiple_occurrences*>(&e) != nullptr)
+        return where + "option " + name + " given more than once";
+    if (const auto* syntax = dynamic_cast<const po::invalid_command_line_syntax*>(&e)) {
+        if (syntax->kind() == po::invalid_syntax::missing_parameter) return where + "option " + name + " needs a value";
+        if (syntax->kind() == po::invalid_syntax::extra_parameter) return where + "option " + name + " takes no value";
+    }
+    if (dynamic_cast<const po::validation_error*>(&e) != nullptr && !key.empty())
+        return where + "invalid value '" + rejected_value(parsed, desc, key) + "' for " + name;
+    return where + e.what();
+}
+
+std::string basename_of(const char* path)
+{
+    const std::string s = path == nullptr ? "" : path;
+    return s.substr(s.rfind('/') + 1);
+}
+
+}  // namespace
+
+// Durations
+Duration parse_duration(std::string_view text)
+{
+    // Split number and unit ("1.5s", "250 ms")
+    if (!text.empty() && text.front() == '-') throw std::invalid_argument("a duration cannot be negative");
+    const std::size_t unit_at = std::min(text.find_first_not_of("0123456789."), text.size());
+    const std::string_view number = text.substr(0, unit_at);
+    const std::string_view unit = trim(text.substr(unit_at));
+    const std::size_t dot = number.find('.');
+    const std::string_view whole = number.substr(0, dot);
+    const std::string_view fraction = dot == std::string_view::npos ? std::string_view{} : number.substr(dot + 1);
+    if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(fraction)))
+        throw std::invalid_argument(std::string(duration_expected));
+
+    std::int64_t scale = 0;
+    if (unit == "ms") scale = 1;
+    else if (unit == "s" || unit.empty()) scale = 1000;
+    else if (unit == "m") scale = 60'000;
+    else if (unit == "h") scale = ms_per_hour;
+    else throw std::invalid_argument(std::string(duration_expected));
+
+    // Exact integer arithmetic, rounded to the millisecond
+    const std::string too_large = "too large (at most " + std::to_string(max_duration_hours) + " h)";
+    const std::int64_t limit = max_duration_hours * ms_per_hour;
+    std::uint64_t whole_value = 0;
+    if (std::from_chars(whole.data(), whole.data() + whole.size(), whole_value).ec != std::errc{} ||
+        whole_value > static_cast<std::uint64_t>(limit / scale))
+        throw std::invalid_argument(too_large);
+    std::int64_t ms = static_cast<std::int64_t>(whole_value) * scale;
+    // Nine decimals are far below a millisecond even in hours; more are ignored.
+    const std::string_view digits = fraction.substr(0, 9);
+    if (!digits.empty()) {
+        std::int64_t numerator = 0;
+        std::int64_t denominator = 1;
+        for (const char c : digits) {
+            numerator = numerator * 10 + (c - '0');
+            denominator *= 10;
+        }
+        ms += (numerator * scale + denominator / 2) / denominator;
+    }
+    if (ms > limit) throw std::invalid_argument(too_large);
+    return Duration(ms);
+}
+
+std::string format_duration(Duration d)
+{
+    // Negating min() would overflow; no real duration is that long anyway.
+    if (d == Duration::min()) d += Duration(1);
+    if (d.count() < 0) return "-" + format_duration(-d);
+    if (d.count() == 0) return "0 s";
+    // Largest unit whose one-decimal rounding is off by at most 1% (61 s stays "61 s", not "1 m")
+    struct Unit {
+        std::int64_t ms;
+        const char* name;
+    };
+    static constexpr Unit units[] = {{ms_per_hour, "h"}, {60'000, "m"}, {1000, "s"}};
+    const std::int64_t ms = d.count();
+    for (const Unit& unit : units) {
+        if (ms < unit.ms) continue;
+        // Split before scaling, so that no step can overflow
+        const std::int64_t tenths = ms / unit.ms * 10 + (ms % unit.ms * 10 + unit.ms / 2) / unit.ms;
+        const std::int64_t shown = tenths / 10 * unit.ms + tenths % 10 * unit.ms / 10;
+        const std::int64_t error = shown > ms ? shown - ms : ms - shown;
+        if (error > ms / 100) continue;
+        std::string text = std::to_string(tenths / 10);
+        if (tenths % 10 != 0) text += "." + std::to_string(tenths % 10);
+        return text + " " + unit.name;
+    }
+    return std::to_string(ms) + " ms";
+}
+
+RestartLimit parse_restart_limit(std::string_view text)
+{
+    constexpr const char* expected = "expected COUNT/WINDOW such as 10/10s";
+    const std::size_t slash = text.find('/');
+    if (slash == std::string_view::npos) throw std::invalid_argument(expected);
+    RestartLimit limit;
+    try {
+        limit.count = parse_unsigned(trim(text.substr(0, slash)));
+        limit.window = parse_duration(trim(text.substr(slash + 1)));
+    } catch (const std::invalid_argument&) {
+        throw std::invalid_argument(expected);
+    }
+    return limit;
+}
+
+// Command line and config file
+CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext)
+{
+    CommandLine result;
+    result.argv.assign(argv, argv + argc);
+    const std::string program = ext.program.empty() ? basename_of(argc > 0 ? argv[0] : nullptr) : ext.program;
+
+    // Descriptions, one per help group
+    const std::vector<Spec> specs = standard_specs();
+    std::vector<std::string> group_names;
+    std::map<std::string, po::options_description> groups;
+    for (const Spec& spec : specs) {
+        if (!groups.contains(spec.group)) {
+            group_names.push_back(spec.group);
+            groups.emplace(spec.group, po::options_description(spec.group));
+        }
+        po::value_semantic* semantic = nullptr;
+        if (spec.kind == Kind::flag) semantic = flag_value();
+        else if (spec.kind == Kind::repeated) semantic = po::value<std::vector<std::string>>()->value_name(spec.param);
+        else semantic = po::value<std::string>()->value_name(spec.param);
+        groups.at(spec.group).add_options()(spec.names, semantic, spec.help.c_str());
+    }
+    po::options_description app("Application options");
+    if (ext.add_options) ext.add_options(app);
+    po::options_description all;
+    for (const auto& name : group_names) all.add(groups.at(name));
+    all.add(app);
+
+    // Help text
+    std::string& help = result.help_text;
+    const std::string usage = !ext.usage.empty() ? ext.usage
+                            : program + " [options]" + (ext.accepts_command ? " -- COMMAND [ARGS...]" : "");
+    help = "Usage: " + usage + "\n";
+    for (const auto& name : group_names) {
+        help += "\n" + name + ":\n";
+        for (const auto& d : groups.at(name).options()) {
+            const auto spec = std::find_if(specs.begin(), specs.end(),
+                                           [&](const Spec& s) { return long_name(s) == d->long_name(); });
+            format_option(help, *d, spec->default_text);
+        }
+    }
+    if (!app.options().empty()) {
+        help += "\n" + (ext.program.empty() ? std::string("Application") : ext.program) + " options:\n";
+        for (const auto& d : app.options()) format_option(help, *d, "");
+    }
+    help += "\nDurations: 250ms, 2s, 1.5s, 3m, 1h, or a bare number of seconds.\n"
+            "Config file: `key = value` lines, long option names; the command line wins.\n";
+
+    // Command line, split at `--`
+    std::vector<std::string> args;
+    bool after_dashes = false;
+    for (int i = 1; i < argc; ++i) {
+        if (after_dashes) result.command.emplace_back(argv[i]);
+        else if (std::string_view(argv[i]) == "--") after_dashes = true;
+        else args.emplace_back(argv[i]);
+    }
+    if (!ext.accepts_command && !result.command.empty())
+        throw UsageError("unexpected argument '" + result.command.front() + "'");
+
+    auto vm = std::make_shared<po::variables_map>();
+    result.app_args = vm;
+    const auto style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::parsed_options parsed(&all);
+    try {
+        parsed = po::command_line_parser(args).options(all).style(style).run();
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, parsed, all, ""));
+    }
+    for (const po::option& opt : parsed.options) {
+        // Without a positional description, Program_options hands positional arguments back unnamed.
+        if (opt.position_key >= 0 || opt.string_key.empty()) {
+            const std::string arg = opt.value.empty() ? std::string{} : opt.value.front();
+            throw UsageError("unexpected argument '" + arg + "'" +
+                             (ext.accepts_command ? " (the command goes after --)" : ""));
+        }
+    }
+    try {
+        po::store(parsed, *vm);
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, parsed, all, ""));
+    }
+    result.help = vm->count("help") > 0;
+    result.version = vm->count("version") > 0;
+    if (result.help || result.version) return result;
+
+    // Config file: fills what the command line left unset
+    Sources sources;
+    if (vm->count("config")) {
+        const std::string path = (*vm)["config"].as<std::string>();
+        const std::vector<ConfigEntry> entries = parse_config_text(path, read_file(path));
+        po::parsed_options from_file(&all);
+        std::map<std::string, std::string> where;
+        for (const ConfigEntry& entry : entries) {
+            const std::string at = "config file " + path + ", line " + std::to_string(entry.line) + ": ";
+            // Named pools ([pool.web]) arrive with exec mode; until then a section is a mistake.
+            if (!entry.section.empty())
+                throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
+            const auto spec = std::find_if(specs.begin(), specs.end(),
+                                           [&](const Spec& s) { return long_name(s) == entry.key; });
+            if (spec != specs.end() && spec->command_line_only)
+                throw UsageError(at + "option '" + entry.key + "' is only allowed on the command line");
+            if (all.find_nothrow(entry.key, false) == nullptr)
+                throw UsageError(at + "unknown option '" + entry.key + "'");
+            po::option opt(entry.key, {entry.value});
+            opt.original_tokens = {entry.key, entry.value};
+            from_file.options.push_back(std::move(opt));
+            if (!vm->count(entry.key)) sources[entry.key] = at;
+            where[entry.key] = at;   // the last occurrence: the one a "given more than once" is about
+        }
+        try {
+            po::store(from_file, *vm);
+        } catch (const po::error& e) {
+            const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+            const std::string key = named != nullptr ? named->get_option_name() : std::string{};
+            const auto it = where.find(key);
+            throw UsageError(describe(e, from_file, all, it != where.end() ? it->second : "config file " + path + ": "));
+        }
+    }
+    try {
+        po::notify(*vm);
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, parsed, all, ""));
+    }
+
+    // Conversion of the standard options
+    for (const Spec& spec : specs) {
+        const std::string key = long_name(spec);
+        if (spec.set == nullptr || !vm->count(key)) continue;
+        const auto convert = [&](const std::string& value) {
+            try {
+                spec.set(result.options, value);
+            } catch (const std::invalid_argument& e) {
+                throw UsageError(source_of(key, sources) + "invalid value '" + value + "' for " +
+                                 display_name(key, sources) + ": " + e.what());
+            }
+        };
+        if (spec.kind == Kind::repeated) {
+            for (const auto& value : (*vm)[key].as<std::vector<std::string>>()) convert(value);
+        } else {
+            convert((*vm)[key].as<std::string>());
+        }
+    }
+    return result;
+}
+
+// Relations between options
+void validate(const Options& o)
+{
+    // The values were converted already, so messages show them as herd prints them ("got 0 s").
+    const auto fail = [](const std::string& option, const std::string& rule, const std::string& got) {
+        throw UsageError("--" + option + " " + rule + " (got " + got + ")");
+    };
+    if (o.workers > max_workers)
+        fail("workers", "must be at most " + std::to_string(max_workers), std::to_string(o.workers));
+    if (o.heartbeat_interval.count() <= 0)
+        fail("heartbeat-interval", "must be above 0", format_duration(o.heartbeat_interval));
+    // A timeout of 0 turns heartbeat watching off (exec mode); otherwise a worker needs room to beat.
+    if (o.heartbeat_timeout.count() != 0 && o.heartbeat_interval >= o.heartbeat_timeout)
+        throw UsageError("--heartbeat-interval (" + format_duration(o.heartbeat_interval) +
+                         ") must be below --heartbeat-timeout (" + format_duration(o.heartbeat_timeout) + ")");
+    if (o.graceful_timeout.count() <= 0)
+        fail("graceful-timeout", "must be above 0", format_duration(o.graceful_timeout));
+    if (o.kill_timeout.count() <= 0) fail("kill-timeout", "must be above 0", format_duration(o.kill_timeout));
+    const std::string restart = std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
+    if (o.restart_limit.count < 1) fail("restart-limit", "needs a count of at least 1", restart);
+    if (o.restart_limit.window.count() <= 0) fail("restart-limit", "needs a window above 0", restart);
+    if (std::find(std::begin(log_levels), std::end(log_levels), o.log_level) == std::end(log_levels))
+        throw UsageError("invalid value '" + o.log_level + "' for --log-level: expected one of " + join_levels());
+}
+
+}  // namespace herd

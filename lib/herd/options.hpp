@@ -1,0 +1,105 @@
+// Options: the command line every herd server has (DESIGN.md §2), parsed with
+// Boost.Program_options from argv and an INI-style config file (the command line wins).
+//
+// Every value is kept as text by Program_options and converted here, so that a bad value
+// is reported as one line naming the option and the value (UsageError, exit code 2).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace boost::program_options {
+class options_description;
+class variables_map;
+}
+
+namespace herd {
+
+using Duration = std::chrono::milliseconds;
+
+/// More than `count` unexpected worker exits within `window` make the manager back off.
+struct RestartLimit {
+    unsigned count = 10;
+    Duration window = std::chrono::seconds(10);
+    friend bool operator==(const RestartLimit&, const RestartLimit&) = default;
+};
+
+/// Every option of DESIGN.md §2, with its default.
+struct Options {
+    unsigned workers = 4;
+    std::vector<std::string> listen;
+    Duration heartbeat_interval = std::chrono::seconds(1);
+    Duration heartbeat_timeout = std::chrono::seconds(10);   // 0: heartbeats are not watched
+    Duration boot_timeout = std::chrono::seconds(30);
+    Duration graceful_timeout = std::chrono::seconds(30);
+    Duration kill_timeout = std::chrono::seconds(5);
+    Duration max_worker_age{0};                               // 0: off
+    double max_worker_age_jitter = 0.10;                      // fraction of max_worker_age
+    std::uint64_t max_requests = 0;                           // 0: off
+    std::uint64_t max_requests_jitter = 0;
+    unsigned spare = 1;
+    RestartLimit restart_limit;
+    Duration upgrade_timeout = std::chrono::seconds(60);
+    Duration ready_after = std::chrono::seconds(1);           // exec mode, with heartbeat timeout 0
+    std::string pid_file;
+    std::string control;
+    std::string log_level = "info";
+    std::string log_file;
+    std::string user;
+    std::string group;
+    std::string name;                                         // empty: the binary's name
+    std::string config;
+    bool daemon = false;
+    bool check = false;
+
+    friend bool operator==(const Options&, const Options&) = default;
+};
+
+/// A malformed option, value or config file: one line naming it; exit code 2.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// What an application adds to the standard command line.
+struct OptionsExtension {
+    std::string program;      // shown in --help and --version
+    std::string version;      // shown in --version
+    std::string usage;        // first line of --help, e.g. "hello-http [options]"
+    std::function<void(boost::program_options::options_description&)> add_options;
+    bool accepts_command = false;   // exec mode: `-- COMMAND [ARGS...]`
+};
+
+/// The outcome of parsing a command line.
+struct CommandLine {
+    Options options;
+    bool help = false;
+    bool version = false;
+    std::string help_text;
+    std::vector<std::string> command;   // exec mode: what follows `--`
+    std::vector<std::string> argv;      // the original arguments, argv[0] included
+    std::shared_ptr<boost::program_options::variables_map> app_args;   // every option, the application's too
+};
+
+/// Parse argv (and --config FILE); throws UsageError naming the option and the value.
+CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext = {});
+
+/// Check relations between options (e.g. heartbeat interval below the timeout); throws UsageError.
+void validate(const Options& options);
+
+/// "250ms", "2s", "1.5s", "3m", "1h" or a bare number of seconds; throws std::invalid_argument.
+Duration parse_duration(std::string_view text);
+
+/// "10/10s": a count and a window; throws std::invalid_argument.
+RestartLimit parse_restart_limit(std::string_view text);
+
+/// A duration the way log lines and status show it: "250 ms", "1.5 s", "3 m".
+std::string format_duration(Duration d);
+
+}  // namespace herd

@@ -1,0 +1,402 @@
+#include <herd/policy.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <set>
+#include <utility>
+#include <sys/wait.h>
+
+namespace herd {
+
+namespace {
+
+// splitmix64: a tiny, good enough jitter source that keeps plan() and apply() deterministic.
+std::uint64_t next_random(std::uint64_t& seed)
+{
+    std::uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double unit_random(std::uint64_t seed)
+{
+    return double(next_random(seed) >> 11) / double(1ull << 53);
+}
+
+bool is_due(const WorkerRecord& w, const PoolState& state, TimePoint now)
+{
+    if (w.generation < state.generation) return true;
+    if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return true;
+    return w.request_limit > 0 && w.requests >= w.request_limit;
+}
+
+Reason due_reason(const WorkerRecord& w, const PoolState& state, TimePoint now)
+{
+    if (w.generation < state.generation) return Reason::reload;
+    if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return Reason::max_age;
+    return Reason::max_requests;
+}
+
+std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now)
+{
+    return std::size_t(std::count_if(state.failures.begin(), state.failures.end(), [&](TimePoint t) {
+        return now - t < options.restart_limit.window;
+    }));
+}
+
+unsigned backoff_level(const PoolState& state, const Options& options, TimePoint now)
+{
+    // A whole quiet window since the last backoff ended starts the ladder again.
+    if (!state.backoff_until || now - *state.backoff_until >= options.restart_limit.window) return 0;
+    return state.backoff_level + 1;
+}
+
+Duration backoff_delay(const PoolState& state, unsigned level)
+{
+    // Exponential from backoff_base, capped, with jitter in [0.75, 1.25) so that several
+    // managers restarted together do not retry in lockstep.
+    level = std::min(level, 16u);
+    auto delay = std::min<Duration>(backoff_cap, backoff_base * (1ll << level));
+    const double jitter = 0.75 + 0.5 * unit_random(state.seed);
+    return std::min<Duration>(backoff_cap, Duration(std::int64_t(double(delay.count()) * jitter)));
+}
+
+// Escalate: graceful → kill, fast → kill
+void plan_escalation(const PoolState& state, const Options& options, TimePoint now, Actions& out)
+{
+    for (const auto& w : state.workers) {
+        if (w.kill_at) continue;
+        if (w.term_at && now - *w.term_at >= options.kill_timeout)
+            out.push_back(Kill{w.pid, Reason::kill_timeout, std::chrono::duration_cast<Duration>(now - *w.term_at)});
+        else if (w.quit_at && !w.term_at && now - *w.quit_at >= options.graceful_timeout)
+            out.push_back(Kill{w.pid, Reason::graceful_timeout,
+                               std::chrono::duration_cast<Duration>(now - *w.quit_at)});
+    }
+}
+
+// Stopping: everyone leaves, then the manager
+void plan_stop(const PoolState& state, Actions& out)
+{
+    if (state.workers.empty()) {
+        out.push_back(Exit{0});
+        return;
+    }
+    for (const auto& w : state.workers) {
+        if (w.kill_at) continue;
+        if (state.phase == Phase::stopping_fast && !w.term_at)
+            out.push_back(Terminate{w.pid});
+        else if (state.phase == Phase::stopping_graceful && !w.leaving())
+            out.push_back(Retire{w.pid, Reason::shutdown});
+    }
+}
+
+// Hung and late workers
+void plan_timeouts(const PoolState& state, const Options& options, TimePoint now, Actions& out,
+                   std::set<int>& leaving)
+{
+    for (const auto& w : state.workers) {
+        if (w.leaving()) continue;
+        if (!w.ready()) {
+            if (options.boot_timeout.count() > 0 && now - w.spawned_at >= options.boot_timeout) {
+                out.push_back(Kill{w.pid, Reason::boot_timeout,
+                                   std::chrono::duration_cast<Duration>(now - w.spawned_at)});
+                leaving.insert(w.pid);
+            }
+        } else if (options.heartbeat_timeout.count() > 0 && now - w.last_heartbeat >= options.heartbeat_timeout) {
+            out.push_back(Retire{w.pid, Reason::no_heartbeat,
+                                 std::chrono::duration_cast<Duration>(now - w.last_heartbeat)});
+            leaving.insert(w.pid);
+        }
+    }
+}
+
+// Keep the pool at its target: retire surplus and due workers, spawn the missing
+void plan_capacity(const PoolState& state, const Options& options, TimePoint now, bool may_spawn,
+                   Actions& out, std::set<int>& leaving)
+{
+    std::vector<const WorkerRecord*> keep, due;
+    for (const auto& w : state.workers) {
+        if (w.leaving() || leaving.count(w.pid)) continue;
+        (is_due(w, state, now) ? due : keep).push_back(&w);
+    }
+    auto retire = [&](const WorkerRecord* w, Reason reason) {
+        out.push_back(Retire{w->pid, reason});
+        leaving.insert(w->pid);
+    };
+
+    // Surplus: booting ones first (they serve nobody yet), then the highest slots
+    if (keep.size() > state.target) {
+        std::sort(keep.begin(), keep.end(), [](const WorkerRecord* a, const WorkerRecord* b) {
+            if (a->ready() != b->ready()) return !a->ready();
+            return a->slot > b->slot;
+        });
+        for (std::size_t i = 0; i < keep.size() - state.target; ++i) retire(keep[i], Reason::ttou);
+        keep.erase(keep.begin(), keep.begin() + std::ptrdiff_t(keep.size() - state.target));
+        for (const auto* w : due) retire(w, due_reason(*w, state, now));
+        return;
+    }
+
+    // Due workers leave once capacity above the target is ready to take their place
+    std::sort(due.begin(), due.end(), [](const WorkerRecord* a, const WorkerRecord* b) {
+        if (a->ready() != b->ready()) return !a->ready();
+        return a->spawned_at < b->spawned_at;
+    });
+    const auto ready_live = std::size_t(std::count_if(keep.begin(), keep.end(), [](auto* w) { return w->ready(); }))
+                          + std::size_t(std::count_if(due.begin(), due.end(), [](auto* w) { return w->ready(); }));
+    std::size_t surplus = ready_live > state.target ? ready_live - state.target : 0;
+    std::size_t due_left = 0;
+    for (const auto* w : due) {
+        if (!w->ready()) {
+            retire(w, due_reason(*w, state, now));
+        } else if (surplus > 0) {
+            retire(w, due_reason(*w, state, now));
+            --surplus;
+        } else {
+            ++due_left;
+        }
+    }
+
+    // Spawn the missing, within target + spare processes
+    const std::size_t missing = state.target - keep.size();
+    const std::size_t live = keep.size() + due_left;
+    std::size_t room = state.target + options.spare > live ? state.target + options.spare - live : 0;
+    if (!may_spawn || missing == 0) return;
+    const bool booting = std::any_of(keep.begin(), keep.end(), [](auto* w) { return !w->ready(); });
+    if (room == 0 && due_left > 0 && !booting) {
+        // No spare room (--spare 0): capacity must dip by one worker to make progress.
+        for (const auto* w : due) {
+            if (!leaving.count(w->pid)) {
+                retire(w, due_reason(*w, state, now));
+                room = 1;
+                break;
+            }
+        }
+    }
+    std::set<int> used;
+    for (const auto* w : keep) used.insert(w->slot);
+    int slot = 0;
+    for (std::size_t n = std::min(missing, room); n > 0; --n) {
+        while (used.count(slot)) ++slot;
+        out.push_back(Spawn{slot, state.generation});
+        used.insert(slot);
+    }
+}
+
+}  // namespace
+
+std::string to_string(Reason reason)
+{
+    switch (reason) {
+    case Reason::none: return "none";
+    case Reason::ttou: return "TTOU";
+    case Reason::max_age: return "max age";
+    case Reason::max_requests: return "max requests";
+    case Reason::reload: return "reload";
+    case Reason::upgrade: return "upgrade";
+    case Reason::shutdown: return "shutdown";
+    case Reason::no_heartbeat: return "no heartbeat";
+    case Reason::boot_timeout: return "boot timeout";
+    case Reason::graceful_timeout: return "graceful timeout";
+    case Reason::kill_timeout: return "kill timeout";
+    }
+    return "unknown";
+}
+
+std::string state_name(const WorkerRecord& w)
+{
+    if (w.kill_at) return "killed";
+    if (w.leaving()) return "retiring";
+    return w.ready() ? "ready" : "booting";
+}
+
+const WorkerRecord* PoolState::find(int pid) const
+{
+    for (const auto& w : workers)
+        if (w.pid == pid) return &w;
+    return nullptr;
+}
+
+WorkerRecord* PoolState::find(int pid)
+{
+    return const_cast<WorkerRecord*>(std::as_const(*this).find(pid));
+}
+
+std::size_t live_count(const PoolState& state)
+{
+    return std::size_t(std::count_if(state.workers.begin(), state.workers.end(),
+                                     [](const auto& w) { return !w.leaving(); }));
+}
+
+std::size_t ready_count(const PoolState& state)
+{
+    return std::size_t(std::count_if(state.workers.begin(), state.workers.end(),
+                                     [](const auto& w) { return !w.leaving() && w.ready(); }));
+}
+
+bool is_failure(const WorkerRecord& w)
+{
+    return w.reason == Reason::none || w.reason == Reason::no_heartbeat || w.reason == Reason::boot_timeout;
+}
+
+std::string classify(const WorkerRecord& w, int status)
+{
+    const bool exited = WIFEXITED(status);
+    const int code = exited ? WEXITSTATUS(status) : 0;
+    const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (w.kill_at) {
+        switch (w.kill_reason) {
+        case Reason::boot_timeout: return "boot timeout";
+        case Reason::graceful_timeout: return w.reason == Reason::no_heartbeat ? "no heartbeat, killed after graceful timeout"
+                                                                              : "killed after graceful timeout";
+        case Reason::kill_timeout: return "killed after kill timeout";
+        default: return "killed";
+        }
+    }
+    if (w.reason == Reason::no_heartbeat) return "no heartbeat";
+    if (w.term_at && (sig == SIGTERM || (exited && code == 0))) return "stopped (shutdown)";
+    if (w.reason != Reason::none && exited && code == 0) return "retired (" + to_string(w.reason) + ")";
+    if (sig) return "crashed (signal " + std::to_string(sig) + ")";
+    if (code) return "crashed (exit code " + std::to_string(code) + ")";
+    return "finished (exit 0)";
+}
+
+void apply(PoolState& state, const Event& event, const Options& options, TimePoint now)
+{
+    struct Visitor {
+        PoolState& s;
+        const Options& o;
+        TimePoint now;
+
+        void operator()(const Spawned& e)
+        {
+            WorkerRecord w;
+            w.pid = e.pid;
+            w.slot = e.slot;
+            w.generation = e.generation;
+            w.spawned_at = now;
+            w.last_heartbeat = now;
+            // Jitter spreads recycling so that workers spawned together do not retire together.
+            if (o.max_worker_age.count() > 0) {
+                const double extra = o.max_worker_age_jitter * unit_random(next_random(s.seed));
+                w.age_limit = o.max_worker_age + Duration(std::int64_t(double(o.max_worker_age.count()) * extra));
+            }
+            if (o.max_requests > 0)
+                w.request_limit = o.max_requests
+                                + (o.max_requests_jitter ? next_random(s.seed) % (o.max_requests_jitter + 1) : 0);
+            s.workers.push_back(w);
+        }
+        void operator()(const SpawnFailed&) { s.failures.push_back(now); }
+        void operator()(const HeartbeatSeen& e)
+        {
+            auto* w = s.find(e.pid);
+            if (!w) return;
+            if (!w->ready_at) w->ready_at = now;
+            s.ever_ready = true;
+            w->last_heartbeat = now;
+            if (e.requests) w->requests = *e.requests;
+        }
+        void operator()(const Signalled& e)
+        {
+            auto* w = s.find(e.pid);
+            if (!w) return;
+            if (e.signal == SIGKILL) {
+                w->kill_at = now;
+                w->kill_reason = e.reason;
+            } else if (e.signal == SIGTERM) {
+                w->term_at = now;
+            } else if (e.signal == SIGQUIT) {
+                w->quit_at = now;
+            }
+            if (w->reason == Reason::none && e.reason != Reason::graceful_timeout && e.reason != Reason::kill_timeout)
+                w->reason = e.reason;
+            else if (w->reason == Reason::none)
+                w->reason = Reason::shutdown;
+        }
+        void operator()(const WorkerExited& e)
+        {
+            auto it = std::find_if(s.workers.begin(), s.workers.end(), [&](auto& w) { return w.pid == e.pid; });
+            if (it == s.workers.end()) return;
+            std::string kind = classify(*it, e.status);
+            kind = kind.substr(0, kind.find(" ("));
+            ++s.exits[kind];
+            // Exits during a shutdown are expected whatever their cause.
+            if (is_failure(*it) && s.phase == Phase::running) s.failures.push_back(now);
+            s.workers.erase(it);
+            while (!s.failures.empty() && now - s.failures.front() >= o.restart_limit.window) s.failures.pop_front();
+        }
+        void operator()(const Scale& e)
+        {
+            long long target = e.workers ? (long long)*e.workers : (long long)s.target + e.delta;
+            s.target = unsigned(std::clamp<long long>(target, 0, max_workers));
+        }
+        void operator()(const StopRequested& e)
+        {
+            // A fast stop overrides a graceful one in progress, never the other way round.
+            if (e.graceful && s.phase == Phase::stopping_fast) return;
+            s.phase = e.graceful ? Phase::stopping_graceful : Phase::stopping_fast;
+        }
+        void operator()(const BackoffStarted& e)
+        {
+            s.backoff_level = e.level;
+            s.backoff_until = e.until;
+            s.backoff_mark = s.failures.empty() ? now : s.failures.back();
+            next_random(s.seed);
+        }
+        void operator()(const ManagerResumed&)
+        {
+            // The manager itself was stopped (SIGSTOP, a debugger): silence was ours, not theirs.
+            for (auto& w : s.workers) w.last_heartbeat = std::max(w.last_heartbeat, now);
+        }
+    };
+    std::visit(Visitor{state, options, now}, event);
+}
+
+Actions plan(const PoolState& state, const Options& options, TimePoint now)
+{
+    Actions out;
+    plan_escalation(state, options, now, out);
+    if (state.phase != Phase::running) {
+        plan_stop(state, out);
+        return out;
+    }
+
+    std::set<int> leaving;
+    plan_timeouts(state, options, now, out, leaving);
+
+    // Give up or back off
+    bool may_spawn = !(state.backoff_until && now < *state.backoff_until);
+    const std::size_t failures = failures_within(state, options, now);
+    if (failures > options.restart_limit.count) {
+        if (!state.ever_ready) {
+            out.push_back(Exit{3, failures});
+            return out;
+        }
+        if (!state.backoff_mark || state.failures.back() > *state.backoff_mark) {
+            const unsigned level = backoff_level(state, options, now);
+            out.push_back(BackOff{backoff_delay(state, level), level, failures});
+            may_spawn = false;
+        }
+    }
+
+    plan_capacity(state, options, now, may_spawn, out, leaving);
+    return out;
+}
+
+TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now)
+{
+    TimePoint next = now + std::chrono::hours(1);
+    auto consider = [&](TimePoint t) { next = std::min(next, t); };
+    for (const auto& w : state.workers) {
+        if (w.kill_at) continue;
+        if (w.term_at) consider(*w.term_at + options.kill_timeout);
+        else if (w.quit_at) consider(*w.quit_at + options.graceful_timeout);
+        else if (!w.ready() && options.boot_timeout.count() > 0) consider(w.spawned_at + options.boot_timeout);
+        else if (w.ready() && options.heartbeat_timeout.count() > 0) consider(w.last_heartbeat + options.heartbeat_timeout);
+        if (!w.leaving() && w.age_limit.count() > 0) consider(w.spawned_at + w.age_limit);
+    }
+    if (state.backoff_until) consider(*state.backoff_until);
+    return std::max(next, now);
+}
+
+}  // namespace herd

@@ -1,0 +1,164 @@
+// The policy core: what the manager knows about its pool (PoolState), what it learns (Event,
+// folded in by apply) and what it decides to do (Action, from plan). Pure: no clock, no
+// syscalls, no logging; time is an argument and randomness (jitter) comes from a seed in the
+// state, so every rule is a unit test on a fake clock.
+//
+// The shell (Manager) turns OS input into events, calls plan() and turns every action into one
+// syscall and one log line, then applies what happened as an event. Nothing here is mutated by plan().
+#pragma once
+
+#include <herd/options.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace herd {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+/// Why a worker is leaving (or left) the pool.
+enum class Reason {
+    none,            // nobody asked: it exited on its own
+    ttou,            // the target shrank
+    max_age,         // --max-worker-age
+    max_requests,    // --max-requests
+    reload,          // HUP: replaced by a worker of the new generation
+    upgrade,         // USR2: replaced by a worker of the new binary
+    shutdown,        // QUIT, TERM or INT to the manager
+    no_heartbeat,    // --heartbeat-timeout
+    boot_timeout,    // --boot-timeout
+    graceful_timeout,// still running --graceful-timeout after QUIT
+    kill_timeout,    // still running --kill-timeout after TERM
+};
+
+/// "TTOU", "max age", "no heartbeat", ...
+std::string to_string(Reason reason);
+
+/// What the manager knows of one worker process.
+struct WorkerRecord {
+    int pid = 0;
+    int slot = 0;
+    unsigned generation = 1;
+    TimePoint spawned_at{};
+    std::optional<TimePoint> ready_at;     // first heartbeat
+    TimePoint last_heartbeat{};
+    std::uint64_t requests = 0;            // units of work the worker reported
+    Duration age_limit{0};                 // jittered --max-worker-age, 0: none
+    std::uint64_t request_limit = 0;       // jittered --max-requests, 0: none
+    Reason reason = Reason::none;          // why it was asked to leave
+    std::optional<TimePoint> quit_at;      // QUIT sent (retire: graceful)
+    std::optional<TimePoint> term_at;      // TERM sent (fast shutdown)
+    std::optional<TimePoint> kill_at;      // KILL sent
+    Reason kill_reason = Reason::none;
+
+    bool ready() const { return ready_at.has_value(); }
+    bool leaving() const { return quit_at || term_at || kill_at; }
+
+    friend bool operator==(const WorkerRecord&, const WorkerRecord&) = default;
+};
+
+/// booting, ready, retiring or killed, as status and logs name them.
+std::string state_name(const WorkerRecord& worker);
+
+enum class Phase { running, stopping_graceful, stopping_fast };
+
+/// Everything the manager decides from.
+struct PoolState {
+    std::vector<WorkerRecord> workers;
+    unsigned target = 0;
+    unsigned generation = 1;
+    Phase phase = Phase::running;
+    bool ever_ready = false;                 // has any worker ever been ready
+    std::deque<TimePoint> failures;          // unexpected exits, newest last
+    std::optional<TimePoint> backoff_until;  // no spawns before this
+    std::optional<TimePoint> backoff_mark;   // newest failure already answered by a backoff
+    unsigned backoff_level = 0;
+    std::uint64_t seed = 0x9e3779b97f4a7c15ull;   // jitter source (splitmix64)
+    std::map<std::string, std::uint64_t> exits;   // exits by classification ("crashed", "no heartbeat", ...)
+
+    const WorkerRecord* find(int pid) const;
+    WorkerRecord* find(int pid);
+    friend bool operator==(const PoolState&, const PoolState&) = default;
+};
+
+// Events: what the manager learns.
+struct Spawned { int pid; int slot; unsigned generation; };
+struct SpawnFailed { int slot; };
+struct HeartbeatSeen { int pid; std::optional<std::uint64_t> requests; };
+struct Signalled { int pid; int signal; Reason reason; };
+struct WorkerExited { int pid; int status; };      // raw wait status
+struct Scale { std::optional<unsigned> workers; int delta = 0; };
+struct StopRequested { bool graceful; };
+struct BackoffStarted { TimePoint until; unsigned level; };
+struct ManagerResumed {};
+using Event = std::variant<Spawned, SpawnFailed, HeartbeatSeen, Signalled, WorkerExited, Scale,
+                           StopRequested, BackoffStarted, ManagerResumed>;
+
+/// Fold an event into the state.
+void apply(PoolState& state, const Event& event, const Options& options, TimePoint now);
+
+// Actions: what the manager does; each is one syscall and one log line in the shell.
+struct Spawn {
+    int slot;
+    unsigned generation;
+    friend bool operator==(const Spawn&, const Spawn&) = default;
+};
+struct Retire {                  // SIGQUIT: finish the current work, then exit
+    int pid;
+    Reason reason;
+    Duration elapsed{0};         // no_heartbeat: the silence
+    friend bool operator==(const Retire&, const Retire&) = default;
+};
+struct Kill {                    // SIGKILL
+    int pid;
+    Reason reason;               // boot_timeout, graceful_timeout, kill_timeout
+    Duration elapsed{0};
+    friend bool operator==(const Kill&, const Kill&) = default;
+};
+struct Terminate {               // SIGTERM: fast shutdown
+    int pid;
+    friend bool operator==(const Terminate&, const Terminate&) = default;
+};
+struct BackOff {
+    Duration delay;
+    unsigned level;              // 0 for the first backoff of a series, +1 for each next one
+    std::size_t failures;        // unexpected exits within the restart window
+    friend bool operator==(const BackOff&, const BackOff&) = default;
+};
+struct Exit {
+    int code;
+    std::size_t failures = 0;    // exit 3: the failures that made the manager give up
+    friend bool operator==(const Exit&, const Exit&) = default;
+};
+using Action = std::variant<Spawn, Retire, Kill, Terminate, BackOff, Exit>;
+using Actions = std::vector<Action>;
+
+/// Decide what to do now.
+Actions plan(const PoolState& state, const Options& options, TimePoint now);
+
+/// When plan() may next decide something new without a new event.
+TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now);
+
+/// How a worker's exit reads in the log and status: "crashed (signal 9)", "retired (TTOU)", ...
+std::string classify(const WorkerRecord& worker, int wait_status);
+
+/// Unexpected exits count toward --restart-limit: nobody asked, or it hung.
+bool is_failure(const WorkerRecord& worker);
+
+/// Workers that count toward the target: not leaving.
+std::size_t live_count(const PoolState& state);
+/// Live workers that are ready.
+std::size_t ready_count(const PoolState& state);
+
+inline constexpr Duration backoff_base = std::chrono::milliseconds(500);
+inline constexpr Duration backoff_cap = std::chrono::seconds(30);
+inline constexpr unsigned max_workers = 4096;
+
+}  // namespace herd

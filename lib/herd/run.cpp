@@ -1,0 +1,226 @@
+// herd::run: from argv to a running manager. Startup errors end here as one line on stderr:
+// exit 2 for bad input, 1 for a runtime failure (address in use, pid file held, no permission).
+#include <herd/herd.hpp>
+
+#include <herd/detail/worker_runtime.hpp>
+#include <herd/listeners.hpp>
+#include <herd/log.hpp>
+#include <herd/manager.hpp>
+#include <herd/pid_file.hpp>
+#include <herd/proctitle.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <grp.h>
+#include <iostream>
+#include <optional>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+namespace herd {
+
+namespace {
+
+struct Identity {
+    std::optional<uid_t> uid;
+    std::optional<gid_t> gid;
+    std::string user;
+};
+
+// --user / --group are resolved at start: a typo is a usage error, not a worker crash loop.
+Identity resolve_identity(const Options& o)
+{
+    Identity id;
+    if (!o.user.empty()) {
+        const passwd* pw = ::getpwnam(o.user.c_str());
+        if (!pw) throw UsageError("invalid value '" + o.user + "' for --user: no such user");
+        id.uid = pw->pw_uid;
+        id.gid = pw->pw_gid;
+        id.user = o.user;
+    }
+    if (!o.group.empty()) {
+        const group* gr = ::getgrnam(o.group.c_str());
+        if (!gr) throw UsageError("invalid value '" + o.group + "' for --group: no such group");
+        id.gid = gr->gr_gid;
+    }
+    return id;
+}
+
+void drop_privileges(const Identity& id)
+{
+    if (id.gid) {
+        if (::setgroups(0, nullptr) != 0 && errno != EPERM) throw std::system_error(errno, std::generic_category(), "setgroups");
+        if (::setgid(*id.gid) != 0) throw std::system_error(errno, std::generic_category(), "cannot switch to group");
+    }
+    if (id.uid) {
+        if (::initgroups(id.user.c_str(), id.gid.value_or(0)) != 0 && errno != EPERM) {
+        }
+        if (::setuid(*id.uid) != 0) throw std::system_error(errno, std::generic_category(), "cannot switch to user");
+    }
+}
+
+// Daemon: the starting command waits on a pipe until the pool is ready (or the manager failed).
+int daemonize(int& ready_fd)
+{
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+    std::fflush(nullptr);
+    const pid_t first = ::fork();
+    if (first < 0) throw std::system_error(errno, std::generic_category(), "cannot fork");
+    if (first > 0) {
+        ::close(fds[1]);
+        std::string message;
+        char buf[512];
+        ssize_t n;
+        while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+            if (n > 0) message.append(buf, std::size_t(n));
+        if (message.starts_with("ok")) return 0;
+        if (message.empty()) message = "the manager exited before its workers were ready (see the log)";
+        std::fprintf(stderr, "%s\n", message.c_str());
+        return 1;
+    }
+    ::close(fds[0]);
+    ::setsid();
+    if (const pid_t second = ::fork(); second != 0) ::_exit(second < 0 ? 1 : 0);
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+        ::close(null);
+    }
+    ready_fd = fds[1];
+    return -1;   // continue as the daemon
+}
+
+void report(int fd, const std::string& message)
+{
+    if (fd < 0) return;
+    [[maybe_unused]] auto n = ::write(fd, message.data(), message.size());
+}
+
+}  // namespace
+
+int run(int argc, char** argv, App app)
+{
+    const std::string program = std::filesystem::path(argc > 0 ? argv[0] : "herd").filename().string();
+    CommandLine cl;
+    Identity identity;
+    try {
+        OptionsExtension ext;
+        ext.program = program;
+        ext.version = app.version;
+        ext.usage = program + " [options]";
+        ext.add_options = app.add_options;
+        cl = parse_command_line(argc, argv, ext);
+        if (cl.help) {
+            std::cout << cl.help_text;
+            return 0;
+        }
+        if (cl.version) {
+            std::cout << program << " " << app.version << " (herd " << HERD_VERSION << ")\n";
+            return 0;
+        }
+        validate(cl.options);
+        for (const auto& a : cl.options.listen) {
+            try {
+                parse_listen(a);
+            } catch (const std::invalid_argument& e) {
+                throw UsageError("invalid value " + std::string(e.what()) + " for --listen");
+            }
+        }
+        identity = resolve_identity(cl.options);
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
+        return 2;
+    }
+    Options& options = cl.options;
+    if (options.name.empty()) options.name = program;
+    if (options.check) {
+        std::printf("%s: configuration is valid\n", program.c_str());
+        return 0;
+    }
+
+    int ready_fd = -1;
+    try {
+        log::setup(options.log_level, options.log_file, "manager");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: cannot open log file %s: %s\n", program.c_str(), options.log_file.c_str(), e.what());
+        return 1;
+    }
+    if (options.daemon) {
+        try {
+            if (int code = daemonize(ready_fd); code >= 0) return code;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
+            return 1;
+        }
+        log::set_role("manager");   // the pid changed
+    }
+
+    // Listeners and pid file: failures here are runtime failures, exit 1
+    std::vector<Listener> listeners;
+    std::optional<PidFile> pid_file;
+    try {
+        listeners = adopt_systemd_listeners();
+        if (listeners.empty()) listeners = bind_listeners(options.listen);
+        if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
+    } catch (const std::exception& e) {
+        const std::string line = program + ": " + e.what();
+        std::fprintf(stderr, "%s\n", line.c_str());
+        report(ready_fd, line + "\n");
+        close_listeners(listeners, true);
+        return 1;
+    }
+    for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
+
+    proctitle::init(argc, argv);
+    proctitle::set(options.name + ": manager");
+    ::prctl(PR_SET_PDEATHSIG, 0);
+
+    // The manager and how its children start
+    boost::asio::io_context io;
+    const int manager_pid = ::getpid();
+    const Options& opts = options;
+    const auto* args = cl.app_args.get();
+    std::unique_ptr<Manager> manager;
+    ForkOps ops(io, [&](const SpawnRequest& request) {
+        // A dead manager ends its workers whatever they are doing.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != manager_pid) return 0;
+        if (ready_fd >= 0) ::close(ready_fd);
+        const std::string role = "worker[" + std::to_string(request.slot) + "]";
+        log::set_role(role);
+        proctitle::set(opts.name + ": " + role + " gen " + std::to_string(request.generation));
+        drop_privileges(identity);
+        auto worker = app.make_worker();
+        detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts, args,
+                                                listeners});
+        return runtime.run();
+    });
+    manager = std::make_unique<Manager>(io, options, listeners, ops, app.hooks);
+    ops.set_child_setup([&] { manager->close_in_child(); });
+    if (pid_file) manager->keep_private(pid_file->fd());
+    manager->on_first_ready([&] {
+        report(ready_fd, "ok\n");
+        if (ready_fd >= 0) ::close(std::exchange(ready_fd, -1));
+    });
+
+    int code = 1;
+    try {
+        code = manager->run();
+    } catch (const std::exception& e) {
+        spdlog::critical("manager failed: {}", e.what());
+    }
+    close_listeners(listeners, true);
+    return code;
+}
+
+}  // namespace herd

@@ -1,0 +1,162 @@
+// test-worker: a herd server whose worker misbehaves on request, for integration tests and the
+// benchmark. `--mode` picks the behaviour (N is in milliseconds unless said otherwise):
+//
+//   ok             heartbeat every 10 ms until stopping(), then return 0
+//   hang-after=N   ok for N ms after start, then no heartbeat ever again and QUIT ignored
+//   crash-at-boot  abort() in on_start
+//   exit-at-boot=N _exit(N) in on_start (N is an exit code)
+//   never-ready    on_start blocks forever (no first heartbeat)
+//   ignore-quit    keeps running and heartbeating after QUIT
+//   slow-drain=N   on QUIT keeps working N ms, then returns 0
+//   crash-after=N  abort() N ms after start (returns 0 if QUIT comes first)
+//
+// `--units N` reports N units of work per 10 ms tick (feeds --max-requests).
+#include <herd/herd.hpp>
+
+#include <boost/program_options.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+namespace {
+
+namespace po = boost::program_options;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr auto tick = 10ms;
+
+enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after };
+
+struct ParsedMode {
+    Mode mode = Mode::ok;
+    long value = 0;
+};
+
+// "name" or "name=N"; nothing if the text is not a mode.
+bool parse_mode(const std::string& text, ParsedMode& out)
+{
+    const auto eq = text.find('=');
+    const std::string name = text.substr(0, eq);
+    const bool has_value = eq != std::string::npos;
+    long value = 0;
+    if (has_value) {
+        const std::string digits = text.substr(eq + 1);
+        char* end = nullptr;
+        value = std::strtol(digits.c_str(), &end, 10);
+        if (digits.empty() || *end != '\0' || value < 0) return false;
+    }
+    struct Entry {
+        const char* name;
+        Mode mode;
+        bool needs_value;
+    };
+    static constexpr Entry table[] = {
+        {"ok", Mode::ok, false},
+        {"hang-after", Mode::hang_after, true},
+        {"crash-at-boot", Mode::crash_at_boot, false},
+        {"exit-at-boot", Mode::exit_at_boot, true},
+        {"never-ready", Mode::never_ready, false},
+        {"ignore-quit", Mode::ignore_quit, false},
+        {"slow-drain", Mode::slow_drain, true},
+        {"crash-after", Mode::crash_after, true},
+    };
+    for (const auto& e : table) {
+        if (name == e.name && has_value == e.needs_value) {
+            out = {e.mode, value};
+            return true;
+        }
+    }
+    return false;
+}
+
+// Sleep without ever returning: for modes that must look hung.
+[[noreturn]] void block_forever()
+{
+    for (;;) std::this_thread::sleep_for(1h);
+}
+
+class TestWorker : public herd::Worker {
+public:
+    static void add_options(po::options_description& d)
+    {
+        d.add_options()
+            ("mode", po::value<std::string>()->default_value("ok"),
+             "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
+             " | slow-drain=MS | crash-after=MS")
+            ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick");
+    }
+
+    void on_start() override
+    {
+        started_ = Clock::now();
+        const std::string text = args()["mode"].as<std::string>();
+        if (!parse_mode(text, mode_)) {
+            // A typo in a test must not look like a crash of the manager's making.
+            spdlog::error("test-worker: unknown --mode '{}'", text);
+            ::_exit(2);
+        }
+        units_ = args()["units"].as<std::uint64_t>();
+        spdlog::debug("test worker {} in slot {} runs mode {}", ::getpid(), slot(), text);
+
+        // Boot-time modes
+        switch (mode_.mode) {
+        case Mode::crash_at_boot: std::abort();
+        case Mode::exit_at_boot: ::_exit(static_cast<int>(mode_.value));
+        case Mode::never_ready: block_forever();
+        default: break;
+        }
+    }
+
+    int run() override
+    {
+        const auto limit = std::chrono::milliseconds(mode_.value);
+
+        // Work until QUIT, or until the mode says otherwise
+        while (!stopping() || mode_.mode == Mode::ignore_quit) {
+            if (mode_.mode == Mode::hang_after && Clock::now() - started_ >= limit) {
+                spdlog::info("test worker {} stops heartbeating (hang-after={})", ::getpid(), mode_.value);
+                block_forever();
+            }
+            if (mode_.mode == Mode::crash_after && Clock::now() - started_ >= limit) std::abort();
+            work();
+        }
+
+        // Slow drain after QUIT
+        if (mode_.mode == Mode::slow_drain) {
+            const auto until = Clock::now() + limit;
+            while (Clock::now() < until) work();
+        }
+        return 0;
+    }
+
+private:
+    void work()
+    {
+        heartbeat();
+        if (units_ > 0) done(units_);
+        std::this_thread::sleep_for(tick);
+    }
+
+    ParsedMode mode_;
+    std::uint64_t units_ = 0;
+    Clock::time_point started_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    // abort() is a test scenario here, not a bug: no core files.
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    return herd::main<TestWorker>(argc, argv);
+}

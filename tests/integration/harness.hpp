@@ -1,0 +1,234 @@
+// A small harness for integration tests that run the real binaries (hello-http, job-worker,
+// test-worker) and read their log lines.
+//
+// Every child runs in its own process group with stdout and stderr in one pipe, read without
+// blocking into a line buffer. A child's whole process group (the manager and its workers) is
+// killed with SIGKILL and reaped when its Process goes away, and also when the test process is
+// stopped by its hard deadline (SIGALRM) or by meson (SIGTERM, SIGINT): nothing is left running,
+// and nothing is found by name. Waits poll with a deadline; nothing sleeps blindly.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace herd::testing {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+using std::chrono::milliseconds;
+
+/// The moment `d` from now.
+inline Deadline in(Clock::duration d) { return Clock::now() + d; }
+
+/// Milliseconds elapsed since `start`, as a double.
+double ms_since(Clock::time_point start);
+
+/// A binary's path from the environment variable `var` (set by meson), else `fallback`.
+std::string binary(const char* var, const std::string& fallback = {});
+
+/// How a child ended.
+struct ExitStatus {
+    int code = -1;     // exit code, or -1 when killed by a signal
+    int signal = 0;    // terminating signal, or 0
+    bool exited() const { return signal == 0; }
+    std::string describe() const;
+};
+
+/// One log line that matched, with its index in Process::lines() and the regex groups.
+struct Match {
+    std::size_t index = 0;
+    std::string line;
+    std::vector<std::string> groups;   // groups[0] is the whole match
+    Clock::time_point seen;            // when the harness read the line
+    const std::string& operator[](std::size_t i) const { return groups.at(i); }
+    int number(std::size_t i) const { return std::stoi(groups.at(i)); }
+};
+
+/// A child process in its own process group, its output read line by line.
+class Process {
+public:
+    /// Start argv[0] (a path) with argv; `env` entries ("K=V") are added to the environment.
+    explicit Process(std::vector<std::string> argv, std::vector<std::string> env = {});
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    pid_t pid() const { return pid_; }
+    /// The command line, for messages.
+    std::string command() const;
+
+    /// Read what is available (waiting up to `wait` for the first byte); returns new line count.
+    std::size_t pump(milliseconds wait = milliseconds(0));
+    /// Every complete line read so far (a trailing partial line once the pipe is closed).
+    const std::vector<std::string>& lines();
+    /// When each line was read.
+    const std::vector<Clock::time_point>& line_times() const { return times_; }
+    /// All output so far, one string, for failure messages.
+    std::string output();
+
+    /// The first line at index >= from that matches, waiting until the deadline.
+    std::optional<Match> wait_for_line(const std::regex& re, Deadline deadline, std::size_t from = 0);
+    /// Wait until `count` lines at index >= from match; returns them (fewer if the deadline passed).
+    std::vector<Match> wait_for_lines(const std::regex& re, std::size_t count, Deadline deadline,
+                                      std::size_t from = 0);
+    /// Every line at index >= from that matches, read so far (pumps once).
+    std::vector<Match> matches(const std::regex& re, std::size_t from = 0);
+    std::size_t count(const std::regex& re, std::size_t from = 0) { return matches(re, from).size(); }
+
+    /// Send `sig` to the child (the manager), not to its group.
+    bool signal(int sig) const;
+    /// Wait for the child to exit; reads output meanwhile. Nothing if the deadline passed.
+    std::optional<ExitStatus> wait_exit(Deadline deadline);
+    /// The status once it exited.
+    std::optional<ExitStatus> status() const { return status_; }
+    /// Kill the whole process group with SIGKILL and reap the child (idempotent).
+    void kill_group();
+
+private:
+    void reap(bool block);
+    void split_lines(bool eof);
+
+    std::vector<std::string> argv_;
+    pid_t pid_ = -1;
+    int out_ = -1;   // read end of the stdout+stderr pipe
+    bool eof_ = false;
+    bool group_killed_ = false;
+    std::string partial_;
+    std::vector<std::string> lines_;
+    std::vector<Clock::time_point> times_;
+    std::optional<ExitStatus> status_;
+};
+
+/// Run a command to completion (deadline: SIGKILL); returns its status and output lines.
+struct RunResult {
+    std::optional<ExitStatus> status;   // empty if it had to be killed at the deadline
+    std::vector<std::string> lines;
+    std::string output() const;
+};
+RunResult run(std::vector<std::string> argv, milliseconds timeout, std::vector<std::string> env = {});
+
+/// An HTTP response, or the error that prevented one.
+struct HttpResult {
+    int status = 0;   // 0 when there was no response
+    std::string body;
+    std::string error;   // empty on success, else e.g. "connect: Connection refused"
+    int error_code = 0;  // errno of the failure, if any
+    double elapsed_ms = 0;
+    bool ok() const { return error.empty() && status == 200; }
+};
+/// GET path over TCP, "Connection: close", with one overall timeout; `on_sent` is called once
+/// the whole request was written.
+HttpResult http_get(const std::string& host, int port, const std::string& path, milliseconds timeout,
+                    const std::function<void()>& on_sent = {});
+/// GET path over a unix stream socket.
+HttpResult http_get_unix(const std::string& socket_path, const std::string& path, milliseconds timeout);
+
+/// Connect and close at once; returns 0 if connected, else the errno (ETIMEDOUT on the deadline).
+int try_connect(const std::string& host, int port, milliseconds timeout);
+
+/// A listener line ("listening on 127.0.0.1:43567", "listening on [::1]:43567"): the port, or -1.
+int parse_port(const std::string& line);
+/// Wait for the first "listening on HOST:PORT" line of `p`; the port, or -1 after the deadline.
+int wait_for_port(Process& p, Deadline deadline, const std::string& host = "127.0.0.1");
+
+/// A duration as herd::format_duration prints it ("512 ms", "1.5 s", "3 m", "1 h") in ms; -1 if not.
+double parse_duration_ms(const std::string& text);
+
+/// True while pid exists and is not a zombie.
+bool pid_alive(pid_t pid);
+/// Call pred every `step` until it is true (returns true) or the deadline passed (returns false).
+bool poll_until(const std::function<bool()>& pred, Deadline deadline, milliseconds step = milliseconds(5));
+
+/// A fresh private directory under /tmp, removed with its contents by the destructor.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+/// The lines of a text file (empty if unreadable).
+std::vector<std::string> read_lines(const std::string& path);
+/// Write a text file; throws on failure.
+void write_file(const std::string& path, const std::string& text);
+/// True if any line of the file matches.
+bool file_has_line(const std::string& path, const std::regex& re);
+
+/// The lifecycle log lines of the contract (/tmp/herd-contract.md) as regexes; groups noted.
+namespace lines {
+// 1 address
+inline const std::regex listening{R"(listening on (\S+)$)"};
+// 1 manager pid, 2 workers, 3 generation
+inline const std::regex started{R"(manager (\d+) started: (\d+) workers, generation (\d+))"};
+// 1 pid, 2 slot, 3 generation
+inline const std::regex spawned{R"(worker (\d+) spawned in slot (\d+) \(generation (\d+)\))"};
+// 1 pid, 2 slot, 3 duration
+inline const std::regex ready{R"(worker (\d+) ready in slot (\d+) after (\S+ \w+)$)"};
+// 1 count
+inline const std::regex all_ready{R"(all (\d+) workers ready)"};
+// 1 pid, 2 silence, 3 timeout
+inline const std::regex no_heartbeat{R"(worker (\d+) has no heartbeat for (\S+ \w+) \(timeout (\S+ \w+)\), retiring)"};
+// 1 pid, 2 duration
+inline const std::regex boot_timeout{R"(worker (\d+) not ready (\S+ \w+) after spawn \(boot timeout\), killing)"};
+// 1 pid, 2 reason ("max age (1 h)", "max requests (1000)", "TTOU")
+inline const std::regex retiring{R"(worker (\d+) retiring: (.+)$)"};
+// 1 pid, 2 duration
+inline const std::regex graceful_kill{R"(worker (\d+) still running (\S+ \w+) after QUIT \(graceful timeout\), killing)"};
+inline const std::regex term_kill{R"(worker (\d+) still running (\S+ \w+) after TERM \(kill timeout\), killing)"};
+// 1 pid, 2 classification, 3 slot, 4 duration
+inline const std::regex reaped{R"(worker (\d+) reaped: (.+), slot (\d+), ran (\S+ \w+)$)"};
+// 1 exits, 2 window, 3 limit, 4 delay
+inline const std::regex backing_off{R"(backing off: (\d+) unexpected worker exits within (\S+ \w+) \(limit (\d+)\), next spawn in (\S+ \w+)$)"};
+// 1 exits, 2 window
+inline const std::regex giving_up{R"(giving up: no worker ever became ready and (\d+) exited within (\S+ \w+), exit code 3)"};
+// 1 manager pid, 2 code
+inline const std::regex exiting{R"(manager (\d+) exiting with code (\d+))"};
+}  // namespace lines
+
+/// A regex for "worker PID <rest>" (rest is a regex).
+std::regex worker_line(int pid, const std::string& rest);
+
+/// Pids that logged "ready" and have not been reaped (the ready pool as the log tells it).
+std::set<int> ready_pids(Process& p);
+/// Pids that logged "spawned".
+std::vector<int> spawned_pids(Process& p);
+
+/// Fast supervision timing for tests (heartbeat 100 ms, timeout 500 ms, ...), then `extra`;
+/// an option given in `extra` replaces the default (Program_options refuses an option twice).
+std::vector<std::string> fast_options(const std::vector<std::string>& extra = {});
+/// a followed by b.
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b);
+
+/// The first decimal number in text, or -1.
+long first_number(const std::string& text);
+
+/// The test's hard deadline: after `limit`, every child group is killed and the test process
+/// exits 124 with a message. Disarmed by the destructor. One at a time.
+class HardDeadline {
+public:
+    explicit HardDeadline(std::chrono::seconds limit);
+    ~HardDeadline();
+    HardDeadline(const HardDeadline&) = delete;
+    HardDeadline& operator=(const HardDeadline&) = delete;
+    Deadline at() const { return at_; }
+
+private:
+    Deadline at_;
+};
+
+}  // namespace herd::testing

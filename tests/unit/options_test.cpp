@@ -1,0 +1,513 @@
+// Options: defaults, conversions, config file, application options, validation (DESIGN.md §2).
+#include <herd/options.hpp>
+
+#include <boost/program_options.hpp>
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+namespace po = boost::program_options;
+
+namespace {
+
+/// A scratch directory under /tmp, removed with everything in it.
+struct TempDir {
+    std::string path;
+    TempDir()
+    {
+        char name[] = "/tmp/herd-options-test-XXXXXX";
+        REQUIRE(::mkdtemp(name) != nullptr);
+        path = name;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    std::string write(const std::string& name, const std::string& text) const
+    {
+        const std::string file = path + "/" + name;
+        std::ofstream(file) << text;
+        return file;
+    }
+};
+
+herd::CommandLine parse(std::initializer_list<std::string> args, const herd::OptionsExtension& ext = {})
+{
+    std::vector<const char*> argv{"hello-http"};
+    for (const auto& arg : args) argv.push_back(arg.c_str());
+    return herd::parse_command_line(static_cast<int>(argv.size()), argv.data(), ext);
+}
+
+/// The UsageError text parsing `args` gives, or "" if it succeeds.
+std::string usage_error(std::initializer_list<std::string> args, const herd::OptionsExtension& ext = {})
+{
+    try {
+        parse(args, ext);
+    } catch (const herd::UsageError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string validation_error(const herd::Options& options)
+{
+    try {
+        herd::validate(options);
+    } catch (const herd::UsageError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+/// An application adding --port (default 8080) and a --verbose switch.
+herd::OptionsExtension app_with_port()
+{
+    herd::OptionsExtension ext;
+    ext.program = "hello-http";
+    ext.version = "1.2.3";
+    ext.add_options = [](po::options_description& d) {
+        d.add_options()("port", po::value<int>()->default_value(8080), "port to serve")(
+            "verbose", po::bool_switch(), "log every request");
+    };
+    return ext;
+}
+
+}  // namespace
+
+// Defaults and plain values
+TEST_CASE("no arguments give the defaults of DESIGN.md")
+{
+    const herd::Options o = parse({}).options;
+    CHECK(o == herd::Options{});
+    CHECK(o.workers == 4);
+    CHECK(o.listen.empty());
+    CHECK(o.heartbeat_interval == 1s);
+    CHECK(o.heartbeat_timeout == 10s);
+    CHECK(o.boot_timeout == 30s);
+    CHECK(o.graceful_timeout == 30s);
+    CHECK(o.kill_timeout == 5s);
+    CHECK(o.max_worker_age == 0s);
+    CHECK(o.max_worker_age_jitter == doctest::Approx(0.1));
+    CHECK(o.max_requests == 0);
+    CHECK(o.spare == 1);
+    CHECK(o.restart_limit == herd::RestartLimit{10, 10s});
+    CHECK(o.upgrade_timeout == 60s);
+    CHECK(o.log_level == "info");
+    CHECK_FALSE(o.daemon);
+    CHECK_FALSE(o.check);
+}
+
+TEST_CASE("short and long forms set the same option")
+{
+    CHECK(parse({"-w", "3"}).options.workers == 3);
+    CHECK(parse({"-w3"}).options.workers == 3);
+    CHECK(parse({"--workers", "0"}).options.workers == 0);
+    CHECK(parse({"--workers=7"}).options.workers == 7);
+}
+
+TEST_CASE("listen may be given several times and keeps the order")
+{
+    const auto o = parse({"-l", "127.0.0.1:8080", "--listen", "unix:/tmp/x.sock", "--listen=[::1]:9"}).options;
+    CHECK(o.listen == std::vector<std::string>{"127.0.0.1:8080", "unix:/tmp/x.sock", "[::1]:9"});
+}
+
+TEST_CASE("every standard option reaches its field")
+{
+    const auto o = parse({"--heartbeat-interval", "250ms", "--heartbeat-timeout", "3s", "--boot-timeout", "1m",
+                          "--graceful-timeout", "2", "--kill-timeout", "0.5", "--max-worker-age", "1h",
+                          "--max-worker-age-jitter", "25%", "--max-requests", "1000", "--max-requests-jitter", "50",
+                          "--spare", "2", "--restart-limit", "5/30s", "--upgrade-timeout", "90s", "--ready-after",
+                          "2s", "--pid-file", "/run/x.pid", "--control", "/run/x.sock", "--log-level", "debug",
+                          "--log-file", "/var/log/x.log", "--user", "www", "--group", "web", "--name", "x",
+                          "--daemon", "--check"})
+                       .options;
+    CHECK(o.heartbeat_interval == 250ms);
+    CHECK(o.heartbeat_timeout == 3s);
+    CHECK(o.boot_timeout == 1min);
+    CHECK(o.graceful_timeout == 2s);
+    CHECK(o.kill_timeout == 500ms);
+    CHECK(o.max_worker_age == 1h);
+    CHECK(o.max_worker_age_jitter == doctest::Approx(0.25));
+    CHECK(o.max_requests == 1000);
+    CHECK(o.max_requests_jitter == 50);
+    CHECK(o.spare == 2);
+    CHECK(o.restart_limit == herd::RestartLimit{5, 30s});
+    CHECK(o.upgrade_timeout == 90s);
+    CHECK(o.ready_after == 2s);
+    CHECK(o.pid_file == "/run/x.pid");
+    CHECK(o.control == "/run/x.sock");
+    CHECK(o.log_level == "debug");
+    CHECK(o.log_file == "/var/log/x.log");
+    CHECK(o.user == "www");
+    CHECK(o.group == "web");
+    CHECK(o.name == "x");
+    CHECK(o.daemon);
+    CHECK(o.check);
+}
+
+// Durations
+TEST_CASE("durations accept milliseconds, seconds, minutes, hours and bare seconds")
+{
+    CHECK(herd::parse_duration("250ms") == 250ms);
+    CHECK(herd::parse_duration("2s") == 2s);
+    CHECK(herd::parse_duration("1.5s") == 1500ms);
+    CHECK(herd::parse_duration("3m") == 3min);
+    CHECK(herd::parse_duration("1h") == 1h);
+    CHECK(herd::parse_duration("0.5h") == 30min);
+    CHECK(herd::parse_duration("2") == 2s);
+    CHECK(herd::parse_duration("0.5") == 500ms);
+    CHECK(herd::parse_duration("0") == 0ms);
+}
+
+TEST_CASE("durations as herd prints them are read back")
+{
+    CHECK(herd::parse_duration("250 ms") == 250ms);
+    CHECK(herd::parse_duration("1.5 s") == 1500ms);
+    CHECK(herd::parse_duration(herd::format_duration(90s)) == 90s);
+}
+
+TEST_CASE("durations round to the millisecond")
+{
+    CHECK(herd::parse_duration("0.0004s") == 0ms);
+    CHECK(herd::parse_duration("0.0005s") == 1ms);
+    CHECK(herd::parse_duration("1.0001m") == 60006ms);
+}
+
+TEST_CASE("negative, empty, malformed and huge durations are rejected")
+{
+    for (const char* bad : {"", "-1s", "-0", "+2s", "abc", "2x", "s", "1.", ".5", "1.2.3", "2 5s", "1e3", "0x10",
+                            "2sec", " 2s", "inf", "nan", "99999999999999999999s", "100001h", "9999999999999h"}) {
+        const std::string text = bad;
+        CAPTURE(text);
+        CHECK_THROWS_AS(herd::parse_duration(text), std::invalid_argument);
+    }
+    CHECK_NOTHROW(herd::parse_duration("100000h"));
+}
+
+TEST_CASE("a bad duration names the option, the value and the expected form")
+{
+    CHECK(usage_error({"--boot-timeout", "2x"}) ==
+          "invalid value '2x' for --boot-timeout: expected a duration such as 250ms, 2s, 1.5s, 3m or 1h");
+    CHECK(usage_error({"--kill-timeout=-1s"}) == "invalid value '-1s' for --kill-timeout: a duration cannot be negative");
+}
+
+TEST_CASE("durations are formatted with the largest unit that stays close")
+{
+    CHECK(herd::format_duration(0ms) == "0 s");
+    CHECK(herd::format_duration(3ms) == "3 ms");
+    CHECK(herd::format_duration(250ms) == "250 ms");
+    CHECK(herd::format_duration(999ms) == "999 ms");
+    CHECK(herd::format_duration(1s) == "1 s");
+    CHECK(herd::format_duration(1500ms) == "1.5 s");
+    CHECK(herd::format_duration(3210ms) == "3.2 s");
+    CHECK(herd::format_duration(1234ms) == "1234 ms");   // "1.2 s" would be 3% off
+    CHECK(herd::format_duration(30s) == "30 s");
+    CHECK(herd::format_duration(61s) == "61 s");          // "1 m" would hide a second
+    CHECK(herd::format_duration(90s) == "1.5 m");
+    CHECK(herd::format_duration(3min) == "3 m");
+    CHECK(herd::format_duration(1h) == "1 h");
+    CHECK(herd::format_duration(90min) == "1.5 h");
+    CHECK(herd::format_duration(-2s) == "-2 s");
+}
+
+// Numbers, fractions, limits
+TEST_CASE("a bad whole number names the option and the value")
+{
+    CHECK(usage_error({"--workers", "abc"}) == "invalid value 'abc' for --workers: expected a whole number");
+    CHECK(usage_error({"-w", "-1"}) == "invalid value '-1' for --workers: expected a whole number");
+    CHECK(usage_error({"--spare", "1.5"}) == "invalid value '1.5' for --spare: expected a whole number");
+    CHECK(usage_error({"--max-requests", "99999999999999999999"}) ==
+          "invalid value '99999999999999999999' for --max-requests: number too large");
+}
+
+TEST_CASE("max worker age jitter accepts a percentage or a fraction")
+{
+    CHECK(parse({"--max-worker-age-jitter", "10%"}).options.max_worker_age_jitter == doctest::Approx(0.1));
+    CHECK(parse({"--max-worker-age-jitter", "0.1"}).options.max_worker_age_jitter == doctest::Approx(0.1));
+    CHECK(parse({"--max-worker-age-jitter", "0"}).options.max_worker_age_jitter == 0.0);
+    CHECK(usage_error({"--max-worker-age-jitter", "150%"}) ==
+          "invalid value '150%' for --max-worker-age-jitter: must be between 0 and 1 (0% and 100%)");
+    CHECK(usage_error({"--max-worker-age-jitter", "lots"}) ==
+          "invalid value 'lots' for --max-worker-age-jitter: expected a fraction such as 0.1 or a percentage such as 10%");
+}
+
+TEST_CASE("the restart limit is a count and a window")
+{
+    CHECK(herd::parse_restart_limit("10/10s") == herd::RestartLimit{10, 10s});
+    CHECK(herd::parse_restart_limit("3/1m") == herd::RestartLimit{3, 1min});
+    CHECK(herd::parse_restart_limit("5/30") == herd::RestartLimit{5, 30s});
+    CHECK_THROWS_AS(herd::parse_restart_limit("10"), std::invalid_argument);
+    CHECK_THROWS_AS(herd::parse_restart_limit("x/10s"), std::invalid_argument);
+    CHECK_THROWS_AS(herd::parse_restart_limit("10/"), std::invalid_argument);
+    CHECK(usage_error({"--restart-limit", "10"}) ==
+          "invalid value '10' for --restart-limit: expected COUNT/WINDOW such as 10/10s");
+}
+
+// Command-line mistakes
+TEST_CASE("an unknown option is named")
+{
+    CHECK(usage_error({"--wrokers", "3"}) == "unknown option --wrokers");
+    CHECK(usage_error({"-x"}) == "unknown option -x");
+}
+
+TEST_CASE("an abbreviated option is not guessed")
+{
+    CHECK(usage_error({"--work", "3"}) == "unknown option --work");
+}
+
+TEST_CASE("a missing value, an extra value and a repeated option are named")
+{
+    CHECK(usage_error({"--workers"}) == "option --workers needs a value");
+    CHECK(usage_error({"--daemon=yes"}) == "option --daemon takes no value");
+    CHECK(usage_error({"-w", "1", "--workers", "2"}) == "option --workers given more than once");
+}
+
+TEST_CASE("a stray argument is rejected")
+{
+    CHECK(usage_error({"serve"}) == "unexpected argument 'serve'");
+    CHECK(usage_error({"--", "ls"}) == "unexpected argument 'ls'");
+    CHECK_NOTHROW(parse({"--"}));
+}
+
+// Exec mode command
+TEST_CASE("the command after -- is captured when the application accepts one")
+{
+    herd::OptionsExtension ext;
+    ext.accepts_command = true;
+    const auto cl = parse({"-w", "2", "--", "python3", "-m", "http.server", "--bind", "::1"}, ext);
+    CHECK(cl.options.workers == 2);
+    CHECK(cl.command == std::vector<std::string>{"python3", "-m", "http.server", "--bind", "::1"});
+    CHECK(parse({"-w", "2"}, ext).command.empty());
+    CHECK(usage_error({"python3"}, ext) == "unexpected argument 'python3' (the command goes after --)");
+}
+
+// Help and version
+TEST_CASE("help and version are reported without starting")
+{
+    const auto ext = app_with_port();
+    CHECK(parse({"--help"}, ext).help);
+    CHECK(parse({"-h"}, ext).help);
+    CHECK(parse({"--version"}, ext).version);
+    CHECK_FALSE(parse({}, ext).help);
+    CHECK_FALSE(parse({}, ext).version);
+}
+
+TEST_CASE("help wins over bad values of other options")
+{
+    CHECK(parse({"--workers", "abc", "--help"}).help);
+    CHECK(parse({"--config", "/nonexistent/herd.conf", "--help"}).help);
+}
+
+TEST_CASE("the help text has the usage line, the groups, the defaults and the application's options")
+{
+    const std::string help = parse({}, app_with_port()).help_text;
+    CHECK(help.rfind("Usage: hello-http [options]\n", 0) == 0);
+    for (const char* part : {"Pool:", "Heartbeats and timeouts:", "Process:", "Logging:", "General:",
+                             "hello-http options:", "-w, --workers N", "(default 4)", "--heartbeat-interval D",
+                             "(default 1s)", "(default 10/10s)", "(default 10%)", "--port arg", "(default 8080)",
+                             "--verbose", "-h, --help", "--version", "--config FILE"}) {
+        const std::string wanted = part;
+        CAPTURE(wanted);
+        CHECK(help.find(wanted) != std::string::npos);
+    }
+}
+
+TEST_CASE("the usage line names the command in exec mode")
+{
+    herd::OptionsExtension ext;
+    ext.program = "herd";
+    ext.accepts_command = true;
+    CHECK(parse({}, ext).help_text.rfind("Usage: herd [options] -- COMMAND [ARGS...]\n", 0) == 0);
+    ext.usage = "herd [options] -- PROGRAM";
+    CHECK(parse({}, ext).help_text.rfind("Usage: herd [options] -- PROGRAM\n", 0) == 0);
+}
+
+// Application options
+TEST_CASE("application options are parsed beside the standard ones")
+{
+    const auto cl = parse({"--port", "9090", "--verbose", "-w", "2"}, app_with_port());
+    CHECK(cl.options.workers == 2);
+    REQUIRE(cl.app_args != nullptr);
+    CHECK((*cl.app_args)["port"].as<int>() == 9090);
+    CHECK((*cl.app_args)["verbose"].as<bool>());
+    CHECK((*cl.app_args)["workers"].as<std::string>() == "2");
+}
+
+TEST_CASE("application options keep their defaults")
+{
+    const auto cl = parse({}, app_with_port());
+    CHECK((*cl.app_args)["port"].as<int>() == 8080);
+    CHECK_FALSE((*cl.app_args)["verbose"].as<bool>());
+}
+
+TEST_CASE("a bad application value names the option and the value")
+{
+    CHECK(usage_error({"--port", "http"}, app_with_port()) == "invalid value 'http' for --port");
+}
+
+// Config file
+TEST_CASE("config file values are used")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf",
+                                       "# a comment\n"
+                                       "; another\n"
+                                       "\n"
+                                       "workers = 7   # inline comment\n"
+                                       "heartbeat-timeout=3s\n"
+                                       "listen = 127.0.0.1:8080\n"
+                                       "listen = unix:/tmp/a#b.sock\n"
+                                       "pid-file = /run/herd.pid\n"
+                                       "daemon = true\n");
+    const auto o = parse({"--config", file}).options;
+    CHECK(o.workers == 7);
+    CHECK(o.heartbeat_timeout == 3s);
+    CHECK(o.listen == std::vector<std::string>{"127.0.0.1:8080", "unix:/tmp/a#b.sock"});
+    CHECK(o.pid_file == "/run/herd.pid");
+    CHECK(o.daemon);
+    CHECK(o.config == file);
+}
+
+TEST_CASE("the command line wins over the config file")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "workers = 7\nlisten = a:1\nlisten = b:2\nspare = 3\n");
+    const auto o = parse({"-w", "2", "--config", file, "-l", "c:3"}).options;
+    CHECK(o.workers == 2);
+    CHECK(o.listen == std::vector<std::string>{"c:3"});
+    CHECK(o.spare == 3);
+}
+
+TEST_CASE("a flag can be turned off in the config file")
+{
+    TempDir dir;
+    CHECK_FALSE(parse({"--config", dir.write("a.conf", "daemon = false\n")}).options.daemon);
+    CHECK(usage_error({"--config", dir.write("b.conf", "check = maybe\n")}) ==
+          "config file " + dir.path + "/b.conf, line 1: invalid value 'maybe' for check: expected true or false");
+}
+
+TEST_CASE("application options work in the config file")
+{
+    TempDir dir;
+    const std::string file = dir.write("app.conf", "port = 9191\nverbose = true\n");
+    const auto cl = parse({"--config", file}, app_with_port());
+    CHECK((*cl.app_args)["port"].as<int>() == 9191);
+    CHECK((*cl.app_args)["verbose"].as<bool>());
+    CHECK((*parse({"--config", file, "--port", "1"}, app_with_port()).app_args)["port"].as<int>() == 1);
+}
+
+TEST_CASE("an unknown key in the config file names the file, the line and the key")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "workers = 2\n\nwrokers = 3\n");
+    CHECK(usage_error({"--config", file}) == "config file " + file + ", line 3: unknown option 'wrokers'");
+}
+
+TEST_CASE("a bad value in the config file names the file, the line, the option and the value")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "spare = 1\nworkers = abc\n");
+    CHECK(usage_error({"--config", file}) ==
+          "config file " + file + ", line 2: invalid value 'abc' for workers: expected a whole number");
+    const std::string app_file = dir.write("app.conf", "port = http\n");
+    CHECK(usage_error({"--config", app_file}, app_with_port()) ==
+          "config file " + app_file + ", line 1: invalid value 'http' for port");
+}
+
+TEST_CASE("a malformed config file line is named")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "workers 4\n");
+    CHECK(usage_error({"--config", file}) == "config file " + file + ", line 1: expected key = value, got 'workers 4'");
+    const std::string twice = dir.write("twice.conf", "workers = 1\nworkers = 2\n");
+    CHECK(usage_error({"--config", twice}) == "config file " + twice + ", line 2: option workers given more than once");
+}
+
+TEST_CASE("command-line-only options are refused in the config file")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "config = other.conf\n");
+    CHECK(usage_error({"--config", file}) ==
+          "config file " + file + ", line 1: option 'config' is only allowed on the command line");
+}
+
+TEST_CASE("sections in the config file are not supported yet")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "workers = 2\n[pool.web]\ncommand = app\n");
+    CHECK(usage_error({"--config", file}) == "config file " + file + ", line 3: sections ([pool.web]) are not supported yet");
+}
+
+TEST_CASE("an unreadable config file is reported with the reason")
+{
+    TempDir dir;
+    CHECK(usage_error({"--config", dir.path + "/missing.conf"}) ==
+          "cannot read config file " + dir.path + "/missing.conf: No such file or directory");
+    CHECK(usage_error({"--config", dir.path}) == "cannot read config file " + dir.path + ": Is a directory");
+}
+
+// Validation
+TEST_CASE("the defaults are valid")
+{
+    CHECK(validation_error(herd::Options{}).empty());
+}
+
+TEST_CASE("the heartbeat interval must be above 0 and below the timeout")
+{
+    herd::Options o;
+    o.heartbeat_interval = 0ms;
+    CHECK(validation_error(o) == "--heartbeat-interval must be above 0 (got 0 s)");
+    o.heartbeat_interval = 10s;
+    CHECK(validation_error(o) == "--heartbeat-interval (10 s) must be below --heartbeat-timeout (10 s)");
+    o.heartbeat_timeout = 0ms;   // heartbeats not watched
+    CHECK(validation_error(o).empty());
+}
+
+TEST_CASE("at most 4096 workers")
+{
+    herd::Options o;
+    o.workers = 4096;
+    CHECK(validation_error(o).empty());
+    o.workers = 4097;
+    CHECK(validation_error(o) == "--workers must be at most 4096 (got 4097)");
+}
+
+TEST_CASE("the graceful and kill timeouts must be above 0")
+{
+    herd::Options o;
+    o.graceful_timeout = 0ms;
+    CHECK(validation_error(o) == "--graceful-timeout must be above 0 (got 0 s)");
+    o = {};
+    o.kill_timeout = 0ms;
+    CHECK(validation_error(o) == "--kill-timeout must be above 0 (got 0 s)");
+}
+
+TEST_CASE("the restart limit needs a count and a window")
+{
+    herd::Options o;
+    o.restart_limit = {0, 10s};
+    CHECK(validation_error(o) == "--restart-limit needs a count of at least 1 (got 0/10 s)");
+    o.restart_limit = {3, 0s};
+    CHECK(validation_error(o) == "--restart-limit needs a window above 0 (got 3/0 s)");
+}
+
+TEST_CASE("the log level must be known")
+{
+    herd::Options o;
+    o.log_level = "verbose";
+    CHECK(validation_error(o) ==
+          "invalid value 'verbose' for --log-level: expected one of trace, debug, info, warn, error, critical, off");
+    for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+        o.log_level = level;
+        CHECK(validation_error(o).empty());
+    }
+}

@@ -1,0 +1,514 @@
+// The supervision rules, one behaviour per test, on a fake clock: no fork, no sleep.
+#include <herd/policy.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <sys/wait.h>
+
+using namespace herd;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TimePoint t0 = TimePoint{} + 1000h;
+
+Options make_options(unsigned workers = 1)
+{
+    Options o;
+    o.workers = workers;
+    o.spare = 0;
+    o.heartbeat_timeout = 10s;
+    o.boot_timeout = 30s;
+    o.graceful_timeout = 30s;
+    o.kill_timeout = 5s;
+    return o;
+}
+
+PoolState pool(unsigned target)
+{
+    PoolState s;
+    s.target = target;
+    return s;
+}
+
+// A worker spawned at `at` and ready (first heartbeat) at the same moment.
+void add_ready(PoolState& s, const Options& o, int pid, int slot, TimePoint at, unsigned generation = 1)
+{
+    apply(s, Spawned{pid, slot, generation}, o, at);
+    apply(s, HeartbeatSeen{pid, std::nullopt}, o, at);
+}
+
+template <class T>
+std::vector<T> only(const Actions& actions)
+{
+    std::vector<T> out;
+    for (const auto& a : actions)
+        if (auto* x = std::get_if<T>(&a)) out.push_back(*x);
+    return out;
+}
+
+}  // namespace
+
+namespace doctest {
+template <>
+struct StringMaker<Actions> {
+    static String convert(const Actions& actions)
+    {
+        std::string out = "{";
+        for (const auto& a : actions) {
+            std::visit([&](const auto& x) {
+                using T = std::decay_t<decltype(x)>;
+                if constexpr (std::is_same_v<T, Spawn>) out += " Spawn{" + std::to_string(x.slot) + "}";
+                else if constexpr (std::is_same_v<T, Retire>) out += " Retire{" + std::to_string(x.pid) + ", " + to_string(x.reason) + "}";
+                else if constexpr (std::is_same_v<T, Kill>) out += " Kill{" + std::to_string(x.pid) + ", " + to_string(x.reason) + "}";
+                else if constexpr (std::is_same_v<T, Terminate>) out += " Terminate{" + std::to_string(x.pid) + "}";
+                else if constexpr (std::is_same_v<T, BackOff>) out += " BackOff{" + std::to_string(x.delay.count()) + "ms}";
+                else out += " Exit{" + std::to_string(x.code) + "}";
+            }, a);
+        }
+        return (out + " }").c_str();
+    }
+};
+}  // namespace doctest
+
+TEST_CASE("an empty pool spawns its target, one slot each")
+{
+    auto o = make_options(3);
+    auto s = pool(3);
+    CHECK(plan(s, o, t0) == Actions{Spawn{0, 1}, Spawn{1, 1}, Spawn{2, 1}});
+}
+
+TEST_CASE("a full pool of ready workers does nothing")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    CHECK(plan(s, o, t0 + 1s).empty());
+}
+
+TEST_CASE("a worker without heartbeats is stopped gracefully, then killed")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    CHECK(plan(s, o, t0 + 9s).empty());
+    auto actions = plan(s, o, t0 + 10s);
+    REQUIRE(only<Retire>(actions) == std::vector<Retire>{Retire{100, Reason::no_heartbeat, 10s}});
+    apply(s, Signalled{100, SIGQUIT, Reason::no_heartbeat}, o, t0 + 10s);
+    CHECK(only<Kill>(plan(s, o, t0 + 39s)).empty());
+    CHECK(only<Kill>(plan(s, o, t0 + 40s)) == std::vector<Kill>{Kill{100, Reason::graceful_timeout, 30s}});
+}
+
+TEST_CASE("a hung worker is replaced at once, without waiting for it to leave")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    auto actions = plan(s, o, t0 + 10s);
+    CHECK(only<Spawn>(actions) == std::vector<Spawn>{Spawn{0, 1}});
+}
+
+TEST_CASE("heartbeats keep a worker alive")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 8s);
+    CHECK(plan(s, o, t0 + 17s).empty());
+    CHECK_FALSE(plan(s, o, t0 + 18s).empty());
+}
+
+TEST_CASE("a worker that never becomes ready is killed after the boot timeout")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    CHECK(plan(s, o, t0 + 29s).empty());
+    CHECK(only<Kill>(plan(s, o, t0 + 30s)) == std::vector<Kill>{Kill{100, Reason::boot_timeout, 30s}});
+}
+
+TEST_CASE("readiness is the first heartbeat")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    CHECK(ready_count(s) == 0);
+    CHECK_FALSE(s.ever_ready);
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 5ms);
+    CHECK(ready_count(s) == 1);
+    CHECK(s.workers[0].ready_at == t0 + 5ms);
+    CHECK(s.ever_ready);
+}
+
+TEST_CASE("TTIN grows the pool and TTOU retires the highest slot gracefully")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, Scale{std::nullopt, +1}, o, t0);
+    CHECK(plan(s, o, t0) == Actions{Spawn{2, 1}});
+    apply(s, Scale{std::nullopt, -2}, o, t0);
+    CHECK(plan(s, o, t0) == Actions{Retire{101, Reason::ttou}});
+}
+
+TEST_CASE("TTOU prefers a booting worker, which serves nobody yet")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, Spawned{102, 2, 1}, o, t0);
+    CHECK(plan(s, o, t0) == Actions{Retire{102, Reason::ttou}});
+}
+
+TEST_CASE("the target never goes below zero")
+{
+    auto o = make_options(0);
+    auto s = pool(0);
+    apply(s, Scale{std::nullopt, -1}, o, t0);
+    CHECK(s.target == 0);
+    CHECK(plan(s, o, t0).empty());
+}
+
+TEST_CASE("an exact scale sets the target")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    apply(s, Scale{8u, 0}, o, t0);
+    CHECK(s.target == 8);
+    CHECK(only<Spawn>(plan(s, o, t0)).size() == 8);
+}
+
+TEST_CASE("an old worker is replaced before it retires when a spare is allowed")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.heartbeat_timeout = 0s;
+    o.max_worker_age = 60s;
+    o.max_worker_age_jitter = 0;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    CHECK(plan(s, o, t0 + 59s).empty());
+    // Due: the replacement comes first, the old worker keeps serving
+    CHECK(plan(s, o, t0 + 60s) == Actions{Spawn{0, 1}});
+    apply(s, Spawned{101, 0, 1}, o, t0 + 60s);
+    CHECK(plan(s, o, t0 + 60s).empty());
+    // Replacement ready: now the old one retires
+    apply(s, HeartbeatSeen{101, std::nullopt}, o, t0 + 61s);
+    CHECK(plan(s, o, t0 + 61s) == Actions{Retire{100, Reason::max_age}});
+}
+
+TEST_CASE("without a spare an old worker retires first and capacity dips by one")
+{
+    auto o = make_options(1);
+    o.heartbeat_timeout = 0s;
+    o.max_worker_age = 60s;
+    o.max_worker_age_jitter = 0;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    CHECK(plan(s, o, t0 + 60s) == Actions{Retire{100, Reason::max_age}, Spawn{0, 1}});
+}
+
+TEST_CASE("max age is jittered upward by at most the jitter fraction")
+{
+    auto o = make_options(1);
+    o.max_worker_age = 100s;
+    o.max_worker_age_jitter = 0.1;
+    auto s = pool(64);
+    for (int i = 0; i < 64; ++i) apply(s, Spawned{100 + i, i, 1}, o, t0);
+    Duration lo = 1000s, hi = 0s;
+    for (const auto& w : s.workers) {
+        CHECK(w.age_limit >= 100s);
+        CHECK(w.age_limit <= 110s);
+        lo = std::min(lo, w.age_limit);
+        hi = std::max(hi, w.age_limit);
+    }
+    CHECK(hi - lo > 1s);   // spread out, not all the same
+}
+
+TEST_CASE("a worker that reported max requests is recycled")
+{
+    auto o = make_options(1);
+    o.max_requests = 100;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, HeartbeatSeen{100, 99}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s).empty());
+    apply(s, HeartbeatSeen{100, 100}, o, t0 + 2s);
+    CHECK(plan(s, o, t0 + 2s) == Actions{Retire{100, Reason::max_requests}, Spawn{0, 1}});
+}
+
+TEST_CASE("max requests jitter stays within its bound")
+{
+    auto o = make_options(1);
+    o.max_requests = 1000;
+    o.max_requests_jitter = 50;
+    auto s = pool(32);
+    for (int i = 0; i < 32; ++i) apply(s, Spawned{100 + i, i, 1}, o, t0);
+    for (const auto& w : s.workers) {
+        CHECK(w.request_limit >= 1000);
+        CHECK(w.request_limit <= 1050);
+    }
+}
+
+TEST_CASE("graceful shutdown sends QUIT to every worker once, then exits when all are gone")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, StopRequested{true}, o, t0);
+    CHECK(plan(s, o, t0) == Actions{Retire{100, Reason::shutdown}, Retire{101, Reason::shutdown}});
+    apply(s, Signalled{100, SIGQUIT, Reason::shutdown}, o, t0);
+    apply(s, Signalled{101, SIGQUIT, Reason::shutdown}, o, t0);
+    CHECK(plan(s, o, t0 + 1s).empty());
+    apply(s, WorkerExited{100, 0}, o, t0 + 1s);
+    apply(s, WorkerExited{101, 0}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Exit{0}});
+}
+
+TEST_CASE("graceful shutdown kills workers still running after the graceful timeout")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, StopRequested{true}, o, t0);
+    apply(s, Signalled{100, SIGQUIT, Reason::shutdown}, o, t0);
+    CHECK(plan(s, o, t0 + 30s) == Actions{Kill{100, Reason::graceful_timeout, 30s}});
+}
+
+TEST_CASE("fast shutdown sends TERM, then KILL after the kill timeout")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, StopRequested{false}, o, t0);
+    CHECK(plan(s, o, t0) == Actions{Terminate{100}});
+    apply(s, Signalled{100, SIGTERM, Reason::shutdown}, o, t0);
+    CHECK(plan(s, o, t0 + 4s).empty());
+    CHECK(plan(s, o, t0 + 5s) == Actions{Kill{100, Reason::kill_timeout, 5s}});
+}
+
+TEST_CASE("a fast shutdown overrides a graceful one in progress")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, StopRequested{true}, o, t0);
+    apply(s, Signalled{100, SIGQUIT, Reason::shutdown}, o, t0);
+    apply(s, StopRequested{false}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Terminate{100}});
+    apply(s, StopRequested{true}, o, t0 + 2s);
+    CHECK(s.phase == Phase::stopping_fast);
+}
+
+TEST_CASE("no worker is spawned while stopping")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, StopRequested{true}, o, t0);
+    CHECK(only<Spawn>(plan(s, o, t0)).empty());
+}
+
+TEST_CASE("a crashed worker is replaced in its slot")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, WorkerExited{100, SIGKILL}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Spawn{0, 1}});
+    CHECK(s.failures.size() == 1);
+}
+
+TEST_CASE("too many crashes back off instead of fork-looping, once per new failure")
+{
+    auto o = make_options(1);
+    o.restart_limit = {3, 10s};
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    int pid = 200;
+    auto now = t0;
+    for (int i = 0; i < 4; ++i) {
+        apply(s, Spawned{pid, 0, 1}, o, now);
+        apply(s, WorkerExited{pid++, SIGSEGV}, o, now += 10ms);
+    }
+    apply(s, WorkerExited{100, SIGSEGV}, o, now);
+    auto actions = plan(s, o, now);
+    auto backoffs = only<BackOff>(actions);
+    REQUIRE(backoffs.size() == 1);
+    CHECK(backoffs[0].failures == 5);
+    CHECK(backoffs[0].delay >= backoff_base * 3 / 4);
+    CHECK(backoffs[0].delay <= backoff_base * 5 / 4);
+    CHECK(only<Spawn>(actions).empty());
+    apply(s, BackoffStarted{now + backoffs[0].delay, backoffs[0].level}, o, now);
+    // During the backoff: nothing; after it: one spawn, no new backoff without a new failure
+    CHECK(plan(s, o, now + backoffs[0].delay - 1ms).empty());
+    CHECK(plan(s, o, now + backoffs[0].delay) == Actions{Spawn{0, 1}});
+}
+
+TEST_CASE("each backoff in a series is longer, up to the cap")
+{
+    auto o = make_options(1);
+    o.restart_limit = {1, 1h};
+    auto s = pool(1);
+    add_ready(s, o, 99, 0, t0);
+    apply(s, WorkerExited{99, SIGSEGV}, o, t0);
+    auto now = t0;
+    Duration previous{0};
+    for (int i = 0; i < 12; ++i) {
+        apply(s, Spawned{100 + i, 0, 1}, o, now);
+        apply(s, WorkerExited{100 + i, SIGSEGV}, o, now);
+        auto backoffs = only<BackOff>(plan(s, o, now));
+        REQUIRE(backoffs.size() == 1);
+        CHECK(backoffs[0].delay <= backoff_cap);
+        if (i > 0 && i < 5) CHECK(backoffs[0].delay > previous);
+        previous = backoffs[0].delay;
+        apply(s, BackoffStarted{now + backoffs[0].delay, backoffs[0].level}, o, now);
+        now += backoffs[0].delay;
+    }
+    CHECK(previous >= backoff_cap * 3 / 4);
+}
+
+TEST_CASE("a pool that never had a ready worker gives up with exit code 3")
+{
+    auto o = make_options(2);
+    o.restart_limit = {3, 10s};
+    auto s = pool(2);
+    auto now = t0;
+    for (int pid = 100; pid < 104; ++pid) {
+        apply(s, Spawned{pid, 0, 1}, o, now);
+        apply(s, WorkerExited{pid, W_EXITCODE(1, 0)}, o, now += 1ms);
+    }
+    CHECK(plan(s, o, now) == Actions{Exit{3, 4}});
+}
+
+TEST_CASE("failures older than the restart window are forgotten")
+{
+    auto o = make_options(1);
+    o.restart_limit = {2, 10s};
+    auto s = pool(1);
+    add_ready(s, o, 99, 0, t0);
+    for (int pid = 100; pid < 103; ++pid) {
+        apply(s, Spawned{pid, 0, 1}, o, t0);
+        apply(s, WorkerExited{pid, SIGSEGV}, o, t0);
+    }
+    CHECK(only<BackOff>(plan(s, o, t0)).size() == 1);
+    CHECK(only<BackOff>(plan(s, o, t0 + 10s)).empty());
+}
+
+TEST_CASE("exits during shutdown and requested retirements are not failures")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0);
+    apply(s, WorkerExited{100, 0}, o, t0);
+    apply(s, StopRequested{false}, o, t0);
+    apply(s, WorkerExited{101, SIGTERM}, o, t0);
+    CHECK(s.failures.empty());
+}
+
+TEST_CASE("exits are classified for the log and status")
+{
+    WorkerRecord w;
+    CHECK(classify(w, W_EXITCODE(0, 0)) == "finished (exit 0)");
+    CHECK(classify(w, W_EXITCODE(3, 0)) == "crashed (exit code 3)");
+    CHECK(classify(w, SIGSEGV) == "crashed (signal 11)");
+    w.reason = Reason::ttou;
+    w.quit_at = t0;
+    CHECK(classify(w, 0) == "retired (TTOU)");
+    w.reason = Reason::max_age;
+    CHECK(classify(w, 0) == "retired (max age)");
+    w.reason = Reason::no_heartbeat;
+    CHECK(classify(w, 0) == "no heartbeat");
+    w.kill_at = t0;
+    w.kill_reason = Reason::graceful_timeout;
+    w.reason = Reason::ttou;
+    CHECK(classify(w, SIGKILL) == "killed after graceful timeout");
+    WorkerRecord boot;
+    boot.kill_at = t0;
+    boot.kill_reason = Reason::boot_timeout;
+    CHECK(classify(boot, SIGKILL) == "boot timeout");
+    WorkerRecord term;
+    term.term_at = t0;
+    term.reason = Reason::shutdown;
+    CHECK(classify(term, SIGTERM) == "stopped (shutdown)");
+}
+
+TEST_CASE("exits are counted by kind")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, WorkerExited{100, SIGSEGV}, o, t0);
+    add_ready(s, o, 101, 0, t0);
+    apply(s, WorkerExited{101, SIGKILL}, o, t0);
+    CHECK(s.exits["crashed"] == 2);
+}
+
+TEST_CASE("the next deadline is the earliest timeout")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, Spawned{101, 1, 1}, o, t0 + 1s);
+    CHECK(next_deadline(s, o, t0 + 2s) == t0 + 10s);   // 100's heartbeat timeout before 101's boot timeout
+    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0 + 3s);
+    CHECK(next_deadline(s, o, t0 + 3s) == t0 + 31s);   // 101's boot timeout before 100's graceful timeout
+}
+
+TEST_CASE("an idle pool sleeps long")
+{
+    auto o = make_options(0);
+    auto s = pool(0);
+    CHECK(next_deadline(s, o, t0) >= t0 + 1h);
+}
+
+TEST_CASE("a manager that was itself stopped forgives its workers' silence")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, ManagerResumed{}, o, t0 + 60s);
+    CHECK(plan(s, o, t0 + 61s).empty());
+}
+
+TEST_CASE("a heartbeat from an unknown pid changes nothing")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    const auto before = s;
+    apply(s, HeartbeatSeen{999, 5}, o, t0 + 1s);
+    apply(s, WorkerExited{999, 0}, o, t0 + 1s);
+    CHECK(s == before);
+}
+
+TEST_CASE("a heartbeat timeout of zero turns hang detection off")
+{
+    auto o = make_options(1);
+    o.heartbeat_timeout = 0s;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    CHECK(plan(s, o, t0 + 24h).empty());
+}
+
+TEST_CASE("workers of an older generation are rolled one at a time within the spare")
+{
+    auto o = make_options(2);
+    o.spare = 1;
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0 + 1ms);
+    s.generation = 2;
+    CHECK(plan(s, o, t0) == Actions{Spawn{0, 2}});
+    apply(s, Spawned{200, 0, 2}, o, t0);
+    apply(s, HeartbeatSeen{200, std::nullopt}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Retire{100, Reason::reload}, Spawn{1, 2}});
+}
