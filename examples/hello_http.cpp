@@ -72,7 +72,7 @@ private:
     void accept(Listening& l);
     void start(Protocol::socket socket, bool tcp);
 
-    asio::io_context io_;                 // declared after `connections`: its handlers go first
+    asio::io_context io_;                 // destroyed before `connections`: its leftover handlers erase from it
     std::list<Listening> listening_;      // a list: handlers hold references to its elements
     std::string greeting_;
     std::string date_;
@@ -92,7 +92,9 @@ public:
     /// Graceful stop: close now if idle; a busy connection closes after its response.
     void stop()
     {
-        if (!reading_ || !parser_.idle()) return;
+        // Bytes already waiting in the kernel are a request in flight, not idleness.
+        error_code ec;
+        if (!reading_ || !parser_.idle() || socket_.available(ec) > 0) return;
         if (served_ > 0) return close();
         // Accepted from the backlog but silent yet: its request is likely on the way.
         timer_.expires_after(1s);
@@ -133,7 +135,6 @@ private:
     {
         // status, headers, body, keep_alive, head
         http::Response r{200, {{"Content-Type", "text/plain; charset=utf-8"}}, {}, req.keep_alive, req.method == "HEAD"};
-        unsigned ms = 0;
         if (req.method != "GET" && req.method != "HEAD") {
             r = http::error_response(405, req.keep_alive);
             r.headers.push_back({"Allow", "GET, HEAD"});
@@ -143,6 +144,7 @@ private:
             r.body = std::to_string(::getpid()) + "\n";
         } else if (req.path == "/sleep") {
             std::string_view text = req.query_param("ms").value_or("");
+            unsigned ms = 0;
             auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), ms);
             if (text.empty() || error != std::errc() || end != text.data() + text.size() || ms > 3'600'000)
                 return respond(http::error_response(400, req.keep_alive));
@@ -252,8 +254,9 @@ void HelloHttp::on_stop()
 void HelloHttp::accept(Listening& l)
 {
     l.acceptor.async_accept([this, &l](error_code ec, Protocol::socket socket) {
-        if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;   // closed by on_stop
+        // A connection accepted just before on_stop closed the acceptor is served all the same.
         if (!ec) start(std::move(socket), l.tcp);
+        if (!l.acceptor.is_open()) return;
         if (!ec || ec == asio::error::connection_aborted) return accept(l);
 
         // Out of descriptors, say: retry soon rather than spin on the error

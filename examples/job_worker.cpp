@@ -53,8 +53,9 @@ public:
     int run() override
     {
         auto next_job = Clock::now();
-        while (!stopping()) {
-            heartbeat();
+        for (;;) {
+            heartbeat();   // first: it is where QUIT is noticed and on_stop() runs
+            if (stopping()) break;
 
             // A job when it is due
             if (Clock::now() >= next_job) {

@@ -132,9 +132,15 @@ void set_role(const std::string& role)
     spdlog::default_logger_raw()->set_pattern(pattern_for(role));
 }
 
-void reopen()
+void reopen() noexcept
 {
-    if (file_sink) file_sink->reopen();
+    if (!file_sink) return;
+    // Called from the manager loop and from workers on USR1: a failure must not end either.
+    try {
+        file_sink->reopen();
+    } catch (const std::exception& e) {
+        spdlog::error("{}, still writing to the old file", e.what());
+    }
 }
 
 std::string level_names()

@@ -20,9 +20,9 @@ void setup(const std::string& level, const std::string& file, const std::string&
 /// Tag lines with a new role and the current pid (in a worker right after fork).
 void set_role(const std::string& role);
 
-/// Reopen the log file (USR1); nothing to do for stderr. Throws std::system_error if the file
-/// cannot be opened, and then keeps writing to the old one.
-void reopen();
+/// Reopen the log file (USR1); nothing to do for stderr. If the file cannot be opened, logs
+/// the reason and keeps writing to the old one.
+void reopen() noexcept;
 
 /// The accepted levels: "trace, debug, info, warn, error, critical, off".
 std::string level_names();

@@ -32,9 +32,13 @@ std::string ms(Duration d)
     return format_duration(d);
 }
 
+// Short intervals (a respawn takes well under a millisecond) are shown to the microsecond.
 std::string since(TimePoint from, TimePoint to)
 {
-    return format_duration(std::chrono::duration_cast<Duration>(to - from));
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+    if (us >= 10'000) return format_duration(std::chrono::duration_cast<Duration>(to - from));
+    if (us >= 1000) return std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + " ms";
+    return std::to_string(us) + " us";
 }
 
 }  // namespace
@@ -109,6 +113,8 @@ void Manager::execute(const Action& action, TimePoint now)
                        if (a.reason == Reason::boot_timeout)
                            spdlog::warn("worker {} not ready {} after spawn (boot timeout), killing", a.pid,
                                         ms(a.elapsed));
+                       else if (a.reason == Reason::no_heartbeat)
+                           spdlog::warn("worker {} has no heartbeat and cannot drain, killing", a.pid);
                        else if (a.reason == Reason::graceful_timeout)
                            spdlog::warn("worker {} still running {} after QUIT (graceful timeout), killing", a.pid,
                                         ms(a.elapsed));
@@ -278,24 +284,25 @@ void Manager::on_heartbeat_bytes(int pid, std::size_t n)
 // Reaping: only pids we own, each exactly once
 void Manager::reap_exited()
 {
+    // Peek first (WNOWAIT), so that a child is reaped only by whoever owns it: a worker here,
+    // an adopted orphan only when we are PID 1 or a subreaper.
+    for (std::size_t guard = 0; guard < 4 * state_.workers.size() + 64; ++guard) {
+        siginfo_t info{};
+        if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        if (state_.find(info.si_pid)) {
+            if (auto status = ops_.try_reap(info.si_pid)) reap(info.si_pid, *status);
+        } else if (reaps_orphans_) {
+            int status = 0;
+            ::waitpid(info.si_pid, &status, WNOHANG);
+            spdlog::debug("reaped orphan {}", info.si_pid);
+        } else {
+            break;   // another owner's child is first in line: look at each of ours instead
+        }
+    }
     std::vector<int> pids;
     for (const auto& w : state_.workers) pids.push_back(w.pid);
     for (int pid : pids)
         if (auto status = ops_.try_reap(pid)) reap(pid, *status);
-    if (!reaps_orphans_) return;
-    // As PID 1 (or a subreaper) adopted orphans are ours too; peek first, so that a worker's
-    // exit is never taken for an orphan's.
-    for (;;) {
-        siginfo_t info{};
-        if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
-        if (state_.find(info.si_pid)) {
-            if (auto status = ops_.try_reap(info.si_pid)) reap(info.si_pid, *status);
-            continue;
-        }
-        int status = 0;
-        ::waitpid(info.si_pid, &status, WNOHANG);
-        spdlog::debug("reaped orphan {}", info.si_pid);
-    }
 }
 
 void Manager::reap(int pid, int status)

@@ -15,9 +15,6 @@
 #include <cstring>
 #include <limits>
 #include <map>
-#include <optional>
-#include <set>
-#include <system_error>
 
 namespace herd {
 
@@ -303,7 +300,8 @@ std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_
         if (line.empty() || line[0] == ';') continue;
 
         if (line.front() == '[') {
-            if (line.back() != ']') throw UsageError(where + "expected [section], got '" + std::string(line) + "'");
+            if (line.back() != ']')
+                throw UsageError(where + "expected [section], got '" + std::string(line) + "'");
             section = std::string(trim(line.substr(1, line.size() - 2)));
             continue;
         }
@@ -361,8 +359,10 @@ std::string describe(const po::error& e, const po::parsed_options& parsed, const
     if (dynamic_cast<const po::multiple_occurrences*>(&e) != nullptr)
         return where + "option " + name + " given more than once";
     if (const auto* syntax = dynamic_cast<const po::invalid_command_line_syntax*>(&e)) {
-        if (syntax->kind() == po::invalid_syntax::missing_parameter) return where + "option " + name + " needs a value";
-        if (syntax->kind() == po::invalid_syntax::extra_parameter) return where + "option " + name + " takes no value";
+        if (syntax->kind() == po::invalid_syntax::missing_parameter)
+            return where + "option " + name + " needs a value";
+        if (syntax->kind() == po::invalid_syntax::extra_parameter)
+            return where + "option " + name + " takes no value";
     }
     if (dynamic_cast<const po::validation_error*>(&e) != nullptr && !key.empty())
         return where + "invalid value '" + rejected_value(parsed, desc, key) + "' for " + name;
@@ -373,6 +373,117 @@ std::string basename_of(const char* path)
 {
     const std::string s = path == nullptr ? "" : path;
     return s.substr(s.rfind('/') + 1);
+}
+
+// Descriptions and parsing steps
+struct Descriptions {
+    std::vector<std::pair<std::string, po::options_description>> groups;   // standard, in help order
+    po::options_description app{"Application options"};
+    po::options_description all;                                         // everything, for parsing
+};
+
+Descriptions make_descriptions(const std::vector<Spec>& specs, const OptionsExtension& ext)
+{
+    Descriptions desc;
+    for (const Spec& spec : specs) {
+        if (desc.groups.empty() || desc.groups.back().first != spec.group)
+            desc.groups.emplace_back(spec.group, po::options_description(spec.group));
+        po::value_semantic* semantic = nullptr;
+        if (spec.kind == Kind::flag)
+            semantic = flag_value();
+        else if (spec.kind == Kind::repeated)
+            semantic = po::value<std::vector<std::string>>()->value_name(spec.param);
+        else
+            semantic = po::value<std::string>()->value_name(spec.param);
+        desc.groups.back().second.add_options()(spec.names, semantic, spec.help.c_str());
+    }
+    if (ext.add_options) ext.add_options(desc.app);
+    for (const auto& [name, group] : desc.groups) desc.all.add(group);
+    desc.all.add(desc.app);
+    return desc;
+}
+
+std::string make_help_text(const Descriptions& desc, const std::vector<Spec>& specs, const OptionsExtension& ext,
+                           const std::string& program)
+{
+    const std::string usage = !ext.usage.empty() ? ext.usage
+                            : program + " [options]" + (ext.accepts_command ? " -- COMMAND [ARGS...]" : "");
+    std::string help = "Usage: " + usage + "\n";
+    for (const auto& [name, group] : desc.groups) {
+        help += "\n" + name + ":\n";
+        for (const auto& d : group.options()) {
+            const auto spec = std::find_if(specs.begin(), specs.end(),
+                                           [&](const Spec& s) { return long_name(s) == d->long_name(); });
+            format_option(help, *d, spec->default_text);
+        }
+    }
+    if (!desc.app.options().empty()) {
+        help += "\n" + (ext.program.empty() ? std::string("Application") : ext.program) + " options:\n";
+        for (const auto& d : desc.app.options()) format_option(help, *d, "");
+    }
+    help += "\nDurations: 250ms, 2s, 1.5s, 3m, 1h, or a bare number of seconds.\n"
+            "Config file: `key = value` lines, long option names; the command line wins.\n";
+    return help;
+}
+
+void store_command_line(const std::vector<std::string>& args, const po::options_description& all,
+                        bool accepts_command, po::variables_map& vm)
+{
+    // No guessing: "--work" must not quietly mean --workers (nor break when an option is added).
+    const auto style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::parsed_options parsed(&all);
+    try {
+        parsed = po::command_line_parser(args).options(all).style(style).run();
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, parsed, all, ""));
+    }
+    for (const po::option& opt : parsed.options) {
+        // Without a positional description, Program_options hands positional arguments back unnamed.
+        if (opt.position_key >= 0 || opt.string_key.empty()) {
+            const std::string arg = opt.value.empty() ? std::string{} : opt.value.front();
+            throw UsageError("unexpected argument '" + arg + "'" +
+                             (accepts_command ? " (the command goes after --)" : ""));
+        }
+    }
+    try {
+        po::store(parsed, vm);
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, parsed, all, ""));
+    }
+}
+
+/// Store the file's values where the command line left none; returns where each one came from.
+Sources store_config_file(const std::string& path, const std::vector<Spec>& specs, const po::options_description& all,
+                          po::variables_map& vm)
+{
+    Sources sources;
+    std::map<std::string, std::string> last_line;   // a "given more than once" is about the last one
+    po::parsed_options from_file(&all);
+    for (const ConfigEntry& entry : parse_config_text(path, read_file(path))) {
+        const std::string at = "config file " + path + ", line " + std::to_string(entry.line) + ": ";
+        // Named pools ([pool.web]) arrive with exec mode; until then a section is a mistake.
+        if (!entry.section.empty()) throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
+        const auto spec =
+            std::find_if(specs.begin(), specs.end(), [&](const Spec& s) { return long_name(s) == entry.key; });
+        if (spec != specs.end() && spec->command_line_only)
+            throw UsageError(at + "option '" + entry.key + "' is only allowed on the command line");
+        if (all.find_nothrow(entry.key, false) == nullptr) throw UsageError(at + "unknown option '" + entry.key + "'");
+
+        po::option opt(entry.key, {entry.value});
+        opt.original_tokens = {entry.key, entry.value};
+        from_file.options.push_back(std::move(opt));
+        if (!vm.count(entry.key)) sources[entry.key] = at;
+        last_line[entry.key] = at;
+    }
+    try {
+        po::store(from_file, vm);
+    } catch (const po::error& e) {
+        const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+        const auto it = named != nullptr ? last_line.find(named->get_option_name()) : last_line.end();
+        const std::string at = it != last_line.end() ? it->second : "config file " + path + ": ";
+        throw UsageError(describe(e, from_file, all, at));
+    }
+    return sources;
 }
 
 }  // namespace
@@ -468,48 +579,10 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
 {
     CommandLine result;
     result.argv.assign(argv, argv + argc);
-    const std::string program = ext.program.empty() ? basename_of(argc > 0 ? argv[0] : nullptr) : ext.program;
-
-    // Descriptions, one per help group
     const std::vector<Spec> specs = standard_specs();
-    std::vector<std::string> group_names;
-    std::map<std::string, po::options_description> groups;
-    for (const Spec& spec : specs) {
-        if (!groups.contains(spec.group)) {
-            group_names.push_back(spec.group);
-            groups.emplace(spec.group, po::options_description(spec.group));
-        }
-        po::value_semantic* semantic = nullptr;
-        if (spec.kind == Kind::flag) semantic = flag_value();
-        else if (spec.kind == Kind::repeated) semantic = po::value<std::vector<std::string>>()->value_name(spec.param);
-        else semantic = po::value<std::string>()->value_name(spec.param);
-        groups.at(spec.group).add_options()(spec.names, semantic, spec.help.c_str());
-    }
-    po::options_description app("Application options");
-    if (ext.add_options) ext.add_options(app);
-    po::options_description all;
-    for (const auto& name : group_names) all.add(groups.at(name));
-    all.add(app);
-
-    // Help text
-    std::string& help = result.help_text;
-    const std::string usage = !ext.usage.empty() ? ext.usage
-                            : program + " [options]" + (ext.accepts_command ? " -- COMMAND [ARGS...]" : "");
-    help = "Usage: " + usage + "\n";
-    for (const auto& name : group_names) {
-        help += "\n" + name + ":\n";
-        for (const auto& d : groups.at(name).options()) {
-            const auto spec = std::find_if(specs.begin(), specs.end(),
-                                           [&](const Spec& s) { return long_name(s) == d->long_name(); });
-            format_option(help, *d, spec->default_text);
-        }
-    }
-    if (!app.options().empty()) {
-        help += "\n" + (ext.program.empty() ? std::string("Application") : ext.program) + " options:\n";
-        for (const auto& d : app.options()) format_option(help, *d, "");
-    }
-    help += "\nDurations: 250ms, 2s, 1.5s, 3m, 1h, or a bare number of seconds.\n"
-            "Config file: `key = value` lines, long option names; the command line wins.\n";
+    const Descriptions desc = make_descriptions(specs, ext);
+    const std::string program = ext.program.empty() ? basename_of(argc > 0 ? argv[0] : nullptr) : ext.program;
+    result.help_text = make_help_text(desc, specs, ext, program);
 
     // Command line, split at `--`
     std::vector<std::string> args;
@@ -521,70 +594,22 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
     }
     if (!ext.accepts_command && !result.command.empty())
         throw UsageError("unexpected argument '" + result.command.front() + "'");
-
     auto vm = std::make_shared<po::variables_map>();
     result.app_args = vm;
-    const auto style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::parsed_options parsed(&all);
-    try {
-        parsed = po::command_line_parser(args).options(all).style(style).run();
-    } catch (const po::error& e) {
-        throw UsageError(describe(e, parsed, all, ""));
-    }
-    for (const po::option& opt : parsed.options) {
-        // Without a positional description, Program_options hands positional arguments back unnamed.
-        if (opt.position_key >= 0 || opt.string_key.empty()) {
-            const std::string arg = opt.value.empty() ? std::string{} : opt.value.front();
-            throw UsageError("unexpected argument '" + arg + "'" +
-                             (ext.accepts_command ? " (the command goes after --)" : ""));
-        }
-    }
-    try {
-        po::store(parsed, *vm);
-    } catch (const po::error& e) {
-        throw UsageError(describe(e, parsed, all, ""));
-    }
+    store_command_line(args, desc.all, ext.accepts_command, *vm);
+
+    // Help and version need nothing else, not even a readable config file
     result.help = vm->count("help") > 0;
     result.version = vm->count("version") > 0;
     if (result.help || result.version) return result;
 
     // Config file: fills what the command line left unset
     Sources sources;
-    if (vm->count("config")) {
-        const std::string path = (*vm)["config"].as<std::string>();
-        const std::vector<ConfigEntry> entries = parse_config_text(path, read_file(path));
-        po::parsed_options from_file(&all);
-        std::map<std::string, std::string> where;
-        for (const ConfigEntry& entry : entries) {
-            const std::string at = "config file " + path + ", line " + std::to_string(entry.line) + ": ";
-            // Named pools ([pool.web]) arrive with exec mode; until then a section is a mistake.
-            if (!entry.section.empty())
-                throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
-            const auto spec = std::find_if(specs.begin(), specs.end(),
-                                           [&](const Spec& s) { return long_name(s) == entry.key; });
-            if (spec != specs.end() && spec->command_line_only)
-                throw UsageError(at + "option '" + entry.key + "' is only allowed on the command line");
-            if (all.find_nothrow(entry.key, false) == nullptr)
-                throw UsageError(at + "unknown option '" + entry.key + "'");
-            po::option opt(entry.key, {entry.value});
-            opt.original_tokens = {entry.key, entry.value};
-            from_file.options.push_back(std::move(opt));
-            if (!vm->count(entry.key)) sources[entry.key] = at;
-            where[entry.key] = at;   // the last occurrence: the one a "given more than once" is about
-        }
-        try {
-            po::store(from_file, *vm);
-        } catch (const po::error& e) {
-            const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
-            const std::string key = named != nullptr ? named->get_option_name() : std::string{};
-            const auto it = where.find(key);
-            throw UsageError(describe(e, from_file, all, it != where.end() ? it->second : "config file " + path + ": "));
-        }
-    }
+    if (vm->count("config")) sources = store_config_file((*vm)["config"].as<std::string>(), specs, desc.all, *vm);
     try {
         po::notify(*vm);
     } catch (const po::error& e) {
-        throw UsageError(describe(e, parsed, all, ""));
+        throw UsageError(describe(e, po::parsed_options(&desc.all), desc.all, ""));
     }
 
     // Conversion of the standard options
@@ -626,7 +651,8 @@ void validate(const Options& o)
     if (o.graceful_timeout.count() <= 0)
         fail("graceful-timeout", "must be above 0", format_duration(o.graceful_timeout));
     if (o.kill_timeout.count() <= 0) fail("kill-timeout", "must be above 0", format_duration(o.kill_timeout));
-    const std::string restart = std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
+    const std::string restart =
+        std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
     if (o.restart_limit.count < 1) fail("restart-limit", "needs a count of at least 1", restart);
     if (o.restart_limit.window.count() <= 0) fail("restart-limit", "needs a window above 0", restart);
     if (std::find(std::begin(log_levels), std::end(log_levels), o.log_level) == std::end(log_levels))

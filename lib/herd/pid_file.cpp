@@ -96,8 +96,10 @@ int lock_current(const std::string& path)
 
 }  // namespace
 
+PidFile::PidFile(std::string path, int fd) noexcept : path_(std::move(path)), fd_(fd), owner_(::getpid()) {}
+
 PidFile::PidFile(PidFile&& other) noexcept
-    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1))
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), owner_(other.owner_)
 {
 }
 
@@ -107,6 +109,7 @@ PidFile& PidFile::operator=(PidFile&& other) noexcept
         release();
         path_ = std::move(other.path_);
         fd_ = std::exchange(other.fd_, -1);
+        owner_ = other.owner_;
     }
     return *this;
 }
@@ -137,7 +140,8 @@ PidFile PidFile::acquire(const std::string& path, int pid)
         if (::fsync(new_fd.get()) != 0) throw_errno("cannot sync pid file " + tmp_path);
         // Nobody else knows the random name yet, so this cannot block.
         if (flock_retry(new_fd.get(), LOCK_EX) != 0) throw_errno("cannot lock pid file " + tmp_path);
-        if (::rename(tmp_path.c_str(), path.c_str()) != 0) throw_errno("cannot rename " + tmp_path + " to " + path);
+        if (::rename(tmp_path.c_str(), path.c_str()) != 0)
+            throw_errno("cannot rename " + tmp_path + " to " + path);
     } catch (...) {
         ::unlink(tmp_path.c_str());
         throw;
@@ -180,8 +184,9 @@ void PidFile::release() noexcept
 {
     if (fd_ < 0) return;
     // Unlink only our own inode: after a hand-over or a manual cleanup the path may name another
-    // manager's file. We still hold the lock here, so nobody can take over in between.
-    if (names_inode(path_, fd_)) ::unlink(path_.c_str());
+    // manager's file. We still hold the lock here, so nobody can take over in between. A forked
+    // worker unwinding by mistake shares the inode and the lock, but must not remove the manager's file.
+    if (::getpid() == owner_ && names_inode(path_, fd_)) ::unlink(path_.c_str());
     ::close(fd_);
     fd_ = -1;
 }

@@ -10,6 +10,7 @@
 //   4. close the old inode, releasing its lock.
 // flock locks belong to the open file description: they survive exec (hand-over in place) and are
 // shared with forked children that keep the descriptor, so workers should close fd() after fork.
+// A forked child that releases (or destroys) its copy only closes it: only the owner unlinks.
 #pragma once
 
 #include <optional>
@@ -43,14 +44,15 @@ public:
     const std::string& path() const noexcept { return path_; }
     /// True while the lock is held.
     explicit operator bool() const noexcept { return fd_ >= 0; }
-    /// Unlink the file if it is still ours (same inode), then drop the lock; idempotent.
+    /// Unlink the file if it is still ours (same inode, same process), then drop the lock; idempotent.
     void release() noexcept;
 
 private:
-    PidFile(std::string path, int fd) noexcept : path_(std::move(path)), fd_(fd) {}
+    PidFile(std::string path, int fd) noexcept;
 
     std::string path_;
     int fd_ = -1;
+    int owner_ = -1;   // the pid that acquired or adopted the file
 };
 
 }  // namespace herd

@@ -84,7 +84,11 @@ void plan_stop(const PoolState& state, Actions& out)
     }
     for (const auto& w : state.workers) {
         if (w.kill_at) continue;
-        if (state.phase == Phase::stopping_fast && !w.term_at)
+        // A hung worker cannot drain, and while it lives the listening sockets stay open and
+        // new clients wait in a backlog instead of being refused.
+        if (w.reason == Reason::no_heartbeat && !w.term_at)
+            out.push_back(Kill{w.pid, Reason::no_heartbeat});
+        else if (state.phase == Phase::stopping_fast && !w.term_at)
             out.push_back(Terminate{w.pid});
         else if (state.phase == Phase::stopping_graceful && !w.leaving())
             out.push_back(Retire{w.pid, Reason::shutdown});
@@ -247,6 +251,7 @@ std::string classify(const WorkerRecord& w, int status)
     if (w.kill_at) {
         switch (w.kill_reason) {
         case Reason::boot_timeout: return "boot timeout";
+        case Reason::no_heartbeat: return "no heartbeat";
         case Reason::graceful_timeout: return w.reason == Reason::no_heartbeat ? "no heartbeat, killed after graceful timeout"
                                                                               : "killed after graceful timeout";
         case Reason::kill_timeout: return "killed after kill timeout";

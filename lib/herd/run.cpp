@@ -152,7 +152,7 @@ int run(int argc, char** argv, App app)
     try {
         log::setup(options.log_level, options.log_file, "manager");
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s: cannot open log file %s: %s\n", program.c_str(), options.log_file.c_str(), e.what());
+        std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
         return 1;
     }
     if (options.daemon) {

@@ -92,9 +92,12 @@ int WorkerRuntime::run()
     return code;
 }
 
-bool WorkerRuntime::stopping() const noexcept
+bool WorkerRuntime::stopping()
 {
-    return stop_seen_ || quit_requested;
+    // on_stop() runs before anyone learns that we are stopping, so a loop that tests
+    // stopping() never skips it.
+    if (quit_requested && !stop_seen_) act_on_signals();
+    return stop_seen_;
 }
 
 void WorkerRuntime::act_on_signals()
@@ -175,7 +178,7 @@ void Worker::heartbeat()
     if (runtime_) runtime_->heartbeat();
 }
 
-bool Worker::stopping() const noexcept
+bool Worker::stopping() const
 {
     return runtime_ && runtime_->stopping();
 }

@@ -5,8 +5,9 @@
 //   (first heartbeat: the manager now counts the worker as ready)
 //   run()        the main loop; call heartbeat() often and return once stopping() is true
 //   on_exit(c)   last call, with run()'s exit code; then the process exits with it
-// On QUIT, stopping() becomes true and on_stop() is called once, from heartbeat() or from
-// the io_context given to attach(), never from a signal handler. TERM and INT end the process
+// On QUIT, on_stop() is called once, from heartbeat(), stopping() or the io_context given to
+// attach(), never from a signal handler; stopping() turns true once on_stop() has run.
+// Heartbeats stop with QUIT: a retiring worker is bounded by --graceful-timeout instead. TERM and INT end the process
 // at once (their default action). A dead manager ends the worker whatever it is doing.
 #pragma once
 
@@ -30,6 +31,9 @@ class WorkerRuntime;
 }
 
 /// A listening socket the manager bound (or adopted from systemd) and the worker inherited.
+/// The worker owns its copy of fd: closing it (on QUIT, after accepting what is already
+/// queued) is how the worker stops listening. The socket is shared with the manager and every
+/// other worker, so it stays open until the last copy is closed.
 struct Listener {
     int fd = -1;
     std::string address;   // as given: "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock"
@@ -55,7 +59,7 @@ public:
     /// Tell the manager this worker is alive; cheap, rate limited inside (call it in a tight loop).
     void heartbeat();
     /// True once a graceful stop was requested.
-    bool stopping() const noexcept;
+    bool stopping() const;
     /// Report units of work done (feeds --max-requests and status).
     void done(std::uint64_t units = 1) noexcept;
     /// Units of work reported so far.

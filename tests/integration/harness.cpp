@@ -284,6 +284,8 @@ std::optional<Match> Process::wait_for_line(const std::regex& re, Deadline deadl
                 return match;
             }
         }
+        // Nothing more can come once every writer closed the pipe.
+        if (eof_) return std::nullopt;
         const int left = millis_until(deadline);
         if (left == 0) {
             if (pump() == 0) return std::nullopt;

@@ -75,7 +75,8 @@ public:
     /// All output so far, one string, for failure messages.
     std::string output();
 
-    /// The first line at index >= from that matches, waiting until the deadline.
+    /// The first line at index >= from that matches, waiting until the deadline (or until the
+    /// output ended: every process that could write has exited).
     std::optional<Match> wait_for_line(const std::regex& re, Deadline deadline, std::size_t from = 0);
     /// Wait until `count` lines at index >= from match; returns them (fewer if the deadline passed).
     std::vector<Match> wait_for_lines(const std::regex& re, std::size_t count, Deadline deadline,

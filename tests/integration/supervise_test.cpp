@@ -37,7 +37,9 @@ void check_no_heartbeat_then_killed(Process& p, int pid, std::size_t mark, doubl
     const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \w+) after QUIT \(graceful timeout\), killing)"),
                                          in(3s), silent->index);
     REQUIRE_MESSAGE(killing, "no graceful-timeout kill for " << pid << ":\n" << p.output());
-    CHECK(parse_duration_ms(killing->groups[1]) == graceful_ms);
+    // The line names the time since QUIT: the graceful timeout, or a little more.
+    CHECK(parse_duration_ms(killing->groups[1]) >= graceful_ms);
+    CHECK(parse_duration_ms(killing->groups[1]) < graceful_ms + 500);
     const double waited = std::chrono::duration<double, std::milli>(killing->seen - silent->seen).count();
     CHECK(waited >= graceful_ms - 50);
     CHECK(waited < graceful_ms + 1000);
@@ -68,7 +70,8 @@ TEST_CASE("a hello-http worker stuck in /hang is retired for no heartbeat and ki
     check_no_heartbeat_then_killed(p, silent->number(1), mark, 300);
 
     // Replaced, and the pool serves again
-    CHECK(p.wait_for_line(std::regex("all 2 workers ready"), in(3s), silent->index));
+    const int hung_pid = silent->number(1);
+    CHECK(poll_until([&] { return ready_pids(p).size() == 2 && ready_pids(p).count(hung_pid) == 0; }, in(3s)));
     CHECK(http_get("127.0.0.1", port, "/pid", 2s).ok());
 }
 
@@ -98,7 +101,9 @@ TEST_CASE("a worker that never becomes ready is killed at the boot timeout")
     const int pid = spawned->number(1);
     const auto killing = p.wait_for_line(worker_line(pid, R"(not ready (\S+ \w+) after spawn \(boot timeout\), killing)"), in(3s));
     REQUIRE_MESSAGE(killing, p.output());
-    CHECK(parse_duration_ms(killing->groups[1]) == 300);
+    // The line names the time since spawn: the boot timeout, or a little more.
+    CHECK(parse_duration_ms(killing->groups[1]) >= 300);
+    CHECK(parse_duration_ms(killing->groups[1]) < 800);
     const double waited = std::chrono::duration<double, std::milli>(killing->seen - spawned->seen).count();
     CHECK(waited >= 250);
     CHECK(waited < 1300);
@@ -108,32 +113,27 @@ TEST_CASE("a worker that never becomes ready is killed at the boot timeout")
     CHECK(p.count(lines::ready) == 0);
 }
 
-TEST_CASE("workers that crash at boot: the manager backs off without a fork storm, then exits 3")
+TEST_CASE("workers that crash at boot and were never ready: no fork storm, exit 3 with 'giving up'")
 {
-    HardDeadline guard(40s);
+    HardDeadline guard(30s);
     const auto start = Clock::now();
     Process p(test_worker_args(2, "crash-at-boot", {"--restart-limit", "3/5s"}));
-
-    const auto backing_off = p.wait_for_line(lines::backing_off, in(10s));
-    CHECK_MESSAGE(backing_off, "no backing off line:\n" << p.output());
-
-    // No fork storm: over a fixed 2 s window only a handful of workers are spawned.
-    const std::size_t spawned_before = p.count(lines::spawned);
-    p.wait_exit(in(2s));
-    const std::size_t spawned_in_window = p.count(lines::spawned) - spawned_before;
-    MESSAGE("spawned before the window: " << spawned_before << ", in 2 s after backing off: " << spawned_in_window);
-    CHECK(spawned_before <= 8);
-    CHECK(spawned_in_window <= 4);
-
-    const auto status = p.wait_exit(in(25s));
+    const auto status = p.wait_exit(in(20s));
     REQUIRE_MESSAGE(status, "manager still running " << ms_since(start) << " ms after start:\n" << p.output());
+    MESSAGE("exit after " << ms_since(start) << " ms, " << p.count(lines::spawned) << " spawns, "
+                          << p.count(lines::backing_off) << " backing off lines");
+    CHECK(status->exited());
     CHECK(status->code == 3);
     const auto giving_up = p.wait_for_line(lines::giving_up, in(100ms));
-    CHECK_MESSAGE(giving_up, p.output());
+    REQUIRE_MESSAGE(giving_up, p.output());
+    CHECK(giving_up->number(1) > 3);
+    CHECK(p.wait_for_line(std::regex("manager " + std::to_string(p.pid()) + " exiting with code 3"), in(100ms)));
     CHECK(p.count(lines::ready) == 0);
-    CHECK(p.count(lines::spawned) <= 20);
-    for (const auto& m : p.matches(lines::reaped)) CHECK(m.groups[2] == "crashed (signal 6)");
-    MESSAGE("exit 3 after " << ms_since(start) << " ms, " << p.count(lines::spawned) << " spawns");
+    // No fork storm: a few spawns past the limit of 3, not hundreds.
+    CHECK(p.count(lines::spawned) <= 3 + 2 + 4);
+    const auto reaped = p.matches(lines::reaped);
+    CHECK(reaped.size() >= 4);
+    for (const auto& m : reaped) CHECK(m.groups[2] == "crashed (signal 6)");
 }
 
 TEST_CASE("a worker exiting at boot is classified with its exit code")
@@ -159,8 +159,16 @@ TEST_CASE("a pool that was ready and then crashes backs off and does not exit 3"
     CHECK(backing_off->number(3) == 3);
     for (const auto& m : p.matches(lines::reaped)) CHECK(m.groups[2] == "crashed (signal 6)");
 
-    // Backing off, the manager stays up (and spawns again later); it does not give up.
+    const double delay_ms = parse_duration_ms(backing_off->groups[4]);
+    CHECK(delay_ms > 0);
+
+    // Backing off, the manager stays up; it does not give up and does not fork in a loop.
+    const std::size_t spawned_before = p.count(lines::spawned);
     CHECK_FALSE(p.wait_exit(in(2500ms)));
+    const std::size_t spawned_in_window = p.count(lines::spawned) - spawned_before;
+    MESSAGE("backing off (next spawn in " << backing_off->groups[4] << "); " << spawned_in_window
+                                          << " spawns in the next 2.5 s");
+    CHECK(spawned_in_window <= 6);
     CHECK(p.count(lines::giving_up) == 0);
     CHECK(pid_alive(p.pid()));
 }
@@ -170,8 +178,11 @@ TEST_CASE("a worker older than --max-worker-age is retired and replaced")
     HardDeadline guard(20s);
     Process p(test_worker_args(2, "ok", {"--max-worker-age", "600ms"}));
     REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
-    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: max age \(600 ms\))"), in(3s));
+    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: max age \((\S+ \w+)\))"), in(3s));
     REQUIRE_MESSAGE(retiring, p.output());
+    // The line names the worker's age: the limit less at most 10 % jitter, or more.
+    CHECK(parse_duration_ms(retiring->groups[2]) >= 540);
+    CHECK(parse_duration_ms(retiring->groups[2]) < 1500);
     const int pid = retiring->number(1);
     const auto spawned = p.wait_for_line(worker_line(pid, "spawned"), in(100ms));
     REQUIRE(spawned);

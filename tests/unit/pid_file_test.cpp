@@ -239,6 +239,24 @@ TEST_CASE("release leaves a file alone that is no longer ours")
     CHECK(read_text(path) == "777\n");
 }
 
+TEST_CASE("a forked child releasing its copy leaves the file to the owner")
+{
+    TempDir dir;
+    const std::string path = dir.path + "/herd.pid";
+    auto file = herd::PidFile::acquire(path, 4321);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        file.release();
+        ::_exit(0);
+    }
+    ::waitpid(child, nullptr, 0);
+    CHECK(std::filesystem::exists(path));
+    CHECK_FALSE(lockable(path));
+    file.release();
+    CHECK_FALSE(std::filesystem::exists(path));
+}
+
 TEST_CASE("moving a pid file moves the lock and the duty to release")
 {
     TempDir dir;

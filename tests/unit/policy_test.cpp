@@ -512,3 +512,14 @@ TEST_CASE("workers of an older generation are rolled one at a time within the sp
     apply(s, HeartbeatSeen{200, std::nullopt}, o, t0 + 1s);
     CHECK(plan(s, o, t0 + 1s) == Actions{Retire{100, Reason::reload}, Spawn{1, 2}});
 }
+
+TEST_CASE("stopping kills a worker that was already retiring for having no heartbeat")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0 + 5s);
+    apply(s, Signalled{100, SIGQUIT, Reason::no_heartbeat}, o, t0 + 10s);
+    apply(s, StopRequested{true}, o, t0 + 11s);
+    CHECK(plan(s, o, t0 + 11s) == Actions{Kill{100, Reason::no_heartbeat}, Retire{101, Reason::shutdown}});
+}

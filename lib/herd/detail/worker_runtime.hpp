@@ -31,7 +31,8 @@ public:
     int run();
     /// Send a heartbeat if one is due (or now, when forced); acts on QUIT and USR1 first.
     void heartbeat(bool force = false);
-    bool stopping() const noexcept;
+    /// True once QUIT arrived; on_stop() has run by the time this returns true.
+    bool stopping();
     void done(std::uint64_t units) noexcept { requests_.fetch_add(units, std::memory_order_relaxed); }
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
     void attach(boost::asio::io_context& io);
