@@ -70,8 +70,9 @@ double ms_between(Clock::time_point a, Clock::time_point b)
 
 Stats raw_fork_pipe(int samples)
 {
+    constexpr int warm_up = 20;   // not counted: first forks fault in page tables
     std::vector<double> ms;
-    for (int i = 0; i < samples; ++i) {
+    for (int i = 0; i < samples + warm_up; ++i) {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) continue;
         const auto t0 = Clock::now();
@@ -90,7 +91,7 @@ Stats raw_fork_pipe(int samples)
         ::waitpid(pid, nullptr, 0);
         ::close(fds[0]);
         ::close(fds[1]);
-        if (n == 1) ms.push_back(ms_between(t0, t1));
+        if (n == 1 && i >= warm_up) ms.push_back(ms_between(t0, t1));
     }
     return stats(ms);
 }
@@ -211,15 +212,16 @@ RespawnResult respawn_latency(unsigned workers, int kills)
 
 struct HangResult {
     std::vector<double> log_ms;    // X - Y from "has no heartbeat for X (timeout Y)"
-    std::vector<double> wall_ms;   // line read - "stops heartbeating" line read - Y
+    std::vector<double> wall_ms;   // no-heartbeat line read - "stops heartbeating" line read - Y
     std::string error;
 };
 
 HangResult hang_overshoot(unsigned workers)
 {
     HangResult r;
-    // Heartbeats every 20 ms: the last one is at most 20 ms before the worker stops.
-    Process p(server_args(workers, {"--mode", "hang-after=400", "--heartbeat-interval", "20ms",
+    // test-worker ticks every 10 ms; with a 10 ms interval every tick sends a heartbeat, and its
+    // "stops heartbeating" line comes right after the last one.
+    Process p(server_args(workers, {"--mode", "hang-after=400", "--heartbeat-interval", "10ms",
                                     "--heartbeat-timeout", "200ms", "--graceful-timeout", "100ms",
                                     "--restart-limit", "1000000/1s"}));
     const auto found = p.wait_for_lines(lines::no_heartbeat, workers, in(15s));
@@ -353,7 +355,7 @@ int main()
 
     // Hang detection overshoot
     {
-        std::printf("hang detection: 24 workers, hang-after=400, heartbeat timeout 200 ms ...\n");
+        std::printf("hang detection: 24 workers, hang-after=400, heartbeat every 10 ms, timeout 200 ms ...\n");
         const auto r = hang_overshoot(24);
         if (!r.error.empty()) errors.push_back("hang: " + r.error);
         const Stats log = stats(r.log_ms);
@@ -361,7 +363,8 @@ int main()
         ms_row("hang overshoot past timeout, p99 (log, " + std::to_string(log.n) + ")", log.p99, "<= 20 ms",
                log.n ? std::optional<bool>(log.p99 <= 20) : std::nullopt);
         ms_row("hang overshoot past timeout, p50 (log)", log.p50);
-        ms_row("hang overshoot, p99 (wall, from stop line)", wall.p99);
+        ms_row("hang overshoot past timeout, p99 (wall clock)", wall.p99, "<= 20 ms",
+               wall.n ? std::optional<bool>(wall.p99 <= 20) : std::nullopt);
     }
 
     // Manager CPU and RSS with 256 workers heartbeating every 100 ms

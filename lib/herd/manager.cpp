@@ -6,11 +6,15 @@
 #include <herd/signals.hpp>
 
 #include <boost/asio/read.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/stdio.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -58,9 +62,17 @@ Manager::~Manager() = default;
 
 int Manager::run()
 {
-    started_at_ = last_manage_ = Clock::now();
+    if (started_at_ == TimePoint{}) started_at_ = Clock::now();
+    last_manage_ = Clock::now();
     watch_signals();
-    spdlog::info("manager {} started: {} workers, generation {}", ::getpid(), state_.target, state_.generation);
+    watch_watchdog();
+    // An image that replaced another (USR2) starts with every signal blocked; handlers are in place now.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    if (!state_.rollout)
+        spdlog::info("manager {} started: {} workers, generation {}", ::getpid(), state_.target, state_.generation);
+    reap_exited();   // children that exited while the previous image handed over
     check_readiness();
     while (!exit_code_) manage();
     finish();
@@ -141,6 +153,8 @@ void Manager::execute(const Action& action, TimePoint now)
                                             a.failures, ms(options_.restart_limit.window));
                        exit_code_ = a.code;
                    },
+                   [&](const RolloutDone& a) { rollout_done(a); },
+                   [&](const RolloutFailed& a) { rollout_failed(a); },
                },
                action);
 }
@@ -196,10 +210,19 @@ void Manager::on_signal(int signal)
         for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
         break;
     case Command::reload:
-        spdlog::warn("received {}: rolling reload is not available in this version yet, ignored", name);
-        break;
     case Command::upgrade:
-        spdlog::warn("received {}: upgrade is not available in this version yet, ignored", name);
+        if (state_.phase != Phase::running) {
+            spdlog::warn("received {}: the manager is stopping, ignored", name);
+        } else if (state_.rollout || preflight_) {
+            spdlog::warn("received {}: {} in progress, ignored", name,
+                         preflight_ || (state_.rollout && state_.rollout->kind == Reason::upgrade) ? "an upgrade"
+                                                                                                    : "a reload");
+        } else if (*command == Command::reload) {
+            start_reload();
+        } else {
+            spdlog::info("received {}: upgrading to {}", name, binary_);
+            start_upgrade();
+        }
         break;
     }
 }
@@ -358,6 +381,299 @@ void Manager::close_in_child()
     signals_.clear(ec);   // back to the default dispositions, and asio forgets the registrations
     for (auto& [pid, ch] : channels_) ::close(ch->pipe.native_handle());
     for (int fd : private_fds_) ::close(fd);
+    // A worker holding a listener of an older generation would keep that socket open after its
+    // own generation left, and clients would wait in its backlog for nobody.
+    for (const auto& l : previous_listeners_) ::close(l.fd);
+    if (previous_binary_fd_ >= 0) ::close(previous_binary_fd_);
+    if (pid_file_fd_ >= 0) ::close(pid_file_fd_);
+}
+
+// Reload (HUP) and upgrade (USR2): a new generation rolls in, new before old
+void Manager::set_binary(std::string binary, std::vector<std::string> argv)
+{
+    binary_ = std::move(binary);
+    argv_ = std::move(argv);
+}
+
+void Manager::set_pid_file(int fd, std::string path)
+{
+    pid_file_fd_ = fd;
+    pid_file_path_ = std::move(path);
+}
+
+void Manager::adopt(const Handover& h)
+{
+    state_ = h.pool;
+    started_at_ = h.started;
+    previous_binary_fd_ = h.previous_binary_fd;
+    if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
+    for (const auto& [pid, fd] : h.channels) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        channels_.emplace(pid, std::make_unique<Channel>(io_, fd));
+        watch_heartbeats(pid);
+    }
+    // The target and the timeouts come from this image's options; the pool from the hand-over.
+    state_.target = options_.workers;
+    const auto now = Clock::now();
+    if (h.rollback_from) {
+        spdlog::error("upgrade to generation {} failed: {}; manager {} runs the previous binary again, "
+                      "generation {} keeps serving", h.rollback_from, h.rollback_why, ::getpid(), state_.generation);
+        notify::send("READY=1\nSTATUS=upgrade failed: " + h.rollback_why);
+        return;
+    }
+    handle(RolloutStarted{Reason::upgrade}, now);
+    spdlog::info("upgrade: manager {} now runs {}; generation {} replaces {} workers of generation {}", ::getpid(),
+                 binary_, state_.generation, state_.workers.size(), state_.rollout->from_generation);
+}
+
+void Manager::start_reload()
+{
+    Options fresh;
+    try {
+        if (!reread_) throw UsageError("no configuration to re-read");
+        fresh = reread_();
+    } catch (const std::exception& e) {
+        spdlog::error("received HUP: the configuration is invalid, keeping the running one: {}", e.what());
+        return;
+    }
+    // New addresses are bound before any worker needs them; the old ones close after the old generation.
+    if (fresh.listen != options_.listen) {
+        try {
+            auto bound = bind_listeners(fresh.listen);
+            for (const auto& l : bound) spdlog::info("listening on {}", local_address(l.fd));
+            previous_listeners_ = std::exchange(listeners_, std::move(bound));
+        } catch (const std::exception& e) {
+            spdlog::error("received HUP: {}; keeping the running configuration", e.what());
+            return;
+        }
+    }
+    if (fresh.log_level != options_.log_level || fresh.log_file != options_.log_file)
+        log::setup(fresh.log_level, fresh.log_file, "manager");
+    previous_options_ = std::exchange(options_, fresh);
+    handle(Scale{options_.workers, 0}, Clock::now());
+    handle(RolloutStarted{Reason::reload}, Clock::now());
+    notify::send("RELOADING=1\nMONOTONIC_USEC=" +
+                 std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch()).count()));
+    spdlog::info("received HUP: reloading; generation {} replaces {} workers of generation {}", state_.generation,
+                 state_.workers.size(), state_.rollout->from_generation);
+}
+
+// Pre-flight: the new binary must accept our arguments and our hand-over version
+struct Manager::Preflight {
+    explicit Preflight(boost::asio::io_context& io) : err(io), timer(io) {}
+    boost::asio::readable_pipe err;
+    boost::asio::steady_timer timer;
+    std::unique_ptr<boost::process::v2::process> process;
+    std::array<char, 1024> buffer{};
+    std::string output;
+    std::optional<int> exit_code;
+    bool output_done = false;
+    bool timed_out = false;
+};
+
+void Manager::start_upgrade()
+{
+    if (::access(binary_.c_str(), X_OK) != 0) {
+        spdlog::error("upgrade abandoned: cannot execute {}: {}; generation {} keeps serving", binary_,
+                      std::strerror(errno), state_.generation);
+        return;
+    }
+    std::vector<std::string> args(argv_.begin() + (argv_.empty() ? 0 : 1), argv_.end());
+    args.insert(args.end(), {"--check", "--adopt-check", std::to_string(handover_version)});
+    notify::send("RELOADING=1\nMONOTONIC_USEC=" +
+                 std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch()).count()));
+    auto p = std::make_unique<Preflight>(io_);
+    try {
+        namespace bp2 = boost::process::v2;
+        p->process = std::make_unique<bp2::process>(io_, binary_, args, bp2::process_stdio{nullptr, nullptr, p->err});
+    } catch (const std::exception& e) {
+        spdlog::error("upgrade abandoned: cannot run {} --check: {}; generation {} keeps serving", binary_, e.what(),
+                      state_.generation);
+        notify::send("READY=1");
+        return;
+    }
+    preflight_ = std::move(p);
+    auto* pf = preflight_.get();
+    auto read_more = [this, pf](auto& self) -> void {
+        pf->err.async_read_some(boost::asio::buffer(pf->buffer), [this, pf, self](const boost::system::error_code& ec,
+                                                                                    std::size_t n) {
+            if (ec == boost::asio::error::operation_aborted) return;
+            if (pf->output.size() < 4096) pf->output.append(pf->buffer.data(), n);
+            if (ec) {
+                pf->output_done = true;
+                finish_preflight();
+                return;
+            }
+            self(self);
+        });
+    };
+    read_more(read_more);
+    pf->process->async_wait([this, pf](const boost::system::error_code& ec, int code) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        pf->exit_code = ec ? 255 : code;
+        finish_preflight();
+    });
+    // A --check that hangs must not hold the upgrade (and the next USR2) forever.
+    pf->timer.expires_after(std::chrono::seconds(10));
+    pf->timer.async_wait([pf](const boost::system::error_code& ec) {
+        if (ec) return;
+        pf->timed_out = true;
+        boost::system::error_code ignored;
+        pf->process->terminate(ignored);
+    });
+}
+
+void Manager::finish_preflight()
+{
+    auto& pf = *preflight_;
+    if (!pf.exit_code || !pf.output_done) return;
+    auto done = std::move(preflight_);
+    done->timer.cancel();
+    std::string first_line = done->output.substr(0, done->output.find('\n'));
+    if (done->timed_out || *done->exit_code != 0) {
+        const std::string why = done->timed_out ? "did not finish within 10 s"
+                                                : "failed (exit code " + std::to_string(*done->exit_code) + ")";
+        spdlog::error("upgrade abandoned: {} --check {}{}{}; generation {} keeps serving", binary_, why,
+                      first_line.empty() ? "" : ": ", first_line, state_.generation);
+        notify::send("READY=1\nSTATUS=upgrade abandoned: --check " + why);
+        return;
+    }
+    // Every descriptor of the pool survives exec; the new image adopts them.
+    try {
+        exec_image(-1, 0, {});
+    } catch (const std::exception& e) {
+        spdlog::error("upgrade abandoned: {}; generation {} keeps serving", e.what(), state_.generation);
+        notify::send("READY=1");
+    }
+}
+
+void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::string& why)
+{
+    Handover h;
+    h.pool = state_;
+    h.pool.rollout.reset();
+    for (const auto& [pid, ch] : channels_) h.channels.emplace_back(pid, ch->pipe.native_handle());
+    h.listeners = listeners_;
+    h.pid_file_fd = pid_file_fd_;
+    h.pid_file_path = pid_file_path_;
+    h.binary = binary_;
+    h.started = started_at_;
+    h.rollback_from = rollback_from;
+    h.rollback_why = why;
+    // Going forward the running binary is what we roll back to; going back, nothing is.
+    int previous = -1;
+    if (!rollback_from) {
+        previous = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        h.previous_binary_fd = previous;
+    }
+
+    const std::string text = encode(h);
+    const int record = ::memfd_create("herd-handover", 0);
+    if (record < 0) throw std::system_error(errno, std::generic_category(), "cannot create the hand-over record");
+    bool written = true;
+    for (std::size_t off = 0; off < text.size();) {
+        const ssize_t n = ::write(record, text.data() + off, text.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            written = false;
+            break;
+        }
+        off += std::size_t(n);
+    }
+    ::lseek(record, 0, SEEK_SET);
+
+    std::vector<int> inherited;
+    for (const auto& l : listeners_) inherited.push_back(l.fd);
+    for (const auto& [pid, fd] : h.channels) inherited.push_back(fd);
+    if (pid_file_fd_ >= 0) inherited.push_back(pid_file_fd_);
+    if (previous >= 0) inherited.push_back(previous);
+    for (int fd : inherited) ::fcntl(fd, F_SETFD, 0);
+    ::setenv(handover_env, std::to_string(record).c_str(), 1);
+
+    std::vector<char*> argv;
+    for (auto& a : argv_) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Signals wait, blocked, until the new image has its handlers: a TERM in between would
+    // otherwise take its default action and end the manager.
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    if (written) {
+        if (binary_fd >= 0) ::fexecve(binary_fd, argv.data(), environ);
+        else ::execv(binary_.c_str(), argv.data());
+    }
+    const int err = written ? errno : EIO;
+
+    // Still here: exec failed, and this image carries on as if nothing happened.
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::unsetenv(handover_env);
+    for (int fd : inherited) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::close(record);
+    if (previous >= 0) ::close(previous);
+    throw std::system_error(err, std::generic_category(), "cannot execute " + binary_);
+}
+
+void Manager::rollout_done(const RolloutDone& done)
+{
+    const bool upgrade = done.kind == Reason::upgrade;
+    spdlog::info("{} to generation {} complete in {}: {} workers ready", upgrade ? "upgrade" : "reload",
+                 done.generation, format_duration(done.took), ready_count(state_));
+    handle(RolloutEnded{false}, Clock::now());
+    close_listeners(previous_listeners_, false);
+    previous_listeners_.clear();
+    previous_options_.reset();
+    if (previous_binary_fd_ >= 0) ::close(std::exchange(previous_binary_fd_, -1));
+    notify::ready("generation " + std::to_string(done.generation) + ": " + std::to_string(state_.target) +
+                  " workers ready");
+}
+
+void Manager::rollout_failed(const RolloutFailed& failed)
+{
+    if (failed.kind == Reason::upgrade && previous_binary_fd_ >= 0) {
+        spdlog::error("upgrade to generation {} failed: {}; going back to the previous binary", failed.generation,
+                      failed.why);
+        handle(RolloutEnded{true}, Clock::now());
+        try {
+            exec_image(previous_binary_fd_, failed.generation, failed.why);
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot go back to the previous binary: {}; generation {} keeps serving", e.what(),
+                             state_.generation);
+        }
+        return;
+    }
+    spdlog::error("{} to generation {} failed: {}; generation {} keeps serving",
+                  failed.kind == Reason::upgrade ? "upgrade" : "reload", failed.generation, failed.why,
+                  state_.rollout ? state_.rollout->from_generation : state_.generation);
+    handle(RolloutEnded{true}, Clock::now());
+    if (previous_options_) {
+        options_ = *std::exchange(previous_options_, std::nullopt);
+        handle(Scale{options_.workers, 0}, Clock::now());
+    }
+    if (!previous_listeners_.empty()) {
+        close_listeners(listeners_, true);
+        listeners_ = std::exchange(previous_listeners_, {});
+    }
+    notify::send("READY=1\nSTATUS=" + failed.why);
+}
+
+// systemd's watchdog: WATCHDOG=1 at half the interval it asked for, from the manager loop
+void Manager::watch_watchdog()
+{
+    const char* usec = std::getenv("WATCHDOG_USEC");
+    const char* pid = std::getenv("WATCHDOG_PID");
+    if (!usec || (pid && std::atoi(pid) != ::getpid())) return;
+    const auto interval = std::chrono::microseconds(std::atoll(usec)) / 2;
+    if (interval.count() <= 0) return;
+    if (!watchdog_) watchdog_ = std::make_unique<boost::asio::steady_timer>(io_);
+    notify::send("WATCHDOG=1");
+    watchdog_->expires_after(interval);
+    watchdog_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) watch_watchdog();
+    });
 }
 
 WorkerEvent Manager::describe(const WorkerRecord& w, std::string outcome) const

@@ -8,11 +8,13 @@
 #include <herd/options.hpp>
 #include <herd/policy.hpp>
 #include <herd/process_ops.hpp>
+#include <herd/upgrade.hpp>
 #include <herd/worker.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <array>
 #include <functional>
@@ -39,8 +41,17 @@ public:
     void on_first_ready(std::function<void()> callback) { on_first_ready_ = std::move(callback); }
     /// Descriptors the manager keeps open that children must not inherit (closed in close_in_child).
     void keep_private(int fd) { private_fds_.push_back(fd); }
+    /// What USR2 execs: the binary as started, with the original arguments.
+    void set_binary(std::string binary, std::vector<std::string> argv);
+    /// How HUP re-reads the configuration (throws UsageError when it is invalid).
+    void set_reread(std::function<Options()> reread) { reread_ = std::move(reread); }
+    /// The pid file to hand over to the next image.
+    void set_pid_file(int fd, std::string path);
+    /// Take over the state a previous image handed over (USR2, or a rollback); before run().
+    void adopt(const Handover& handover);
 
     const PoolState& state() const { return state_; }
+    const Options& options() const { return options_; }
 
 private:
     struct Channel {
@@ -64,6 +75,13 @@ private:
     void check_readiness();
     void stop_listening();
     void finish();
+    void start_reload();
+    void start_upgrade();
+    void finish_preflight();
+    void rollout_done(const RolloutDone& done);
+    void rollout_failed(const RolloutFailed& failed);
+    void exec_image(int binary_fd, unsigned rollback_from, const std::string& why);
+    void watch_watchdog();
     WorkerEvent describe(const WorkerRecord& worker, std::string outcome = {}) const;
 
     boost::asio::io_context& io_;
@@ -81,6 +99,19 @@ private:
     bool pool_ready_ = false;
     std::function<void()> on_first_ready_;
     bool reaps_orphans_ = false;   // PID 1 or a subreaper: every exited child is ours to reap
+
+    // Reload and upgrade
+    struct Preflight;
+    std::unique_ptr<Preflight> preflight_;
+    std::string binary_;
+    std::vector<std::string> argv_;
+    std::function<Options()> reread_;
+    std::optional<Options> previous_options_;     // reload: what to go back to if it fails
+    std::vector<Listener> previous_listeners_;    // reload: closed once the old generation is gone
+    int pid_file_fd_ = -1;
+    std::string pid_file_path_;
+    int previous_binary_fd_ = -1;                 // upgrade: the binary to roll back to
+    std::unique_ptr<boost::asio::steady_timer> watchdog_;
 };
 
 }  // namespace herd

@@ -180,6 +180,9 @@ std::vector<Spec> standard_specs()
          [](O& o, S v) { o.daemon = parse_bool(v); }},
         {"Process", "check", nullptr, "check the options, exit 0 or 2", "", Kind::flag,
          [](O& o, S v) { o.check = parse_bool(v); }},
+        {"Process", "adopt-check", "V", "with --check: confirm this binary can adopt a running "
+         "manager's hand-over version V (USR2 runs this)", "", Kind::value,
+         [](O& o, S v) { o.adopt_check = parse_unsigned(v); }, true},
 
         {"Logging", "log-level", "LEVEL", join_levels(), d.log_level, Kind::value,
          [](O& o, S v) { o.log_level = v; }},

@@ -57,6 +57,7 @@ struct Options {
     std::string config;
     bool daemon = false;
     bool check = false;
+    unsigned adopt_check = 0;                                 // with --check: hand-over version to confirm
 
     friend bool operator==(const Options&, const Options&) = default;
 };

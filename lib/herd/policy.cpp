@@ -26,14 +26,14 @@ double unit_random(std::uint64_t seed)
 
 bool is_due(const WorkerRecord& w, const PoolState& state, TimePoint now)
 {
-    if (w.generation < state.generation) return true;
+    if (w.generation != state.generation) return true;
     if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return true;
     return w.request_limit > 0 && w.requests >= w.request_limit;
 }
 
 Reason due_reason(const WorkerRecord& w, const PoolState& state, TimePoint now)
 {
-    if (w.generation < state.generation) return Reason::reload;
+    if (w.generation != state.generation) return state.rollout ? state.rollout->kind : Reason::reload;
     if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return Reason::max_age;
     return Reason::max_requests;
 }
@@ -113,6 +113,32 @@ void plan_timeouts(const PoolState& state, const Options& options, TimePoint now
             leaving.insert(w.pid);
         }
     }
+}
+
+// Rollout: done when the old generation is gone, failed when the new one does not come up
+bool plan_rollout(const PoolState& state, const Options& options, TimePoint now, Actions& out)
+{
+    if (!state.rollout) return true;
+    const Rollout& r = *state.rollout;
+    const bool old_left = std::any_of(state.workers.begin(), state.workers.end(),
+                                      [&](const auto& w) { return w.generation != state.generation; });
+    if (!old_left && ready_count(state) >= state.target) {
+        out.push_back(RolloutDone{r.kind, state.generation, std::chrono::duration_cast<Duration>(now - r.started)});
+        return true;
+    }
+    const auto failed = std::size_t(std::count_if(state.failures.begin(), state.failures.end(), [&](TimePoint t) {
+        return t >= r.started && now - t < options.restart_limit.window;
+    }));
+    std::string why;
+    if (!r.new_ready && failed > options.restart_limit.count)
+        why = std::to_string(failed) + " workers of generation " + std::to_string(state.generation) +
+              " exited before any was ready";
+    else if (now - r.started >= options.upgrade_timeout)
+        why = "generation " + std::to_string(state.generation) + " was not ready within " +
+              format_duration(options.upgrade_timeout);
+    if (why.empty()) return true;
+    out.push_back(RolloutFailed{r.kind, state.generation, why});
+    return false;
 }
 
 // Keep the pool at its target: retire surplus and due workers, spawn the missing
@@ -298,6 +324,7 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             if (!w) return;
             if (!w->ready_at) w->ready_at = now;
             s.ever_ready = true;
+            if (s.rollout && w->generation == s.generation) s.rollout->new_ready = true;
             w->last_heartbeat = now;
             if (e.requests) w->requests = *e.requests;
         }
@@ -348,6 +375,17 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             s.backoff_mark = s.failures.empty() ? now : s.failures.back();
             next_random(s.seed);
         }
+        void operator()(const RolloutStarted& e)
+        {
+            s.rollout = Rollout{e.kind, s.generation, now, false};
+            s.generation = ++s.last_generation;
+        }
+        void operator()(const RolloutEnded& e)
+        {
+            if (!s.rollout) return;
+            if (e.reverted) s.generation = s.rollout->from_generation;
+            s.rollout.reset();
+        }
         void operator()(const ManagerResumed&)
         {
             // The manager itself was stopped (SIGSTOP, a debugger): silence was ours, not theirs.
@@ -368,6 +406,7 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
 
     std::set<int> leaving;
     plan_timeouts(state, options, now, out, leaving);
+    if (!plan_rollout(state, options, now, out)) return out;
 
     // Give up or back off
     bool may_spawn = !(state.backoff_until && now < *state.backoff_until);
@@ -401,6 +440,7 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
         if (!w.leaving() && w.age_limit.count() > 0) consider(w.spawned_at + w.age_limit);
     }
     if (state.backoff_until) consider(*state.backoff_until);
+    if (state.rollout) consider(state.rollout->started + options.upgrade_timeout);
     return std::max(next, now);
 }
 

@@ -69,12 +69,23 @@ std::string state_name(const WorkerRecord& worker);
 
 enum class Phase { running, stopping_graceful, stopping_fast };
 
+/// A rolling replacement of every worker by a new generation: HUP (reload) or USR2 (upgrade).
+struct Rollout {
+    Reason kind = Reason::reload;     // reload or upgrade
+    unsigned from_generation = 0;
+    TimePoint started{};
+    bool new_ready = false;           // a worker of the new generation has been ready
+    friend bool operator==(const Rollout&, const Rollout&) = default;
+};
+
 /// Everything the manager decides from.
 struct PoolState {
     std::vector<WorkerRecord> workers;
     unsigned target = 0;
-    unsigned generation = 1;
+    unsigned generation = 1;          // the generation new workers get
+    unsigned last_generation = 1;     // the highest generation ever started (never reused)
     Phase phase = Phase::running;
+    std::optional<Rollout> rollout;
     bool ever_ready = false;                 // has any worker ever been ready
     std::deque<TimePoint> failures;          // unexpected exits, newest last
     std::optional<TimePoint> backoff_until;  // no spawns before this
@@ -98,8 +109,10 @@ struct Scale { std::optional<unsigned> workers; int delta = 0; };
 struct StopRequested { bool graceful; };
 struct BackoffStarted { TimePoint until; unsigned level; };
 struct ManagerResumed {};
+struct RolloutStarted { Reason kind; };            // a new generation replaces every worker
+struct RolloutEnded { bool reverted; };            // reverted: the previous generation is current again
 using Event = std::variant<Spawned, SpawnFailed, HeartbeatSeen, Signalled, WorkerExited, Scale,
-                           StopRequested, BackoffStarted, ManagerResumed>;
+                           StopRequested, BackoffStarted, ManagerResumed, RolloutStarted, RolloutEnded>;
 
 /// Fold an event into the state.
 void apply(PoolState& state, const Event& event, const Options& options, TimePoint now);
@@ -137,7 +150,19 @@ struct Exit {
     std::size_t failures = 0;    // exit 3: the failures that made the manager give up
     friend bool operator==(const Exit&, const Exit&) = default;
 };
-using Action = std::variant<Spawn, Retire, Kill, Terminate, BackOff, Exit>;
+struct RolloutDone {             // every worker now belongs to the new generation
+    Reason kind;
+    unsigned generation;
+    Duration took;
+    friend bool operator==(const RolloutDone&, const RolloutDone&) = default;
+};
+struct RolloutFailed {           // the new generation did not come up: go back to the previous one
+    Reason kind;
+    unsigned generation;
+    std::string why;
+    friend bool operator==(const RolloutFailed&, const RolloutFailed&) = default;
+};
+using Action = std::variant<Spawn, Retire, Kill, Terminate, BackOff, Exit, RolloutDone, RolloutFailed>;
 using Actions = std::vector<Action>;
 
 /// Decide what to do now.

@@ -8,6 +8,7 @@
 #include <herd/manager.hpp>
 #include <herd/pid_file.hpp>
 #include <herd/proctitle.hpp>
+#include <herd/upgrade.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
@@ -100,6 +101,19 @@ int daemonize(int& ready_fd)
     return -1;   // continue as the daemon
 }
 
+std::string read_all(int fd)
+{
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::system_error(errno, std::generic_category(), "cannot read the hand-over record");
+        if (n == 0) return text;
+        text.append(buf, std::size_t(n));
+    }
+}
+
 void report(int fd, const std::string& message)
 {
     if (fd < 0) return;
@@ -144,8 +158,27 @@ int run(int argc, char** argv, App app)
     Options& options = cl.options;
     if (options.name.empty()) options.name = program;
     if (options.check) {
+        // USR2's pre-flight asks whether this binary can adopt the running manager's state.
+        if (options.adopt_check && !can_adopt(options.adopt_check)) {
+            std::fprintf(stderr, "%s: cannot adopt hand-over version %u (this binary adopts version %u)\n",
+                         program.c_str(), options.adopt_check, handover_version);
+            return 2;
+        }
         std::printf("%s: configuration is valid\n", program.c_str());
         return 0;
+    }
+    // An image started by USR2 (or going back after one) adopts what the previous image handed over.
+    std::optional<Handover> handover;
+    if (const char* fd_text = std::getenv(handover_env)) {
+        const int fd = std::atoi(fd_text);
+        ::unsetenv(handover_env);
+        try {
+            handover = decode_handover(read_all(fd));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "%s: cannot adopt the running manager's state: %s\n", program.c_str(), e.what());
+            return 1;
+        }
+        ::close(fd);
     }
 
     int ready_fd = -1;
@@ -155,7 +188,7 @@ int run(int argc, char** argv, App app)
         std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
         return 1;
     }
-    if (options.daemon) {
+    if (options.daemon && !handover) {
         try {
             if (int code = daemonize(ready_fd); code >= 0) return code;
         } catch (const std::exception& e) {
@@ -169,9 +202,15 @@ int run(int argc, char** argv, App app)
     std::vector<Listener> listeners;
     std::optional<PidFile> pid_file;
     try {
-        listeners = adopt_systemd_listeners();
-        if (listeners.empty()) listeners = bind_listeners(options.listen);
-        if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
+        if (handover) {
+            listeners = handover->listeners;
+            for (const auto& l : listeners) ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
+            if (handover->pid_file_fd >= 0) pid_file.emplace(PidFile::adopt(handover->pid_file_path, handover->pid_file_fd));
+        } else {
+            listeners = adopt_systemd_listeners();
+            if (listeners.empty()) listeners = bind_listeners(options.listen);
+            if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
+        }
     } catch (const std::exception& e) {
         const std::string line = program + ": " + e.what();
         std::fprintf(stderr, "%s\n", line.c_str());
@@ -179,7 +218,8 @@ int run(int argc, char** argv, App app)
         close_listeners(listeners, true);
         return 1;
     }
-    for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
+    if (!handover)
+        for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
 
     proctitle::init(argc, argv);
     proctitle::set(options.name + ": manager");
@@ -188,7 +228,6 @@ int run(int argc, char** argv, App app)
     // The manager and how its children start
     boost::asio::io_context io;
     const int manager_pid = ::getpid();
-    const Options& opts = options;
     const auto* args = cl.app_args.get();
     std::unique_ptr<Manager> manager;
     ForkOps ops(io, [&](const SpawnRequest& request) {
@@ -196,6 +235,7 @@ int run(int argc, char** argv, App app)
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != manager_pid) return 0;
         if (ready_fd >= 0) ::close(ready_fd);
+        const Options& opts = manager->options();   // after a reload, the new ones
         const std::string role = "worker[" + std::to_string(request.slot) + "]";
         log::set_role(role);
         proctitle::set(opts.name + ": " + role + " gen " + std::to_string(request.generation));
@@ -207,7 +247,20 @@ int run(int argc, char** argv, App app)
     });
     manager = std::make_unique<Manager>(io, options, listeners, ops, app.hooks);
     ops.set_child_setup([&] { manager->close_in_child(); });
-    if (pid_file) manager->keep_private(pid_file->fd());
+    if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
+    manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);
+    manager->set_reread([&, ext_program = program] {
+        std::vector<const char*> argv;
+        for (const auto& a : cl.argv) argv.push_back(a.c_str());
+        OptionsExtension ext;
+        ext.program = ext_program;
+        ext.add_options = app.add_options;
+        Options fresh = parse_command_line(int(argv.size()), argv.data(), ext).options;
+        validate(fresh);
+        if (fresh.name.empty()) fresh.name = ext_program;
+        return fresh;
+    });
+    if (handover) manager->adopt(*handover);
     manager->on_first_ready([&] {
         report(ready_fd, "ok\n");
         if (ready_fd >= 0) ::close(std::exchange(ready_fd, -1));

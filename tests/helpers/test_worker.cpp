@@ -122,28 +122,33 @@ public:
 
         // Work until QUIT, or until the mode says otherwise
         while (!stopping() || mode_.mode == Mode::ignore_quit) {
+            beat();
+            // Checked right after a heartbeat: with --heartbeat-interval at or below the tick,
+            // the "stops heartbeating" line marks the last heartbeat to within microseconds.
             if (mode_.mode == Mode::hang_after && Clock::now() - started_ >= limit) {
                 spdlog::info("test worker {} stops heartbeating (hang-after={})", ::getpid(), mode_.value);
                 block_forever();
             }
             if (mode_.mode == Mode::crash_after && Clock::now() - started_ >= limit) std::abort();
-            work();
+            std::this_thread::sleep_for(tick);
         }
 
         // Slow drain after QUIT
         if (mode_.mode == Mode::slow_drain) {
             const auto until = Clock::now() + limit;
-            while (Clock::now() < until) work();
+            while (Clock::now() < until) {
+                beat();
+                std::this_thread::sleep_for(tick);
+            }
         }
         return 0;
     }
 
 private:
-    void work()
+    void beat()
     {
         heartbeat();
         if (units_ > 0) done(units_);
-        std::this_thread::sleep_for(tick);
     }
 
     ParsedMode mode_;

@@ -599,11 +599,12 @@ int wait_for_port(Process& p, Deadline deadline, const std::string& host)
 
 double parse_duration_ms(const std::string& text)
 {
-    static const std::regex re(R"(^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)\s*$)");
+    static const std::regex re(R"(^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|µs|ms|s|m|h)\s*$)");
     std::smatch m;
     if (!std::regex_match(text, m, re)) return -1;
     const double value = std::stod(m[1].str());
     const std::string unit = m[2].str();
+    if (unit == "us" || unit == "µs") return value / 1000;
     if (unit == "ms") return value;
     if (unit == "s") return value * 1000;
     if (unit == "m") return value * 60'000;

@@ -141,7 +141,7 @@ int parse_port(const std::string& line);
 /// Wait for the first "listening on HOST:PORT" line of `p`; the port, or -1 after the deadline.
 int wait_for_port(Process& p, Deadline deadline, const std::string& host = "127.0.0.1");
 
-/// A duration as herd::format_duration prints it ("512 ms", "1.5 s", "3 m", "1 h") in ms; -1 if not.
+/// A duration as the log prints it ("480 us", "512 ms", "1.5 s", "3 m", "1 h") in ms; -1 if not.
 double parse_duration_ms(const std::string& text);
 
 /// True while pid exists and is not a zombie.
@@ -179,24 +179,24 @@ inline const std::regex started{R"(manager (\d+) started: (\d+) workers, generat
 // 1 pid, 2 slot, 3 generation
 inline const std::regex spawned{R"(worker (\d+) spawned in slot (\d+) \(generation (\d+)\))"};
 // 1 pid, 2 slot, 3 duration
-inline const std::regex ready{R"(worker (\d+) ready in slot (\d+) after (\S+ \w+)$)"};
+inline const std::regex ready{R"(worker (\d+) ready in slot (\d+) after (\S+ \S+)$)"};
 // 1 count
 inline const std::regex all_ready{R"(all (\d+) workers ready)"};
 // 1 pid, 2 silence, 3 timeout
-inline const std::regex no_heartbeat{R"(worker (\d+) has no heartbeat for (\S+ \w+) \(timeout (\S+ \w+)\), retiring)"};
+inline const std::regex no_heartbeat{R"(worker (\d+) has no heartbeat for (\S+ \S+) \(timeout (\S+ \S+)\), retiring)"};
 // 1 pid, 2 duration
-inline const std::regex boot_timeout{R"(worker (\d+) not ready (\S+ \w+) after spawn \(boot timeout\), killing)"};
+inline const std::regex boot_timeout{R"(worker (\d+) not ready (\S+ \S+) after spawn \(boot timeout\), killing)"};
 // 1 pid, 2 reason ("max age (1 h)", "max requests (1000)", "TTOU")
 inline const std::regex retiring{R"(worker (\d+) retiring: (.+)$)"};
 // 1 pid, 2 duration
-inline const std::regex graceful_kill{R"(worker (\d+) still running (\S+ \w+) after QUIT \(graceful timeout\), killing)"};
-inline const std::regex term_kill{R"(worker (\d+) still running (\S+ \w+) after TERM \(kill timeout\), killing)"};
+inline const std::regex graceful_kill{R"(worker (\d+) still running (\S+ \S+) after QUIT \(graceful timeout\), killing)"};
+inline const std::regex term_kill{R"(worker (\d+) still running (\S+ \S+) after TERM \(kill timeout\), killing)"};
 // 1 pid, 2 classification, 3 slot, 4 duration
-inline const std::regex reaped{R"(worker (\d+) reaped: (.+), slot (\d+), ran (\S+ \w+)$)"};
+inline const std::regex reaped{R"(worker (\d+) reaped: (.+), slot (\d+), ran (\S+ \S+)$)"};
 // 1 exits, 2 window, 3 limit, 4 delay
-inline const std::regex backing_off{R"(backing off: (\d+) unexpected worker exits within (\S+ \w+) \(limit (\d+)\), next spawn in (\S+ \w+)$)"};
+inline const std::regex backing_off{R"(backing off: (\d+) unexpected worker exits within (\S+ \S+) \(limit (\d+)\), next spawn in (\S+ \S+)$)"};
 // 1 exits, 2 window
-inline const std::regex giving_up{R"(giving up: no worker ever became ready and (\d+) exited within (\S+ \w+), exit code 3)"};
+inline const std::regex giving_up{R"(giving up: no worker ever became ready and (\d+) exited within (\S+ \S+), exit code 3)"};
 // 1 manager pid, 2 code
 inline const std::regex exiting{R"(manager (\d+) exiting with code (\d+))"};
 }  // namespace lines

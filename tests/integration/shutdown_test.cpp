@@ -136,7 +136,7 @@ TEST_CASE("a worker ignoring QUIT is killed after the graceful timeout, and the 
     REQUIRE(p.signal(SIGQUIT));
     CHECK_MESSAGE(p.wait_for_line(std::regex(R"(received QUIT: graceful shutdown of 1 workers? \(graceful timeout 400 ms\))"), in(2s)),
                   p.output());
-    const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \w+) after QUIT \(graceful timeout\), killing)"), in(3s));
+    const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \S+) after QUIT \(graceful timeout\), killing)"), in(3s));
     REQUIRE_MESSAGE(killing, p.output());
     CHECK(parse_duration_ms(killing->groups[1]) >= 400);
     CHECK(parse_duration_ms(killing->groups[1]) < 900);

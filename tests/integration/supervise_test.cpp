@@ -26,7 +26,7 @@ std::vector<std::string> test_worker_args(unsigned workers, const std::string& m
 // Check the retire-then-kill sequence of a worker silent since `mark`, with the timing given.
 void check_no_heartbeat_then_killed(Process& p, int pid, std::size_t mark, double graceful_ms)
 {
-    const auto silent = p.wait_for_line(worker_line(pid, R"(has no heartbeat for (\S+ \w+) \(timeout (\S+ \w+)\), retiring)"),
+    const auto silent = p.wait_for_line(worker_line(pid, R"(has no heartbeat for (\S+ \S+) \(timeout (\S+ \S+)\), retiring)"),
                                         in(3s), mark);
     REQUIRE_MESSAGE(silent, "no 'has no heartbeat' line for " << pid << ":\n" << p.output());
     const double silence = parse_duration_ms(silent->groups[1]);
@@ -34,7 +34,7 @@ void check_no_heartbeat_then_killed(Process& p, int pid, std::size_t mark, doubl
     CHECK(silence >= 500);
     CHECK(silence < 1500);
 
-    const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \w+) after QUIT \(graceful timeout\), killing)"),
+    const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \S+) after QUIT \(graceful timeout\), killing)"),
                                          in(3s), silent->index);
     REQUIRE_MESSAGE(killing, "no graceful-timeout kill for " << pid << ":\n" << p.output());
     // The line names the time since QUIT: the graceful timeout, or a little more.
@@ -99,7 +99,7 @@ TEST_CASE("a worker that never becomes ready is killed at the boot timeout")
     const auto spawned = p.wait_for_line(lines::spawned, in(5s));
     REQUIRE_MESSAGE(spawned, p.output());
     const int pid = spawned->number(1);
-    const auto killing = p.wait_for_line(worker_line(pid, R"(not ready (\S+ \w+) after spawn \(boot timeout\), killing)"), in(3s));
+    const auto killing = p.wait_for_line(worker_line(pid, R"(not ready (\S+ \S+) after spawn \(boot timeout\), killing)"), in(3s));
     REQUIRE_MESSAGE(killing, p.output());
     // The line names the time since spawn: the boot timeout, or a little more.
     CHECK(parse_duration_ms(killing->groups[1]) >= 300);
@@ -178,7 +178,7 @@ TEST_CASE("a worker older than --max-worker-age is retired and replaced")
     HardDeadline guard(20s);
     Process p(test_worker_args(2, "ok", {"--max-worker-age", "600ms"}));
     REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
-    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: max age \((\S+ \w+)\))"), in(3s));
+    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: max age \((\S+ \S+)\))"), in(3s));
     REQUIRE_MESSAGE(retiring, p.output());
     // The line names the worker's age: the limit less at most 10 % jitter, or more.
     CHECK(parse_duration_ms(retiring->groups[2]) >= 540);
@@ -225,4 +225,23 @@ TEST_CASE("TTIN and TTOU change the target; TTOU retires one worker")
     CHECK(ready_pids(p).size() == 3);
     CHECK(p.count(lines::spawned) == 4);
     CHECK_FALSE(pid_alive(pid));
+}
+
+TEST_CASE("a worker reporting units of work past --max-requests is retired and replaced")
+{
+    HardDeadline guard(20s);
+    // 1 unit per 10 ms tick: the limit of 20 is passed after about 200 ms.
+    Process p(test_worker_args(1, "ok", {"--units", "1", "--max-requests", "20"}));
+    const auto ready = p.wait_for_line(lines::ready, in(5s));
+    REQUIRE_MESSAGE(ready, p.output());
+    const int pid = ready->number(1);
+    const auto retiring = p.wait_for_line(worker_line(pid, R"(retiring: max requests \((\d+)\))"), in(3s));
+    REQUIRE_MESSAGE(retiring, p.output());
+    CHECK(retiring->number(1) >= 20);
+    const double after = std::chrono::duration<double, std::milli>(retiring->seen - ready->seen).count();
+    CHECK(after >= 150);
+    const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot 0)"), in(3s), retiring->index);
+    REQUIRE_MESSAGE(reaped, p.output());
+    CHECK(reaped->groups[1] == "retired (max requests)");
+    CHECK(poll_until([&] { return ready_pids(p).size() == 1 && ready_pids(p).count(pid) == 0; }, in(3s)));
 }

@@ -64,7 +64,9 @@ struct StringMaker<Actions> {
                 else if constexpr (std::is_same_v<T, Kill>) out += " Kill{" + std::to_string(x.pid) + ", " + to_string(x.reason) + "}";
                 else if constexpr (std::is_same_v<T, Terminate>) out += " Terminate{" + std::to_string(x.pid) + "}";
                 else if constexpr (std::is_same_v<T, BackOff>) out += " BackOff{" + std::to_string(x.delay.count()) + "ms}";
-                else out += " Exit{" + std::to_string(x.code) + "}";
+                else if constexpr (std::is_same_v<T, Exit>) out += " Exit{" + std::to_string(x.code) + "}";
+                else if constexpr (std::is_same_v<T, RolloutDone>) out += " RolloutDone{" + std::to_string(x.generation) + "}";
+                else out += " RolloutFailed{" + x.why + "}";
             }, a);
         }
         return (out + " }").c_str();
@@ -522,4 +524,81 @@ TEST_CASE("stopping kills a worker that was already retiring for having no heart
     apply(s, Signalled{100, SIGQUIT, Reason::no_heartbeat}, o, t0 + 10s);
     apply(s, StopRequested{true}, o, t0 + 11s);
     CHECK(plan(s, o, t0 + 11s) == Actions{Kill{100, Reason::no_heartbeat}, Retire{101, Reason::shutdown}});
+}
+
+TEST_CASE("a rollout replaces every worker, new ready before old retires, then is done")
+{
+    auto o = make_options(2);
+    o.spare = 1;
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0 + 1ms);
+    apply(s, RolloutStarted{Reason::upgrade}, o, t0 + 1s);
+    CHECK(s.generation == 2);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Spawn{0, 2}});
+    apply(s, Spawned{200, 0, 2}, o, t0 + 1s);
+    apply(s, HeartbeatSeen{200, std::nullopt}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Retire{100, Reason::upgrade}, Spawn{1, 2}});
+    apply(s, Signalled{100, SIGQUIT, Reason::upgrade}, o, t0 + 1s);
+    apply(s, Spawned{201, 1, 2}, o, t0 + 1s);
+    apply(s, HeartbeatSeen{201, std::nullopt}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Retire{101, Reason::upgrade}});
+    apply(s, Signalled{101, SIGQUIT, Reason::upgrade}, o, t0 + 1s);
+    apply(s, WorkerExited{100, 0}, o, t0 + 2s);
+    CHECK(plan(s, o, t0 + 2s).empty());
+    apply(s, WorkerExited{101, 0}, o, t0 + 3s);
+    CHECK(plan(s, o, t0 + 3s) == Actions{RolloutDone{Reason::upgrade, 2, 2s}});
+}
+
+TEST_CASE("a rollout whose new workers never become ready fails at the upgrade timeout")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.upgrade_timeout = 60s;
+    o.boot_timeout = 0s;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::upgrade}, o, t0);
+    apply(s, Spawned{200, 0, 2}, o, t0);
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 55s);
+    CHECK(only<RolloutFailed>(plan(s, o, t0 + 59s)).empty());
+    auto failed = only<RolloutFailed>(plan(s, o, t0 + 60s));
+    REQUIRE(failed.size() == 1);
+    CHECK(failed[0].why == "generation 2 was not ready within " + format_duration(60s));
+}
+
+TEST_CASE("a rollout whose new workers crash at boot fails instead of backing off")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.restart_limit = {3, 10s};
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::upgrade}, o, t0);
+    for (int pid = 200; pid < 204; ++pid) {
+        apply(s, Spawned{pid, 0, 2}, o, t0);
+        apply(s, WorkerExited{pid, SIGABRT}, o, t0 + 1ms);
+    }
+    auto actions = plan(s, o, t0 + 1ms);
+    REQUIRE(only<RolloutFailed>(actions).size() == 1);
+    CHECK(only<RolloutFailed>(actions)[0].why == "4 workers of generation 2 exited before any was ready");
+    CHECK(only<BackOff>(actions).empty());
+    CHECK(only<Spawn>(actions).empty());
+}
+
+TEST_CASE("a reverted rollout keeps the old generation and retires the failed one")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::reload}, o, t0);
+    apply(s, Spawned{200, 0, 2}, o, t0);
+    apply(s, RolloutEnded{true}, o, t0 + 1s);
+    CHECK(s.generation == 1);
+    CHECK_FALSE(s.rollout);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Retire{200, Reason::reload}});
+    // The failed generation number is never handed out again
+    apply(s, RolloutStarted{Reason::reload}, o, t0 + 2s);
+    CHECK(s.generation == 3);
 }

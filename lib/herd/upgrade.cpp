@@ -1,0 +1,241 @@
+#include <herd/upgrade.hpp>
+
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace herd {
+
+namespace {
+
+std::int64_t ns(TimePoint t)
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+TimePoint at(std::int64_t value)
+{
+    return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(value)));
+}
+
+std::string opt_ns(const std::optional<TimePoint>& t)
+{
+    return t ? std::to_string(ns(*t)) : "-";
+}
+
+constexpr Reason all_reasons[] = {Reason::none,         Reason::ttou,         Reason::max_age,
+                                  Reason::max_requests, Reason::reload,       Reason::upgrade,
+                                  Reason::shutdown,     Reason::no_heartbeat, Reason::boot_timeout,
+                                  Reason::graceful_timeout, Reason::kill_timeout};
+
+std::string reason_key(Reason r)
+{
+    std::string key = to_string(r);
+    for (char& c : key)
+        if (c == ' ') c = '_';
+    return key;
+}
+
+Reason reason_from(const std::string& key)
+{
+    for (Reason r : all_reasons)
+        if (reason_key(r) == key) return r;
+    throw std::invalid_argument("unknown reason '" + key + "'");
+}
+
+std::int64_t number(std::string_view text)
+{
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size())
+        throw std::invalid_argument("'" + std::string(text) + "' is not a number");
+    return value;
+}
+
+std::optional<TimePoint> opt_at(const std::string& text)
+{
+    if (text == "-") return std::nullopt;
+    return at(number(text));
+}
+
+std::string rest_of(std::istringstream& in)
+{
+    std::string rest;
+    std::getline(in >> std::ws, rest);
+    return rest;
+}
+
+}  // namespace
+
+bool can_adopt(unsigned version)
+{
+    return version == handover_version;
+}
+
+std::string encode(const Handover& h)
+{
+    std::ostringstream out;
+    const PoolState& p = h.pool;
+    out << "herd-handover " << h.version << "\n";
+    out << "generation " << p.generation << "\n";
+    out << "last_generation " << p.last_generation << "\n";
+    out << "target " << p.target << "\n";
+    out << "seed " << p.seed << "\n";
+    out << "ever_ready " << (p.ever_ready ? 1 : 0) << "\n";
+    out << "backoff " << p.backoff_level << " " << (p.backoff_until ? ns(*p.backoff_until) : -1) << " "
+        << (p.backoff_mark ? ns(*p.backoff_mark) : -1) << "\n";
+    for (TimePoint t : p.failures) out << "failure " << ns(t) << "\n";
+    for (const auto& [kind, n] : p.exits) {
+        std::string key = kind;
+        for (char& c : key)
+            if (c == ' ') c = '_';
+        out << "exits " << key << " " << n << "\n";
+    }
+    for (const auto& l : h.listeners) out << "listener " << l.fd << " " << l.family << " " << l.address << "\n";
+    if (h.pid_file_fd >= 0) out << "pid_file " << h.pid_file_fd << " " << h.pid_file_path << "\n";
+    if (h.previous_binary_fd >= 0) out << "previous_binary " << h.previous_binary_fd << "\n";
+    out << "binary " << h.binary << "\n";
+    out << "started " << ns(h.started) << "\n";
+    if (h.rollback_from) out << "rollback " << h.rollback_from << " " << h.rollback_why << "\n";
+    std::map<int, int> fds(h.channels.begin(), h.channels.end());
+    for (const auto& w : p.workers) {
+        out << "worker pid=" << w.pid << " slot=" << w.slot << " gen=" << w.generation
+            << " fd=" << (fds.count(w.pid) ? fds[w.pid] : -1) << " spawned=" << ns(w.spawned_at)
+            << " ready=" << opt_ns(w.ready_at) << " beat=" << ns(w.last_heartbeat) << " requests=" << w.requests
+            << " age_limit=" << w.age_limit.count() << " request_limit=" << w.request_limit
+            << " reason=" << reason_key(w.reason) << " quit=" << opt_ns(w.quit_at) << " term=" << opt_ns(w.term_at)
+            << " kill=" << opt_ns(w.kill_at) << " kill_reason=" << reason_key(w.kill_reason) << "\n";
+    }
+    out << "end\n";
+    return out.str();
+}
+
+Handover decode_handover(std::string_view text)
+{
+    Handover h;
+    std::istringstream lines{std::string(text)};
+    std::string line;
+    int n = 0;
+    bool ended = false;
+    while (std::getline(lines, line)) {
+        ++n;
+        std::istringstream in(line);
+        std::string key;
+        in >> key;
+        try {
+            if (n == 1) {
+                if (key != "herd-handover") throw std::invalid_argument("not a herd hand-over record");
+                in >> h.version;
+                if (!can_adopt(h.version))
+                    throw std::invalid_argument("hand-over version " + std::to_string(h.version) +
+                                                " is not supported (this binary adopts version " +
+                                                std::to_string(handover_version) + ")");
+                continue;
+            }
+            if (key == "generation") in >> h.pool.generation;
+            else if (key == "last_generation") in >> h.pool.last_generation;
+            else if (key == "target") in >> h.pool.target;
+            else if (key == "seed") in >> h.pool.seed;
+            else if (key == "ever_ready") { int v = 0; in >> v; h.pool.ever_ready = v != 0; }
+            else if (key == "backoff") {
+                std::int64_t until = -1, mark = -1;
+                in >> h.pool.backoff_level >> until >> mark;
+                if (until >= 0) h.pool.backoff_until = at(until);
+                if (mark >= 0) h.pool.backoff_mark = at(mark);
+            } else if (key == "failure") {
+                std::int64_t t = 0;
+                in >> t;
+                h.pool.failures.push_back(at(t));
+            } else if (key == "exits") {
+                std::string kind;
+                std::uint64_t count = 0;
+                in >> kind >> count;
+                for (char& c : kind)
+                    if (c == '_') c = ' ';
+                h.pool.exits[kind] = count;
+            } else if (key == "listener") {
+                Listener l;
+                in >> l.fd >> l.family;
+                l.address = rest_of(in);
+                h.listeners.push_back(l);
+            } else if (key == "pid_file") {
+                in >> h.pid_file_fd;
+                h.pid_file_path = rest_of(in);
+            } else if (key == "previous_binary") in >> h.previous_binary_fd;
+            else if (key == "binary") h.binary = rest_of(in);
+            else if (key == "started") { std::int64_t t = 0; in >> t; h.started = at(t); }
+            else if (key == "rollback") {
+                in >> h.rollback_from;
+                h.rollback_why = rest_of(in);
+            } else if (key == "worker") {
+                std::map<std::string, std::string> f;
+                std::string field;
+                while (in >> field) {
+                    const auto eq = field.find('=');
+                    if (eq == std::string::npos) throw std::invalid_argument("field '" + field + "' is not key=value");
+                    f[field.substr(0, eq)] = field.substr(eq + 1);
+                }
+                const auto get = [&](const char* name) -> const std::string& {
+                    auto it = f.find(name);
+                    if (it == f.end()) throw std::invalid_argument(std::string("worker without ") + name);
+                    return it->second;
+                };
+                WorkerRecord w;
+                w.pid = int(number(get("pid")));
+                w.slot = int(number(get("slot")));
+                w.generation = unsigned(number(get("gen")));
+                w.spawned_at = at(number(get("spawned")));
+                w.ready_at = opt_at(get("ready"));
+                w.last_heartbeat = at(number(get("beat")));
+                w.requests = std::uint64_t(number(get("requests")));
+                w.age_limit = Duration(number(get("age_limit")));
+                w.request_limit = std::uint64_t(number(get("request_limit")));
+                w.reason = reason_from(get("reason"));
+                w.quit_at = opt_at(get("quit"));
+                w.term_at = opt_at(get("term"));
+                w.kill_at = opt_at(get("kill"));
+                w.kill_reason = reason_from(get("kill_reason"));
+                const int fd = int(number(get("fd")));
+                if (fd >= 0) h.channels.emplace_back(w.pid, fd);
+                h.pool.workers.push_back(w);
+            } else if (key == "end") {
+                ended = true;
+                break;
+            } else if (!key.empty()) {
+                throw std::invalid_argument("unknown item '" + key + "'");
+            }
+            // Items that end in free text (or key=value fields) consume the whole line themselves.
+            const bool free_text = key == "worker" || key == "listener" || key == "pid_file" || key == "binary" ||
+                                   key == "rollback";
+            if (!free_text && in.fail()) throw std::invalid_argument("malformed value");
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("hand-over line " + std::to_string(n) + ": " + e.what());
+        }
+    }
+    if (n == 0) throw std::invalid_argument("hand-over record is empty");
+    if (!ended) throw std::invalid_argument("hand-over record is truncated (no 'end' line)");
+    return h;
+}
+
+std::string resolve_binary(const std::string& argv0)
+{
+    namespace fs = std::filesystem;
+    if (argv0.find('/') != std::string::npos) return fs::absolute(argv0).lexically_normal().string();
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+    std::size_t pos = 0;
+    while (pos <= dirs.size()) {
+        const auto colon = std::min(dirs.find(':', pos), dirs.size());
+        const std::string dir = dirs.substr(pos, colon - pos);
+        const fs::path candidate = fs::path(dir.empty() ? "." : dir) / argv0;
+        if (::access(candidate.c_str(), X_OK) == 0) return fs::absolute(candidate).lexically_normal().string();
+        pos = colon + 1;
+    }
+    return argv0;
+}
+
+}  // namespace herd

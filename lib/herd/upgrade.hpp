@@ -1,0 +1,59 @@
+// Zero-downtime upgrade (USR2): the manager execs the new binary in place, keeping its pid, its
+// listening sockets, its workers and their heartbeat pipes; the new image adopts them from a
+// hand-over record and rolls a new generation in.
+//
+// Hand-over record: text in a memfd whose number is in HERD_HANDOVER_FD. Versioned: the first
+// line is "herd-handover V"; a binary states which versions it can adopt (`--check
+// --adopt-check V`, run before every upgrade). One item per line, "key value...":
+//   generation G / last_generation G / target N / seed S / ever_ready 0|1
+//   backoff LEVEL UNTIL_NS MARK_NS (-1: none) / failure T_NS / exits KIND_WITH_UNDERSCORES N
+//   listener FD ADDRESS / pid_file FD PATH / previous_binary FD / binary PATH / started T_NS
+//   rollback GENERATION WHY...   (the new binary failed and this is the previous one again)
+//   worker pid=.. slot=.. gen=.. fd=.. spawned=.. ready=.. beat=.. requests=.. age_limit=..
+//          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=..
+//   end
+// Times are steady_clock (CLOCK_MONOTONIC) nanoseconds, which exec does not reset.
+#pragma once
+
+#include <herd/policy.hpp>
+#include <herd/worker.hpp>
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace herd {
+
+inline constexpr unsigned handover_version = 1;
+inline constexpr const char* handover_env = "HERD_HANDOVER_FD";
+
+/// Everything a manager hands to the image that replaces it.
+struct Handover {
+    unsigned version = handover_version;
+    PoolState pool;
+    std::vector<std::pair<int, int>> channels;   // worker pid -> heartbeat read fd
+    std::vector<Listener> listeners;
+    int pid_file_fd = -1;
+    std::string pid_file_path;
+    int previous_binary_fd = -1;                 // the binary to go back to if the new one fails
+    std::string binary;                          // the path the manager was started from
+    TimePoint started{};                         // when the manager first started
+    unsigned rollback_from = 0;                  // a failed generation, when this is a rollback
+    std::string rollback_why;
+};
+
+/// Can this binary adopt a hand-over of version `version`?
+bool can_adopt(unsigned version);
+
+/// The record's text.
+std::string encode(const Handover& handover);
+
+/// Parse a record; throws std::invalid_argument naming the line.
+Handover decode_handover(std::string_view text);
+
+/// Absolute path of the program as started (argv[0] resolved against PATH and the working
+/// directory, symlinks kept: a deploy that switches a symlink is picked up by USR2).
+std::string resolve_binary(const std::string& argv0);
+
+}  // namespace herd
