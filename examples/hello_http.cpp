@@ -41,6 +41,9 @@ using Protocol = asio::generic::stream_protocol;   // TCP (v4, v6) and unix sock
 using Acceptor = asio::basic_socket_acceptor<Protocol>;
 using namespace std::chrono_literals;
 
+/// How long an idle keep-alive connection may still send a request after QUIT.
+constexpr auto idle_grace = 200ms;
+
 class Connection;
 
 class HelloHttp : public herd::Worker {
@@ -95,17 +98,16 @@ public:
         // Bytes already waiting in the kernel are a request in flight, not idleness.
         error_code ec;
         if (!reading_ || !parser_.idle() || socket_.available(ec) > 0) return;
-        if (served_ > 0) return close();
-        // Accepted from the backlog but silent yet: its request is likely on the way.
-        timer_.expires_after(1s);
+        // A keep-alive client may be sending its next request right now: closing at once would
+        // reset it. It gets a short grace, and a request in it is answered with Connection: close.
+        // One accepted from the backlog but silent yet gets longer: its request is on the way.
+        timer_.expires_after(served_ > 0 ? idle_grace : 1s);
         timer_.async_wait([self = shared_from_this()](error_code ec) { if (!ec && self->parser_.idle()) self->close(); });
     }
 
     /// Read the next request.
     void read()
     {
-        // After QUIT an idle keep-alive connection ends: dropping the last reference closes it.
-        if (server_.stopping() && parser_.idle() && served_ > 0) return;
         reading_ = true;
         socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](error_code ec, std::size_t n) {
             self->reading_ = false;

@@ -63,7 +63,7 @@ Manager::~Manager() = default;
 int Manager::run()
 {
     if (started_at_ == TimePoint{}) started_at_ = Clock::now();
-    last_manage_ = Clock::now();
+    wake_at_ = Clock::now();
     watch_signals();
     watch_watchdog();
     // An image that replaced another (USR2) starts with every signal blocked; handlers are in place now.
@@ -81,25 +81,29 @@ int Manager::run()
 
 void Manager::manage()
 {
-    // Forgive silence if we ourselves were stopped (unicorn's suspend guard)
+    // Forgive silence if we ourselves were stopped: we woke far past the deadline we slept to
     auto now = Clock::now();
-    if (options_.heartbeat_timeout.count() > 0 && now - last_manage_ > options_.heartbeat_timeout)
+    if (options_.heartbeat_timeout.count() > 0 && now - wake_at_ > options_.heartbeat_timeout)
         handle(ManagerResumed{}, now);
-    last_manage_ = now;
 
-    // Decide and act
-    for (const Action& action : plan(state_, options_, now)) execute(action, now);
-    if (exit_code_) return;
+    // Decide and act, when something changed or a deadline came
+    if (replan_ || now >= wake_at_) {
+        replan_ = false;
+        for (const Action& action : plan(state_, options_, now)) execute(action, now);
+        if (exit_code_) return;
+        wake_at_ = next_deadline(state_, options_, Clock::now());
+    }
 
     // Wait for heartbeats, signals and exits
     if (io_.stopped()) io_.restart();
-    io_.run_one_until(next_deadline(state_, options_, Clock::now()));
+    io_.run_one_until(wake_at_);
     io_.poll();
 }
 
 void Manager::handle(const Event& event, TimePoint now)
 {
     apply(state_, event, options_, now);
+    replan_ = true;
 }
 
 void Manager::execute(const Action& action, TimePoint now)
@@ -296,7 +300,10 @@ void Manager::on_heartbeat_bytes(int pid, std::size_t n)
     if (!any) return;
     const auto now = Clock::now();
     const bool was_ready = w->ready();
-    handle(HeartbeatSeen{pid, requests}, now);
+    // A routine heartbeat only moves a deadline later: the loop need not decide anything anew.
+    const bool routine = was_ready && !(w->request_limit && requests && *requests >= w->request_limit);
+    if (routine) apply(state_, HeartbeatSeen{pid, requests}, options_, now);
+    else handle(HeartbeatSeen{pid, requests}, now);
     if (!was_ready) {
         spdlog::info("worker {} ready in slot {} after {}", pid, w->slot, since(w->spawned_at, now));
         check_readiness();

@@ -95,7 +95,8 @@ private:
     std::vector<int> private_fds_;
     std::optional<int> exit_code_;
     TimePoint started_at_{};
-    TimePoint last_manage_{};
+    TimePoint wake_at_{};          // the deadline the loop sleeps to
+    bool replan_ = true;           // an event changed the state: plan() again before sleeping
     bool pool_ready_ = false;
     std::function<void()> on_first_ready_;
     bool reaps_orphans_ = false;   // PID 1 or a subreaper: every exited child is ours to reap

@@ -278,8 +278,7 @@ std::string classify(const WorkerRecord& w, int status)
         switch (w.kill_reason) {
         case Reason::boot_timeout: return "boot timeout";
         case Reason::no_heartbeat: return "no heartbeat";
-        case Reason::graceful_timeout: return w.reason == Reason::no_heartbeat ? "no heartbeat, killed after graceful timeout"
-                                                                              : "killed after graceful timeout";
+        case Reason::graceful_timeout: return "killed after graceful timeout";
         case Reason::kill_timeout: return "killed after kill timeout";
         default: return "killed";
         }
@@ -412,7 +411,8 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
     bool may_spawn = !(state.backoff_until && now < *state.backoff_until);
     const std::size_t failures = failures_within(state, options, now);
     if (failures > options.restart_limit.count) {
-        if (!state.ever_ready) {
+        // A pool that never had a ready worker gets one backoff to prove itself, not a ladder.
+        if (!state.ever_ready && state.backoff_until && state.failures.back() > *state.backoff_mark) {
             out.push_back(Exit{3, failures});
             return out;
         }

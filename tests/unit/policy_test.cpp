@@ -376,7 +376,7 @@ TEST_CASE("each backoff in a series is longer, up to the cap")
     CHECK(previous >= backoff_cap * 3 / 4);
 }
 
-TEST_CASE("a pool that never had a ready worker gives up with exit code 3")
+TEST_CASE("a pool that never had a ready worker backs off once, then gives up with exit code 3")
 {
     auto o = make_options(2);
     o.restart_limit = {3, 10s};
@@ -386,7 +386,14 @@ TEST_CASE("a pool that never had a ready worker gives up with exit code 3")
         apply(s, Spawned{pid, 0, 1}, o, now);
         apply(s, WorkerExited{pid, W_EXITCODE(1, 0)}, o, now += 1ms);
     }
-    CHECK(plan(s, o, now) == Actions{Exit{3, 4}});
+    auto backoffs = only<BackOff>(plan(s, o, now));
+    REQUIRE(backoffs.size() == 1);
+    apply(s, BackoffStarted{now + backoffs[0].delay, backoffs[0].level}, o, now);
+    now += backoffs[0].delay;
+    CHECK(only<Exit>(plan(s, o, now)).empty());
+    apply(s, Spawned{104, 0, 1}, o, now);
+    apply(s, WorkerExited{104, W_EXITCODE(1, 0)}, o, now += 1ms);
+    CHECK(plan(s, o, now) == Actions{Exit{3, 5}});
 }
 
 TEST_CASE("failures older than the restart window are forgotten")
@@ -432,6 +439,8 @@ TEST_CASE("exits are classified for the log and status")
     w.kill_at = t0;
     w.kill_reason = Reason::graceful_timeout;
     w.reason = Reason::ttou;
+    CHECK(classify(w, SIGKILL) == "killed after graceful timeout");
+    w.reason = Reason::no_heartbeat;
     CHECK(classify(w, SIGKILL) == "killed after graceful timeout");
     WorkerRecord boot;
     boot.kill_at = t0;
