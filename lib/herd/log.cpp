@@ -2,12 +2,14 @@
 #include <herd/log.hpp>
 
 #include <spdlog/details/file_helper.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -87,15 +89,24 @@ using FileSink = ReopenFileSink<std::mutex>;
 
 std::shared_ptr<FileSink> file_sink;   // null when logging to stderr
 
-std::string pattern_for(const std::string& role)
-{
-    // '%' in a role would start a pattern flag.
-    std::string escaped;
-    for (const char c : role) {
-        if (c == '%') escaped += '%';
-        escaped += c;
+// "manager 1234", "worker[2] 1240": read by the %* flag at format time, so a worker sets its
+// role right after fork with one snprintf, without allocating or rebuilding the formatter.
+char role_text[96] = "herd";
+
+class RoleFlag final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override
+    {
+        dest.append(role_text, role_text + std::strlen(role_text));
     }
-    return "[%Y-%m-%d %H:%M:%S.%e] [" + escaped + " " + std::to_string(::getpid()) + "] [%l] %v";
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<RoleFlag>(); }
+};
+
+std::unique_ptr<spdlog::formatter> make_formatter()
+{
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<RoleFlag>('*').set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%*] [%l] %v");
+    return formatter;
 }
 
 spdlog::level::level_enum parse_level(const std::string& name)
@@ -122,14 +133,15 @@ void setup(const std::string& level, const std::string& file, const std::string&
     auto logger = std::make_shared<spdlog::logger>("herd", std::move(sink));
     logger->set_level(threshold);
     logger->flush_on(spdlog::level::trace);
-    logger->set_pattern(pattern_for(role));
+    logger->set_formatter(make_formatter());
+    set_role(role);
     spdlog::set_default_logger(std::move(logger));
     file_sink = std::move(new_file_sink);
 }
 
 void set_role(const std::string& role)
 {
-    spdlog::default_logger_raw()->set_pattern(pattern_for(role));
+    std::snprintf(role_text, sizeof role_text, "%s %d", role.c_str(), int(::getpid()));
 }
 
 void reopen() noexcept

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
@@ -49,7 +50,7 @@ std::string since(TimePoint from, TimePoint to)
 
 Manager::Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,
                  ManagerHooks hooks)
-    : io_(io), options_(std::move(options)), listeners_(listeners), ops_(ops), hooks_(std::move(hooks)), signals_(io)
+    : io_(io), options_(std::move(options)), listeners_(listeners), ops_(ops), hooks_(std::move(hooks)), signal_fd_(io)
 {
     state_.target = options_.workers;
     state_.seed ^= std::uint64_t(::getpid()) * 0x100000001b3ull ^ std::uint64_t(Clock::now().time_since_epoch().count());
@@ -64,12 +65,8 @@ int Manager::run()
 {
     if (started_at_ == TimePoint{}) started_at_ = Clock::now();
     wake_at_ = Clock::now();
-    watch_signals();
+    watch_signals();   // an image started by USR2 inherits every signal blocked; this sets the mask right
     watch_watchdog();
-    // An image that replaced another (USR2) starts with every signal blocked; handlers are in place now.
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
     if (!state_.rollout)
         spdlog::info("manager {} started: {} workers, generation {}", ::getpid(), state_.target, state_.generation);
     reap_exited();   // children that exited while the previous image handed over
@@ -163,14 +160,28 @@ void Manager::execute(const Action& action, TimePoint now)
                action);
 }
 
-// Signals: handlers only record, the loop acts
+// Signals: blocked and read from a signalfd, so no code of ours runs in a signal handler and a
+// forked worker inherits no handler, no signal pipe and no registration of the manager's.
 void Manager::watch_signals()
 {
-    for (int s : manager_signals()) signals_.add(s);
-    std::signal(SIGPIPE, SIG_IGN);
-    signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (!signal_fd_.is_open()) {
+        sigset_t set;
+        ::sigemptyset(&set);
+        for (int s : manager_signals()) ::sigaddset(&set, s);
+        ::pthread_sigmask(SIG_SETMASK, &set, nullptr);   // and every other signal unblocked
+        const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a signalfd");
+        signal_fd_.assign(fd);
+        std::signal(SIGPIPE, SIG_IGN);
+    }
+    signal_fd_.async_read_some(boost::asio::buffer(signal_buffer_), [this](const boost::system::error_code& ec,
+                                                                            std::size_t n) {
         if (ec) return;
-        on_signal(signal);
+        for (std::size_t off = 0; off + sizeof(signalfd_siginfo) <= n; off += sizeof(signalfd_siginfo)) {
+            signalfd_siginfo info;
+            std::memcpy(&info, signal_buffer_.data() + off, sizeof info);
+            on_signal(int(info.ssi_signo));
+        }
         watch_signals();
     });
 }
@@ -384,8 +395,8 @@ void Manager::finish()
 
 void Manager::close_in_child()
 {
-    boost::system::error_code ec;
-    signals_.clear(ec);   // back to the default dispositions, and asio forgets the registrations
+    // Raw close only: the child must not touch the manager's io_context (its epoll is shared).
+    ::close(signal_fd_.native_handle());
     for (auto& [pid, ch] : channels_) ::close(ch->pipe.native_handle());
     for (int fd : private_fds_) ::close(fd);
     // A worker holding a listener of an older generation would keep that socket open after its
@@ -466,6 +477,19 @@ void Manager::start_reload()
                  state_.workers.size(), state_.rollout->from_generation);
 }
 
+// The manager blocks its signals (they are read from a signalfd); a program it starts must not
+// inherit that mask.
+struct UnblockSignals {
+    boost::process::v2::error_code on_exec_setup(boost::process::v2::posix::default_launcher&,
+                                                 const boost::process::v2::filesystem::path&, const char* const*)
+    {
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+        return {};
+    }
+};
+
 // Pre-flight: the new binary must accept our arguments and our hand-over version
 struct Manager::Preflight {
     explicit Preflight(boost::asio::io_context& io) : err(io), timer(io) {}
@@ -494,7 +518,8 @@ void Manager::start_upgrade()
     auto p = std::make_unique<Preflight>(io_);
     try {
         namespace bp2 = boost::process::v2;
-        p->process = std::make_unique<bp2::process>(io_, binary_, args, bp2::process_stdio{nullptr, nullptr, p->err});
+        p->process = std::make_unique<bp2::process>(io_, binary_, args, bp2::process_stdio{nullptr, nullptr, p->err},
+                                                    UnblockSignals{});
     } catch (const std::exception& e) {
         spdlog::error("upgrade abandoned: cannot run {} --check: {}; generation {} keeps serving", binary_, e.what(),
                       state_.generation);

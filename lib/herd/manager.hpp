@@ -13,7 +13,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
@@ -89,7 +88,8 @@ private:
     std::vector<Listener>& listeners_;
     ProcessOps& ops_;
     ManagerHooks hooks_;
-    boost::asio::signal_set signals_;
+    boost::asio::posix::stream_descriptor signal_fd_;   // signalfd: the manager's signals, read as data
+    std::array<char, 16 * 128> signal_buffer_{};
     PoolState state_;
     std::unordered_map<int, std::unique_ptr<Channel>> channels_;
     std::vector<int> private_fds_;

@@ -3,23 +3,35 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#if HERD_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 namespace herd::notify {
 
-void send(const std::string& state)
+namespace {
+
+// libsystemd is loaded only when systemd is listening (NOTIFY_SOCKET set): linked in, it and the
+// six libraries it pulls would cost every manager memory and make every fork slower.
+using SdNotify = int (*)(int, const char*);
+
+SdNotify libsystemd_notify()
 {
 #if HERD_HAVE_SYSTEMD
-    ::sd_notify(0, state.c_str());
+    static SdNotify fn = [] {
+        void* lib = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+        return lib ? reinterpret_cast<SdNotify>(::dlsym(lib, "sd_notify")) : nullptr;
+    }();
+    return fn;
 #else
-    const char* path = std::getenv("NOTIFY_SOCKET");
-    if (!path || !*path) return;
+    return nullptr;
+#endif
+}
+
+// The protocol itself (a datagram to $NOTIFY_SOCKET), for builds or machines without libsystemd.
+void send_datagram(const char* path, const std::string& state)
+{
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     const std::size_t len = std::strlen(path);
@@ -31,7 +43,16 @@ void send(const std::string& state)
     ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
              socklen_t(offsetof(sockaddr_un, sun_path) + len));
     ::close(fd);
-#endif
+}
+
+}  // namespace
+
+void send(const std::string& state)
+{
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path) return;
+    if (SdNotify fn = libsystemd_notify()) fn(0, state.c_str());
+    else send_datagram(path, state);
 }
 
 void ready(const std::string& status) { send("READY=1\nSTATUS=" + status); }

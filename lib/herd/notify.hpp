@@ -1,6 +1,6 @@
 // systemd's notification protocol (sd_notify): READY=1, RELOADING=1, STOPPING=1, STATUS=,
-// WATCHDOG=1. Through libsystemd when herd was built with it, else the datagram is sent by
-// hand to $NOTIFY_SOCKET. Without NOTIFY_SOCKET every call does nothing.
+// WATCHDOG=1. Through libsystemd's sd_notify when herd was built with it (loaded when
+// NOTIFY_SOCKET is set), else the datagram is sent by hand. Without NOTIFY_SOCKET, nothing.
 #pragma once
 
 #include <string>

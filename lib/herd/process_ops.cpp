@@ -1,7 +1,5 @@
 #include <herd/process_ops.hpp>
 
-#include <boost/asio/io_context.hpp>
-
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -32,25 +30,24 @@ std::optional<int> reap_if_exited(int pid)
     }
 }
 
-ForkOps::ForkOps(boost::asio::io_context& io, ChildMain child_main)
-    : io_(io), child_main_(std::move(child_main))
+ForkOps::ForkOps(ChildMain child_main) : child_main_(std::move(child_main))
 {
 }
 
 int ForkOps::spawn(const SpawnRequest& request)
 {
-    // Block signals across fork: until the child has its own handlers, a signal would run the
-    // manager's handler there and write into the manager's signal pipe.
+    // Block signals across fork: the child takes what arrives early once its handlers are in place.
     sigset_t all, old;
     ::sigfillset(&all);
     ::pthread_sigmask(SIG_BLOCK, &all, &old);
     std::fflush(nullptr);
-    io_.notify_fork(boost::asio::execution_context::fork_prepare);
+    // No notify_fork: the child never runs, closes through or destroys anything of the manager's
+    // io_context (its epoll instance is shared with the manager), and the manager uses no asio
+    // signal_set, so asio's process-wide signal state is untouched for the application's own.
     const pid_t pid = ::fork();
     if (pid == 0) {
         int code = 1;
         try {
-            io_.notify_fork(boost::asio::execution_context::fork_child);
             if (child_setup_) child_setup_();
             code = child_main_(request);
         } catch (const std::exception& e) {
@@ -62,7 +59,6 @@ int ForkOps::spawn(const SpawnRequest& request)
         ::_exit(code);
     }
     const int err = errno;
-    io_.notify_fork(boost::asio::execution_context::fork_parent);
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) throw std::system_error(err, std::generic_category(), "cannot fork a worker");
     return pid;

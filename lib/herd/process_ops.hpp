@@ -6,10 +6,6 @@
 #include <functional>
 #include <optional>
 
-namespace boost::asio {
-class io_context;
-}
-
 namespace herd {
 
 /// What a new worker needs to know.
@@ -33,15 +29,15 @@ public:
 
 /// fork()-based workers running a function of this program.
 ///
-/// The child starts with every signal blocked and the manager's io_context re-created for it
-/// (asio's notify_fork); child_setup then closes what only the manager may hold, and child_main
-/// must unblock signals once its own handlers are in place. The child never returns into the
+/// The child starts with every signal blocked; child_setup closes what only the manager may
+/// hold (raw close, never through the manager's io_context, whose epoll instance the child
+/// shares), and child_main must unblock signals once its own handlers are in place. The child never returns into the
 /// manager's code: it _exit()s with child_main's result.
 class ForkOps : public ProcessOps {
 public:
     using ChildMain = std::function<int(const SpawnRequest&)>;
 
-    ForkOps(boost::asio::io_context& io, ChildMain child_main);
+    explicit ForkOps(ChildMain child_main);
     /// Run in every child right after fork, before child_main.
     void set_child_setup(std::function<void()> setup) { child_setup_ = std::move(setup); }
 
@@ -50,7 +46,6 @@ public:
     std::optional<int> try_reap(int pid) override;
 
 private:
-    boost::asio::io_context& io_;
     ChildMain child_main_;
     std::function<void()> child_setup_;
 };

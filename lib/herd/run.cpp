@@ -230,7 +230,7 @@ int run(int argc, char** argv, App app)
     const int manager_pid = ::getpid();
     const auto* args = cl.app_args.get();
     std::unique_ptr<Manager> manager;
-    ForkOps ops(io, [&](const SpawnRequest& request) {
+    ForkOps ops([&](const SpawnRequest& request) {
         // A dead manager ends its workers whatever they are doing.
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != manager_pid) return 0;
