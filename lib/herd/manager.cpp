@@ -3,6 +3,7 @@
 #include <herd/listeners.hpp>
 #include <herd/log.hpp>
 #include <herd/notify.hpp>
+#include <herd/proctitle.hpp>
 #include <herd/signals.hpp>
 
 #include <boost/asio/read.hpp>
@@ -229,7 +230,7 @@ void Manager::on_signal(int signal)
         if (state_.phase != Phase::running) {
             spdlog::warn("received {}: the manager is stopping, ignored", name);
         } else if (state_.rollout || preflight_) {
-            spdlog::warn("received {}: {} in progress, ignored", name,
+            spdlog::warn("received {}: {} is in progress, ignored", name,
                          preflight_ || (state_.rollout && state_.rollout->kind == Reason::upgrade) ? "an upgrade"
                                                                                                     : "a reload");
         } else if (*command == Command::reload) {
@@ -436,7 +437,11 @@ void Manager::adopt(const Handover& h)
     if (h.rollback_from) {
         spdlog::error("upgrade to generation {} failed: {}; manager {} runs the previous binary again, "
                       "generation {} keeps serving", h.rollback_from, h.rollback_why, ::getpid(), state_.generation);
-        notify::send("READY=1\nSTATUS=upgrade failed: " + h.rollback_why);
+        notify::send("READY=1\nSTATUS=upgrade to generation " + std::to_string(h.rollback_from) +
+                     " failed: " + h.rollback_why);
+        // ps shows it too, until the next upgrade or reload succeeds.
+        proctitle::set(options_.name + ": manager (upgrade to generation " + std::to_string(h.rollback_from) +
+                       " failed)");
         return;
     }
     handle(RolloutStarted{Reason::upgrade}, now);
@@ -659,6 +664,7 @@ void Manager::rollout_done(const RolloutDone& done)
     previous_listeners_.clear();
     previous_options_.reset();
     if (previous_binary_fd_ >= 0) ::close(std::exchange(previous_binary_fd_, -1));
+    proctitle::set(options_.name + ": manager");
     notify::ready("generation " + std::to_string(done.generation) + ": " + std::to_string(state_.target) +
                   " workers ready");
 }
@@ -690,6 +696,8 @@ void Manager::rollout_failed(const RolloutFailed& failed)
         listeners_ = std::exchange(previous_listeners_, {});
     }
     notify::send("READY=1\nSTATUS=" + failed.why);
+    proctitle::set(options_.name + ": manager (" + (failed.kind == Reason::upgrade ? "upgrade" : "reload") +
+                   " to generation " + std::to_string(failed.generation) + " failed)");
 }
 
 // systemd's watchdog: WATCHDOG=1 at half the interval it asked for, from the manager loop
