@@ -367,7 +367,9 @@ void Manager::reap(int pid, int status)
 void Manager::check_readiness()
 {
     const bool ready = state_.phase == Phase::running && ready_count(state_) >= state_.target;
-    if (ready && !pool_ready_) {
+    // During a reload or upgrade the old generation keeps the pool ready; the rollout's own
+    // "complete" line (and READY=1) says when the new generation took over.
+    if (ready && !pool_ready_ && !state_.rollout) {
         spdlog::info("all {} workers ready", state_.target);
         notify::ready(std::to_string(state_.target) + " workers ready");
         if (on_first_ready_) std::exchange(on_first_ready_, nullptr)();

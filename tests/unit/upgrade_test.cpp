@@ -1,0 +1,125 @@
+// The hand-over record an upgrading manager passes to the image that replaces it.
+#include <herd/upgrade.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <stdexcept>
+#include <string>
+
+using namespace herd;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TimePoint t0 = TimePoint{} + 1000h;
+
+Handover sample()
+{
+    Handover h;
+    h.pool.target = 3;
+    h.pool.generation = 4;
+    h.pool.last_generation = 5;
+    h.pool.ever_ready = true;
+    h.pool.seed = 12345;
+    h.pool.failures = {t0, t0 + 1s};
+    h.pool.backoff_level = 2;
+    h.pool.backoff_until = t0 + 3s;
+    h.pool.backoff_mark = t0 + 1s;
+    h.pool.exits = {{"crashed", 7}, {"no heartbeat", 1}};
+    WorkerRecord a;
+    a.pid = 100;
+    a.slot = 0;
+    a.generation = 4;
+    a.spawned_at = t0;
+    a.ready_at = t0 + 2ms;
+    a.last_heartbeat = t0 + 5s;
+    a.requests = 42;
+    a.age_limit = 3600s;
+    a.request_limit = 1000;
+    WorkerRecord b = a;
+    b.pid = 101;
+    b.slot = 1;
+    b.ready_at.reset();
+    b.reason = Reason::max_age;
+    b.quit_at = t0 + 6s;
+    b.kill_at = t0 + 36s;
+    b.kill_reason = Reason::graceful_timeout;
+    h.pool.workers = {a, b};
+    h.channels = {{100, 7}, {101, 8}};
+    h.listeners = {Listener{3, "127.0.0.1:8080", 2}, Listener{4, "unix:/run/app sock", 1}};
+    h.pid_file_fd = 5;
+    h.pid_file_path = "/run/app/app.pid";
+    h.previous_binary_fd = 9;
+    h.binary = "/srv/app/bin/hello-http";
+    h.started = t0 - 1h;
+    return h;
+}
+
+std::string error_of(const std::string& text)
+{
+    try {
+        decode_handover(text);
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("a hand-over record round-trips every field the next image needs")
+{
+    const Handover in = sample();
+    const Handover out = decode_handover(encode(in));
+    CHECK(out.version == handover_version);
+    CHECK(out.pool == in.pool);
+    CHECK(out.channels == in.channels);
+    REQUIRE(out.listeners.size() == 2);
+    CHECK(out.listeners[1].address == "unix:/run/app sock");
+    CHECK(out.listeners[1].fd == 4);
+    CHECK(out.listeners[0].family == 2);
+    CHECK(out.pid_file_fd == 5);
+    CHECK(out.pid_file_path == "/run/app/app.pid");
+    CHECK(out.previous_binary_fd == 9);
+    CHECK(out.binary == "/srv/app/bin/hello-http");
+    CHECK(out.started == in.started);
+    CHECK(out.rollback_from == 0);
+}
+
+TEST_CASE("a rollback record says which generation failed and why")
+{
+    Handover in = sample();
+    in.rollback_from = 6;
+    in.rollback_why = "4 workers of generation 6 exited before any was ready";
+    const Handover out = decode_handover(encode(in));
+    CHECK(out.rollback_from == 6);
+    CHECK(out.rollback_why == in.rollback_why);
+}
+
+TEST_CASE("a binary adopts only the hand-over versions it knows")
+{
+    CHECK(can_adopt(handover_version));
+    CHECK_FALSE(can_adopt(handover_version + 1));
+    CHECK_FALSE(can_adopt(0));
+    std::string text = encode(sample());
+    text.replace(0, text.find('\n'), "herd-handover 99");
+    CHECK(error_of(text) == "hand-over line 1: hand-over version 99 is not supported (this binary adopts version 1)");
+}
+
+TEST_CASE("a truncated or malformed hand-over record is refused, naming the line")
+{
+    const std::string text = encode(sample());
+    CHECK(error_of(text.substr(0, text.rfind("end"))) == "hand-over record is truncated (no 'end' line)");
+    CHECK(error_of("") == "hand-over record is empty");
+    CHECK(error_of("something else\n") == "hand-over line 1: not a herd hand-over record");
+    CHECK(error_of("herd-handover 1\ntarget lots\nend\n") == "hand-over line 2: malformed value");
+    CHECK(error_of("herd-handover 1\ncolour blue\nend\n") == "hand-over line 2: unknown item 'colour'");
+    CHECK(error_of("herd-handover 1\nworker pid=1\nend\n") == "hand-over line 2: worker without slot");
+}
+
+TEST_CASE("the binary path keeps symlinks and is absolute")
+{
+    CHECK(resolve_binary("/usr/bin/../bin/env") == "/usr/bin/env");
+    CHECK(resolve_binary("sh").starts_with("/"));
+}
