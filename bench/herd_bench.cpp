@@ -1,28 +1,43 @@
-// herd-bench: how fast the manager spawns, replaces and notices, and what it costs, each time
-// beside the raw fork + pipe round trip measured in the same run (the floor any prefork
-// manager stands on).
+// herd-bench: how fast the manager spawns, replaces, notices and upgrades, and what it costs,
+// each time beside the raw fork + pipe round trip measured in the same run (the floor any
+// prefork manager stands on).
 //
-//   herd-bench            (TEST_WORKER=path/to/test-worker, set by `meson test --benchmark`)
+//   herd-bench    (TEST_WORKER=path/to/test-worker HELLO_HTTP=path/to/hello-http, set by
+//                  `meson test --benchmark`; the paths of the build are the defaults)
 //
-// Every figure comes from running test-worker and reading its log lines from a pipe; the time a
-// line is read is the time it happened (the manager logs synchronously). Bounded in time:
-// every wait has a deadline, and every server's process group is killed when its step ends.
+// Every figure comes from running test-worker or hello-http and reading its log lines from a
+// pipe; the time a line is read is the time it happened (the manager logs synchronously). The
+// upgrade figures put hello-http under a steady keep-alive HTTP load from the bench's own client
+// threads, on 127.0.0.1 only. Bounded in time: every wait has a deadline, and every server's
+// process group is killed when its step ends.
 #include "harness.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 using namespace herd::testing;
@@ -34,7 +49,12 @@ namespace {
 #define HERD_TEST_WORKER ""
 #endif
 
+#ifndef HERD_HELLO_HTTP
+#define HERD_HELLO_HTTP ""
+#endif
+
 std::string test_worker() { return binary("TEST_WORKER", HERD_TEST_WORKER); }
+std::string hello_http() { return binary("HELLO_HTTP", HERD_HELLO_HTTP); }
 
 // Percentiles
 
@@ -275,12 +295,268 @@ LoadResult manager_load(unsigned workers, Clock::duration window)
     return r;
 }
 
+// Keep-alive HTTP load: one thread per connection, one request every `interval`
+
+// One request: when it was due, how long it took from then, and whether it got its 200.
+struct Sample {
+    Clock::time_point due;
+    float ms;
+    bool ok;
+};
+
+class Load {
+public:
+    Load(int port, unsigned connections, Clock::duration interval) : port_(port), interval_(interval)
+    {
+        per_thread_.resize(connections);
+        const auto start = Clock::now() + 20ms;
+        for (unsigned i = 0; i < connections; ++i) {
+            // Spread the connections over one interval, so the load is steady, not bursts.
+            const auto first = start + interval * i / connections;
+            threads_.emplace_back([this, i, first] { client(per_thread_[i], first); });
+        }
+    }
+    ~Load() { stop(); }
+    Load(const Load&) = delete;
+    Load& operator=(const Load&) = delete;
+
+    void stop()
+    {
+        stop_ = true;
+        for (auto& t : threads_)
+            if (t.joinable()) t.join();
+    }
+
+    /// Every sample, once stopped.
+    std::vector<Sample> samples() const
+    {
+        std::vector<Sample> all;
+        for (const auto& t : per_thread_) all.insert(all.end(), t.samples.begin(), t.samples.end());
+        return all;
+    }
+    /// Why requests failed, with counts, once stopped.
+    std::map<std::string, int> errors() const
+    {
+        std::map<std::string, int> all;
+        for (const auto& t : per_thread_)
+            for (const auto& [why, n] : t.errors) all[why] += n;
+        return all;
+    }
+
+private:
+    struct PerThread {
+        std::vector<Sample> samples;
+        std::map<std::string, int> errors;
+    };
+
+    int connect_to() const
+    {
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -errno;
+        const timeval timeout{2, 0};   // a response later than this is an error, not a latency
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(static_cast<std::uint16_t>(port_));
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc;
+        do {
+            rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+        } while (rc != 0 && errno == EINTR);
+        if (rc != 0) {
+            const int err = errno;
+            ::close(fd);
+            return -err;
+        }
+        return fd;
+    }
+
+    // One request on fd; "" on a 200, else why not. `keep` is false when the server closes.
+    static std::string exchange(int fd, bool& keep)
+    {
+        static constexpr std::string_view request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        keep = false;
+        if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+            return std::string("send: ") + std::strerror(errno);
+        std::string data;
+        char buf[4096];
+        std::size_t header_end = std::string::npos, length = 0;
+        for (;;) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return errno == EAGAIN ? "no response within 2 s" : std::string("recv: ") + std::strerror(errno);
+            if (n == 0) return data.empty() ? "closed without a response" : "closed in the middle of a response";
+            data.append(buf, static_cast<std::size_t>(n));
+            if (header_end == std::string::npos) {
+                header_end = data.find("\r\n\r\n");
+                if (header_end == std::string::npos) continue;
+                std::string head = data.substr(0, header_end);
+                std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::tolower(c); });
+                const auto cl = head.find("\r\ncontent-length:");
+                if (cl == std::string::npos) return "response without Content-Length";
+                length = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
+                keep = head.find("\r\nconnection: close") == std::string::npos;
+                if (head.rfind("http/1.1 200 ", 0) != 0) return "status " + head.substr(9, 3);
+            }
+            if (data.size() >= header_end + 4 + length) return {};
+        }
+    }
+
+    void client(PerThread& out, Clock::time_point due)
+    {
+        out.samples.reserve(16384);
+        int fd = -1;
+        while (!stop_) {
+            std::this_thread::sleep_until(due);
+            // Latency counts from when the request was due, so a stall is not hidden by
+            // requests that were never sent (coordinated omission).
+            std::string why;
+            bool keep = false;
+            if (fd < 0) {
+                fd = connect_to();
+                if (fd < 0) why = std::string("connect: ") + std::strerror(-fd);
+            }
+            if (fd >= 0) why = exchange(fd, keep);
+            const auto done = Clock::now();
+            out.samples.push_back({due, static_cast<float>(ms_between(due, done)), why.empty()});
+            if (!why.empty()) ++out.errors[why];
+            if (fd >= 0 && (!keep || !why.empty())) {
+                ::close(fd);
+                fd = -1;
+            }
+            due += interval_;
+        }
+        if (fd >= 0) ::close(fd);
+    }
+
+    int port_;
+    Clock::duration interval_;
+    std::atomic<bool> stop_{false};
+    std::vector<PerThread> per_thread_;
+    std::vector<std::thread> threads_;
+};
+
+// Upgrade (USR2) and reload (HUP) under load
+
+struct RolloutRun {
+    std::vector<double> complete_ms;      // signal sent -> "... complete in" line read
+    std::vector<double> last_reaped_ms;   // signal sent -> last old worker's "reaped" line read
+    std::vector<double> exec_ms;          // USR2 sent -> the new image's "upgrade: manager P now runs" line
+    std::vector<std::pair<Clock::time_point, Clock::time_point>> windows;   // signal sent .. complete
+};
+
+struct UpgradeResult {
+    RolloutRun upgrade, reload;
+    Stats quiet, during_upgrade, during_reload;   // request latency (ms) from when each was due
+    std::size_t quiet_errors = 0, upgrade_errors = 0, reload_errors = 0, other_errors = 0;
+    std::map<std::string, int> why;
+    std::string error;
+};
+
+UpgradeResult upgrade_under_load(unsigned workers, unsigned connections, Clock::duration interval, int rounds)
+{
+    UpgradeResult r;
+    // USR2 execs the path the manager was started from: a copy in a private directory, replaced
+    // by a rename before each upgrade the way a deploy does it.
+    TempDir dir;
+    const std::string path = dir / "hello-http";
+    namespace fs = std::filesystem;
+    auto deploy = [&] {
+        fs::copy_file(hello_http(), path + ".new", fs::copy_options::overwrite_existing);
+        fs::rename(path + ".new", path);
+    };
+    deploy();
+    Process p({path, "-l", "127.0.0.1:0", "-w", std::to_string(workers), "--graceful-timeout", "5s",
+               "--upgrade-timeout", "10s", "--pid-file", dir / "hello-http.pid"});
+    const int port = wait_for_port(p, in(10s));
+    if (port < 0 || p.wait_for_lines(lines::ready, workers, in(10s)).size() < workers) {
+        r.error = "hello-http not ready on 127.0.0.1";
+        return r;
+    }
+
+    const std::regex exec_line(R"(upgrade: manager (\d+) now runs )");
+    const std::regex ended(R"((upgrade|reload) to generation (\d+) (complete in|failed)|upgrade abandoned|configuration is invalid)");
+    const std::regex retired_reaped(R"(worker \d+ reaped: retired \((upgrade|reload)\))");
+
+    Load load(port, connections, interval);
+    drain_for(p, 500ms);   // connections open, workers warm
+
+    // A rollout's window runs from the signal to its complete line. Quiet windows start 300 ms
+    // after that, once the clients have reconnected to the new workers.
+    std::vector<std::pair<Clock::time_point, Clock::time_point>> quiet;
+    auto quiet_stretch = [&] {
+        drain_for(p, 300ms);
+        const auto q0 = Clock::now();
+        drain_for(p, 800ms);
+        quiet.emplace_back(q0, Clock::now());
+    };
+    // A quiet stretch of load first, then the rollout; the same for every round and kind, so the
+    // machine's drift hits both sides of the comparison alike.
+    auto round = [&](int sig, RolloutRun& run) -> bool {
+        quiet_stretch();
+        if (sig == SIGUSR2) deploy();
+        const std::size_t mark = p.lines().size();
+        const auto t0 = Clock::now();
+        p.signal(sig);
+        const auto end = p.wait_for_line(ended, in(15s), mark);
+        if (!end || end->groups[3] != "complete in") {
+            r.error = std::string(sig == SIGUSR2 ? "USR2" : "HUP") + ": " + (end ? end->line : "no outcome within 15 s");
+            return false;
+        }
+        run.complete_ms.push_back(ms_between(t0, end->seen));
+        run.windows.emplace_back(t0, end->seen);
+        const auto reaped = p.matches(retired_reaped, mark);
+        if (!reaped.empty()) run.last_reaped_ms.push_back(ms_between(t0, reaped.back().seen));
+        if (sig == SIGUSR2) {
+            const auto exec = p.matches(exec_line, mark);
+            if (exec.empty() || exec.front().number(1) != p.pid()) {
+                r.error = "USR2: the manager's pid changed or the new image said nothing";
+                return false;
+            }
+            run.exec_ms.push_back(ms_between(t0, exec.front().seen));
+        }
+        return true;
+    };
+    bool ok = true;
+    for (int i = 0; ok && i < rounds; ++i) ok = round(SIGUSR2, r.upgrade);
+    for (int i = 0; ok && i < rounds; ++i) ok = round(SIGHUP, r.reload);
+    if (ok) quiet_stretch();
+    load.stop();
+
+    // Sort every request into a quiet stretch, an upgrade or a reload by when it was due
+    auto inside = [](const auto& windows, Clock::time_point t) {
+        return std::any_of(windows.begin(), windows.end(), [&](const auto& w) { return t >= w.first && t <= w.second; });
+    };
+    std::vector<double> q, u, h;
+    for (const Sample& s : load.samples()) {
+        std::vector<double>* into = nullptr;
+        std::size_t* errors = nullptr;
+        if (inside(r.upgrade.windows, s.due)) into = &u, errors = &r.upgrade_errors;
+        else if (inside(r.reload.windows, s.due)) into = &h, errors = &r.reload_errors;
+        else if (inside(quiet, s.due)) into = &q, errors = &r.quiet_errors;
+        if (!into) {
+            r.other_errors += s.ok ? 0 : 1;
+            continue;
+        }
+        into->push_back(s.ms);
+        if (!s.ok) ++*errors;
+    }
+    r.quiet = stats(q);
+    r.during_upgrade = stats(u);
+    r.during_reload = stats(h);
+    r.why = load.errors();
+    return r;
+}
+
 // Table
 
 struct Row {
     std::string figure;
     double value = NAN;
-    std::string unit;        // "ms", "MB", "%"
+    std::string unit;        // "ms", "MB", "%", "x" (a ratio), "" (a count)
     bool ratio = false;      // time figures get a ratio to the raw fork + pipe p50
     std::string target;
     std::optional<bool> met;
@@ -301,7 +577,8 @@ void print_table(const Stats& raw, const std::vector<Row>& rows)
     std::printf("%-46s %12s %12s %10s   %-22s %s\n", "figure", "value", "raw p50", "ratio", "target", "");
     std::printf("%s\n", std::string(118, '-').c_str());
     for (const auto& row : rows) {
-        const std::string value = fmt(row.value, row.unit == "ms" ? 2 : (row.unit == "%" ? 2 : 1)) + " " + row.unit;
+        const int decimals = row.unit == "ms" || row.unit == "%" || row.unit == "x" ? 2 : row.unit.empty() ? 0 : 1;
+        const std::string value = fmt(row.value, decimals) + (row.unit.empty() ? "" : " " + row.unit);
         const std::string raw_text = row.ratio ? fmt(raw.p50, 3) + " ms" : "-";
         const std::string ratio = row.ratio && raw.p50 > 0 ? fmt(row.value / raw.p50, 1) + "x" : "-";
         const char* verdict = !row.met ? "" : (*row.met ? "ok" : "MISSED");
@@ -317,7 +594,7 @@ int main()
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     HardDeadline guard(std::chrono::seconds(280));
     const auto bench_start = Clock::now();
-    std::printf("herd-bench: test-worker at %s\n", test_worker().c_str());
+    std::printf("herd-bench: test-worker at %s, hello-http at %s\n", test_worker().c_str(), hello_http().c_str());
 
     const Stats raw = raw_fork_pipe(300);
     std::vector<Row> rows;
@@ -376,6 +653,59 @@ int main()
         rows.push_back({"manager CPU, 256 workers x 10 heartbeats/s", r.cpu_percent, "%", false, "< 3 %",
                         std::isnan(r.cpu_percent) ? std::nullopt : std::optional<bool>(r.cpu_percent < 3)});
         rows.push_back({"manager RSS, 256 workers", r.rss_kb / 1024.0, "MB", false, "", std::nullopt});
+    }
+
+    // Upgrade and reload under load, hello-http with 8 workers
+    {
+        constexpr unsigned workers = 8, connections = 32;
+        constexpr int rounds = 10;
+        constexpr auto interval = 8ms;   // per connection: 32 x 125 = 4000 requests/s
+        std::printf("upgrade and reload under load: hello-http, %u workers, %u keep-alive connections x %d req/s, "
+                    "%d USR2 + %d HUP ...\n", workers, connections, int(1000ms / interval), rounds, rounds);
+        const auto r = upgrade_under_load(workers, connections, interval, rounds);
+        if (!r.error.empty()) errors.push_back("upgrade: " + r.error);
+        auto count = [](std::size_t n) { return std::to_string(n); };
+        auto ratio_row = [&](std::string figure, const Stats& during) {
+            const double ratio = during.p99 / r.quiet.p99;
+            rows.push_back({std::move(figure), ratio, "x", false, "< 2x",
+                            std::isnan(ratio) ? std::nullopt : std::optional<bool>(ratio < 2)});
+        };
+        auto errors_row = [&](std::string figure, std::size_t n, const Stats& during) {
+            rows.push_back({std::move(figure) + " (" + count(during.n) + " requests)", double(n), "", false, "0",
+                            during.n ? std::optional<bool>(n == 0) : std::nullopt});
+        };
+        auto when = [](const Stats& s, auto pred) { return s.n ? std::optional<bool>(pred(s)) : std::nullopt; };
+
+        const Stats up = stats(r.upgrade.complete_ms);
+        const Stats up_exec = stats(r.upgrade.exec_ms);
+        const Stats up_reaped = stats(r.upgrade.last_reaped_ms);
+        ms_row("USR2 to upgrade complete, p50 (" + count(up.n) + " upgrades)", up.p50, "< 1 s + in-flight",
+               when(up, [](const Stats& s) { return s.p50 < 1000; }));
+        ms_row("USR2 to upgrade complete, max", up.max, "< 1 s + in-flight",
+               when(up, [](const Stats& s) { return s.max < 1000; }));
+        ms_row("USR2 to new image running (--check, exec), p50", up_exec.p50);
+        ms_row("USR2 to last old worker reaped, max", up_reaped.max);
+        rows.push_back({"request p99 without upgrade (" + count(r.quiet.n) + " requests)", r.quiet.p99, "ms", false, "",
+                        std::nullopt});
+        errors_row("errors without upgrade", r.quiet_errors, r.quiet);
+        rows.push_back({"request p99 during USR2 (" + count(r.during_upgrade.n) + " requests)", r.during_upgrade.p99,
+                        "ms", false, "", std::nullopt});
+        ratio_row("request p99, during USR2 / without", r.during_upgrade);
+        errors_row("errors during USR2", r.upgrade_errors, r.during_upgrade);
+
+        const Stats hup = stats(r.reload.complete_ms);
+        ms_row("HUP to reload complete, p50 (" + count(hup.n) + " reloads)", hup.p50, "< 1 s + in-flight",
+               when(hup, [](const Stats& s) { return s.p50 < 1000; }));
+        ms_row("HUP to reload complete, max", hup.max, "< 1 s + in-flight",
+               when(hup, [](const Stats& s) { return s.max < 1000; }));
+        rows.push_back({"request p99 during HUP (" + count(r.during_reload.n) + " requests)", r.during_reload.p99,
+                        "ms", false, "", std::nullopt});
+        ratio_row("request p99, during HUP / without", r.during_reload);
+        errors_row("errors during HUP", r.reload_errors, r.during_reload);
+
+        if (r.other_errors > 0)
+            errors.push_back("upgrade: " + count(r.other_errors) + " requests failed between the measured windows");
+        for (const auto& [why, n] : r.why) errors.push_back("upgrade: " + count(std::size_t(n)) + " x " + why);
     }
 
     print_table(raw, rows);

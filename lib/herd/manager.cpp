@@ -91,11 +91,20 @@ void Manager::manage()
         if (exit_code_) return;
         wake_at_ = next_deadline(state_, options_, Clock::now());
     }
+    prepare_ahead();
 
     // Wait for heartbeats, signals and exits
     if (io_.stopped()) io_.restart();
     io_.run_one_until(wake_at_);
     io_.poll();
+}
+
+// A standby process is forked while the pool is steady, so that a replacement needs no fork.
+void Manager::prepare_ahead()
+{
+    const bool steady = state_.phase == Phase::running && !state_.rollout && !preflight_ &&
+                        std::all_of(state_.workers.begin(), state_.workers.end(), [](const auto& w) { return w.ready(); });
+    if (steady) ops_.prepare();
 }
 
 void Manager::handle(const Event& event, TimePoint now)
@@ -214,6 +223,7 @@ void Manager::on_signal(int signal)
             spdlog::info("received {}: fast shutdown of {} workers (kill timeout {})", name, state_.workers.size(),
                          ms(options_.kill_timeout));
         notify::stopping(graceful ? "stopping gracefully" : "stopping");
+        ops_.discard();
         // Nobody is left waiting in a backlog that will be reset: the manager's copies close now,
         // each worker closes its own after accepting what was already queued.
         stop_listening();
@@ -223,6 +233,7 @@ void Manager::on_signal(int signal)
     case Command::reopen_logs:
         spdlog::info("received {}: reopening log files", name);
         log::reopen();
+        ops_.discard();   // a standby would log to the old file
         for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
         break;
     case Command::reload:
@@ -234,8 +245,10 @@ void Manager::on_signal(int signal)
                          preflight_ || (state_.rollout && state_.rollout->kind == Reason::upgrade) ? "an upgrade"
                                                                                                     : "a reload");
         } else if (*command == Command::reload) {
+            notify_reloading();
             start_reload();
         } else {
+            notify_reloading();
             spdlog::info("received {}: upgrading to {}", name, binary_);
             start_upgrade();
         }
@@ -246,24 +259,16 @@ void Manager::on_signal(int signal)
 // Spawning: a pipe per worker, so a record can only come from the worker that owns the pipe
 void Manager::spawn(int slot, unsigned generation, TimePoint now)
 {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-        spdlog::error("cannot create a heartbeat pipe for slot {}: {}", slot, std::strerror(errno));
-        handle(SpawnFailed{slot}, now);
-        return;
-    }
-    int pid = 0;
+    Started started;
     try {
-        pid = ops_.spawn(SpawnRequest{slot, generation, fds[1], int(::getpid())});
+        started = ops_.spawn(slot, generation);
     } catch (const std::exception& e) {
-        ::close(fds[0]);
-        ::close(fds[1]);
         spdlog::error("cannot spawn a worker in slot {}: {}", slot, e.what());
         handle(SpawnFailed{slot}, now);
         return;
     }
-    ::close(fds[1]);
-    channels_.emplace(pid, std::make_unique<Channel>(io_, fds[0]));
+    const int pid = started.pid;
+    channels_.emplace(pid, std::make_unique<Channel>(io_, started.heartbeat_fd));
     handle(Spawned{pid, slot, generation}, now);
     spdlog::info("worker {} spawned in slot {} (generation {})", pid, slot, generation);
     watch_heartbeats(pid);
@@ -384,6 +389,7 @@ void Manager::stop_listening()
 
 void Manager::finish()
 {
+    ops_.discard();
     // Giving up (exit 3) leaves booting workers behind: they go with the manager.
     for (const auto& w : state_.workers) ops_.send(w.pid, SIGKILL);
     for (const auto& w : state_.workers) {
@@ -453,12 +459,14 @@ void Manager::adopt(const Handover& h)
 
 void Manager::start_reload()
 {
+    ops_.discard();   // it was forked with the old options and sockets
     Options fresh;
     try {
         if (!reread_) throw UsageError("no configuration to re-read");
         fresh = reread_();
     } catch (const std::exception& e) {
         spdlog::error("received HUP: the configuration is invalid, keeping the running one: {}", e.what());
+        notify::send("READY=1\nSTATUS=reload refused: the configuration is invalid");
         return;
     }
     // New addresses are bound before any worker needs them; the old ones close after the old generation.
@@ -469,6 +477,7 @@ void Manager::start_reload()
             previous_listeners_ = std::exchange(listeners_, std::move(bound));
         } catch (const std::exception& e) {
             spdlog::error("received HUP: {}; keeping the running configuration", e.what());
+            notify::send("READY=1\nSTATUS=reload refused: " + std::string(e.what()));
             return;
         }
     }
@@ -477,9 +486,6 @@ void Manager::start_reload()
     previous_options_ = std::exchange(options_, fresh);
     handle(Scale{options_.workers, 0}, Clock::now());
     handle(RolloutStarted{Reason::reload}, Clock::now());
-    notify::send("RELOADING=1\nMONOTONIC_USEC=" +
-                 std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
-                                    std::chrono::steady_clock::now().time_since_epoch()).count()));
     spdlog::info("received HUP: reloading; generation {} replaces {} workers of generation {}", state_.generation,
                  state_.workers.size(), state_.rollout->from_generation);
 }
@@ -496,6 +502,14 @@ struct UnblockSignals {
         return {};
     }
 };
+
+// systemd (Type=notify-reload) waits for READY=1 after this, whatever comes of it.
+void Manager::notify_reloading()
+{
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());
+    notify::send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now.count()));
+}
 
 // Pre-flight: the new binary must accept our arguments and our hand-over version
 struct Manager::Preflight {
@@ -515,13 +529,11 @@ void Manager::start_upgrade()
     if (::access(binary_.c_str(), X_OK) != 0) {
         spdlog::error("upgrade abandoned: cannot execute {}: {}; generation {} keeps serving", binary_,
                       std::strerror(errno), state_.generation);
+        notify::send("READY=1\nSTATUS=upgrade abandoned: cannot execute " + binary_);
         return;
     }
     std::vector<std::string> args(argv_.begin() + (argv_.empty() ? 0 : 1), argv_.end());
     args.insert(args.end(), {"--check", "--adopt-check", std::to_string(handover_version)});
-    notify::send("RELOADING=1\nMONOTONIC_USEC=" +
-                 std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
-                                    std::chrono::steady_clock::now().time_since_epoch()).count()));
     auto p = std::make_unique<Preflight>(io_);
     try {
         namespace bp2 = boost::process::v2;
@@ -590,6 +602,7 @@ void Manager::finish_preflight()
 
 void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::string& why)
 {
+    ops_.discard();   // the next image would not know it
     Handover h;
     h.pool = state_;
     h.pool.rollout.reset();

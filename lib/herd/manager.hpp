@@ -62,6 +62,7 @@ private:
     };
 
     void manage();
+    void prepare_ahead();
     void handle(const Event& event, TimePoint now);
     void execute(const Action& action, TimePoint now);
     void on_signal(int signal);
@@ -74,6 +75,7 @@ private:
     void check_readiness();
     void stop_listening();
     void finish();
+    void notify_reloading();
     void start_reload();
     void start_upgrade();
     void finish_preflight();

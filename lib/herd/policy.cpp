@@ -126,6 +126,11 @@ bool plan_rollout(const PoolState& state, const Options& options, TimePoint now,
         out.push_back(RolloutDone{r.kind, state.generation, std::chrono::duration_cast<Duration>(now - r.started)});
         return true;
     }
+    // Old workers still draining are bounded by --graceful-timeout; the upgrade timeout is about
+    // the new generation being ready.
+    const auto new_ready = std::size_t(std::count_if(state.workers.begin(), state.workers.end(), [&](const auto& w) {
+        return w.generation == state.generation && w.ready() && !w.leaving();
+    }));
     const auto failed = std::size_t(std::count_if(state.failures.begin(), state.failures.end(), [&](TimePoint t) {
         return t >= r.started && now - t < options.restart_limit.window;
     }));
@@ -133,7 +138,7 @@ bool plan_rollout(const PoolState& state, const Options& options, TimePoint now,
     if (!r.new_ready && failed > options.restart_limit.count)
         why = std::to_string(failed) + " workers of generation " + std::to_string(state.generation) +
               " exited before any was ready";
-    else if (now - r.started >= options.upgrade_timeout)
+    else if (now - r.started >= options.upgrade_timeout && new_ready < state.target)
         why = "generation " + std::to_string(state.generation) + " was not ready within " +
               format_duration(options.upgrade_timeout);
     if (why.empty()) return true;

@@ -4,11 +4,28 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
-#include <system_error>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <system_error>
 #include <unistd.h>
 
 namespace herd {
+
+namespace {
+
+// What wakes a standby: its slot and generation.
+struct Activation {
+    int slot;
+    unsigned generation;
+};
+
+void make_pipe(int fds[2], const char* what)
+{
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), what);
+}
+
+}  // namespace
 
 bool send_signal(int pid, int signal)
 {
@@ -30,11 +47,16 @@ std::optional<int> reap_if_exited(int pid)
     }
 }
 
-ForkOps::ForkOps(ChildMain child_main) : child_main_(std::move(child_main))
+ForkOps::ForkOps(ChildMain child_main, bool standby) : child_main_(std::move(child_main)), use_standby_(standby)
 {
 }
 
-int ForkOps::spawn(const SpawnRequest& request)
+ForkOps::~ForkOps()
+{
+    discard();
+}
+
+int ForkOps::fork_child(SpawnRequest request, int go_fd, std::initializer_list<int> close_in_child)
 {
     // Block signals across fork: the child takes what arrives early once its handlers are in place.
     sigset_t all, old;
@@ -48,7 +70,26 @@ int ForkOps::spawn(const SpawnRequest& request)
     if (pid == 0) {
         int code = 1;
         try {
+            // A dead manager ends its children whatever they are doing.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != request.manager_pid) ::_exit(0);
+            for (int fd : close_in_child) ::close(fd);
+            if (standby_) {
+                ::close(standby_->go_fd);
+                ::close(standby_->heartbeat_fd);
+            }
             if (child_setup_) child_setup_();
+            if (go_fd >= 0) {
+                // Standby: wait here, before any code of the application, to be given a slot.
+                Activation a{};
+                ssize_t n;
+                while ((n = ::read(go_fd, &a, sizeof a)) < 0 && errno == EINTR) {
+                }
+                if (n != ssize_t(sizeof a)) ::_exit(0);   // discarded
+                ::close(go_fd);
+                request.slot = a.slot;
+                request.generation = a.generation;
+            }
             code = child_main_(request);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "worker %d failed: %s\n", int(::getpid()), e.what());
@@ -62,6 +103,70 @@ int ForkOps::spawn(const SpawnRequest& request)
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) throw std::system_error(err, std::generic_category(), "cannot fork a worker");
     return pid;
+}
+
+Started ForkOps::spawn(int slot, unsigned generation)
+{
+    // The standby, if it is still there, becomes this worker
+    if (standby_ && !reap_if_exited(standby_->pid)) {
+        const Activation a{slot, generation};
+        if (::write(standby_->go_fd, &a, sizeof a) == ssize_t(sizeof a)) {
+            const Started started{standby_->pid, standby_->heartbeat_fd};
+            ::close(standby_->go_fd);
+            standby_.reset();
+            return started;
+        }
+    }
+    discard();
+
+    int heartbeat[2];
+    make_pipe(heartbeat, "cannot create a heartbeat pipe");
+    int pid = -1;
+    try {
+        pid = fork_child({slot, generation, heartbeat[1], int(::getpid())}, -1, {heartbeat[0]});
+    } catch (...) {
+        ::close(heartbeat[0]);
+        ::close(heartbeat[1]);
+        throw;
+    }
+    ::close(heartbeat[1]);
+    return {pid, heartbeat[0]};
+}
+
+void ForkOps::prepare()
+{
+    if (!use_standby_ || standby_) return;
+    int heartbeat[2], go[2];
+    try {
+        make_pipe(heartbeat, "cannot create a heartbeat pipe");
+        make_pipe(go, "cannot create a standby pipe");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "no standby: %s\n", e.what());
+        return;
+    }
+    int pid = -1;
+    try {
+        pid = fork_child({0, 0, heartbeat[1], int(::getpid())}, go[0], {heartbeat[0], go[1]});
+    } catch (...) {
+        for (int fd : {heartbeat[0], heartbeat[1], go[0], go[1]}) ::close(fd);
+        return;   // no standby this time: the next spawn forks
+    }
+    ::close(heartbeat[1]);
+    ::close(go[0]);
+    standby_ = Standby{pid, go[1], heartbeat[0]};
+}
+
+void ForkOps::discard()
+{
+    if (!standby_) return;
+    // It waits before any application code: nothing to drain, so it ends at once.
+    ::close(standby_->go_fd);
+    ::close(standby_->heartbeat_fd);
+    send_signal(standby_->pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(standby_->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    standby_.reset();
 }
 
 bool ForkOps::send(int pid, int signal)

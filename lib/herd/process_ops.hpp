@@ -8,7 +8,7 @@
 
 namespace herd {
 
-/// What a new worker needs to know.
+/// What a new worker is told, in the worker.
 struct SpawnRequest {
     int slot = 0;
     unsigned generation = 1;
@@ -16,38 +16,65 @@ struct SpawnRequest {
     int manager_pid = 0;
 };
 
+/// A started worker, as the manager sees it.
+struct Started {
+    int pid = -1;
+    int heartbeat_fd = -1;   // read end of its heartbeat pipe (close-on-exec), now the manager's
+};
+
 class ProcessOps {
 public:
     virtual ~ProcessOps() = default;
-    /// Start a worker; returns its pid; throws std::system_error.
-    virtual int spawn(const SpawnRequest& request) = 0;
+    /// Start a worker with a heartbeat pipe of its own; throws std::system_error.
+    virtual Started spawn(int slot, unsigned generation) = 0;
     /// Send a signal; false when the process is already gone.
     virtual bool send(int pid, int signal) = 0;
     /// The raw wait status of pid if it has exited (and is now reaped), else nullopt.
     virtual std::optional<int> try_reap(int pid) = 0;
+    /// Get ready for the next spawn while nothing else is going on.
+    virtual void prepare() {}
+    /// Forget what prepare() made: the next spawn must see the manager as it is now.
+    virtual void discard() {}
 };
 
 /// fork()-based workers running a function of this program.
 ///
-/// The child starts with every signal blocked; child_setup closes what only the manager may
-/// hold (raw close, never through the manager's io_context, whose epoll instance the child
-/// shares), and child_main must unblock signals once its own handlers are in place. The child never returns into the
-/// manager's code: it _exit()s with child_main's result.
+/// A child starts with every signal blocked and dies with the manager (PR_SET_PDEATHSIG);
+/// child_setup closes what only the manager may hold (raw close, never through the manager's
+/// io_context, whose epoll instance the child shares), and child_main must unblock signals once
+/// its own handlers are in place. The child never returns into the manager's code: it _exit()s
+/// with child_main's result.
+///
+/// Standby: prepare() forks a child ahead of need that stops before child_main, waiting for its
+/// slot and generation on a pipe. spawn() then only writes to that pipe, so a replacement starts
+/// without waiting for a fork. discard() ends the standby (reload, upgrade, shutdown, log reopen).
 class ForkOps : public ProcessOps {
 public:
     using ChildMain = std::function<int(const SpawnRequest&)>;
 
-    explicit ForkOps(ChildMain child_main);
+    ForkOps(ChildMain child_main, bool standby);
+    ~ForkOps() override;
     /// Run in every child right after fork, before child_main.
     void set_child_setup(std::function<void()> setup) { child_setup_ = std::move(setup); }
 
-    int spawn(const SpawnRequest& request) override;
+    Started spawn(int slot, unsigned generation) override;
     bool send(int pid, int signal) override;
     std::optional<int> try_reap(int pid) override;
+    void prepare() override;
+    void discard() override;
 
 private:
+    struct Standby {
+        int pid = -1;
+        int go_fd = -1;          // write end: the activation record goes here
+        int heartbeat_fd = -1;   // read end of its heartbeat pipe
+    };
+    int fork_child(SpawnRequest request, int go_fd, std::initializer_list<int> close_in_child);
+
     ChildMain child_main_;
     std::function<void()> child_setup_;
+    bool use_standby_;
+    std::optional<Standby> standby_;
 };
 
 /// kill() that retries EINTR; false when the process is gone (ESRCH).

@@ -227,13 +227,9 @@ int run(int argc, char** argv, App app)
 
     // The manager and how its children start
     boost::asio::io_context io;
-    const int manager_pid = ::getpid();
     const auto* args = cl.app_args.get();
     std::unique_ptr<Manager> manager;
     ForkOps ops([&](const SpawnRequest& request) {
-        // A dead manager ends its workers whatever they are doing.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != manager_pid) return 0;
         if (ready_fd >= 0) ::close(ready_fd);
         const Options& opts = manager->options();   // after a reload, the new ones
         const std::string role = "worker[" + std::to_string(request.slot) + "]";
@@ -244,7 +240,7 @@ int run(int argc, char** argv, App app)
         detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts, args,
                                                 listeners});
         return runtime.run();
-    });
+    }, options.spare > 0);   // --spare 0: no extra process at all, not even a standby
     manager = std::make_unique<Manager>(io, options, listeners, ops, app.hooks);
     ops.set_child_setup([&] { manager->close_in_child(); });
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());

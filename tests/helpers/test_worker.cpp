@@ -11,6 +11,12 @@
 //   crash-after=N  abort() N ms after start (returns 0 if QUIT comes first)
 //
 // `--units N` reports N units of work per 10 ms tick (feeds --max-requests).
+//
+// Built twice more for the upgrade tests, as a new binary that passes `--check` (the manager is
+// sound) but whose workers never come up, whatever --mode says:
+//   test-worker-broken       (-DTEST_WORKER_BROKEN=1)       every worker aborts in on_start
+//   test-worker-never-ready  (-DTEST_WORKER_NEVER_READY=1)  every worker blocks in on_start
+// Both accept every option of the standard command line, so they can replace hello-http too.
 #include <herd/herd.hpp>
 
 #include <boost/program_options.hpp>
@@ -97,6 +103,12 @@ public:
 
     void on_start() override
     {
+        // Variants built for the upgrade tests: the mode is fixed at build time
+#if defined(TEST_WORKER_BROKEN)
+        std::abort();
+#elif defined(TEST_WORKER_NEVER_READY)
+        block_forever();
+#endif
         started_ = Clock::now();
         const std::string text = args()["mode"].as<std::string>();
         if (!parse_mode(text, mode_)) {

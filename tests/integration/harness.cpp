@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,9 +19,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -695,6 +699,43 @@ std::vector<int> spawned_pids(Process& p)
     return pids;
 }
 
+std::map<int, int> worker_generations(Process& p)
+{
+    std::map<int, int> generations;
+    for (const auto& m : p.matches(lines::spawned)) generations[m.number(1)] = m.number(3);
+    return generations;
+}
+
+std::set<int> generation_pids(Process& p, int generation)
+{
+    std::set<int> pids;
+    for (const auto& [pid, g] : worker_generations(p))
+        if (g == generation) pids.insert(pid);
+    return pids;
+}
+
+std::map<int, std::string> reaped_pids(Process& p, std::size_t from)
+{
+    std::map<int, std::string> reaped;
+    for (const auto& m : p.matches(lines::reaped, from)) reaped[m.number(1)] = m.groups[2];
+    return reaped;
+}
+
+std::size_t min_serving(Process& p, std::size_t from)
+{
+    static const std::regex leaving(R"(worker (\d+) (?:retiring:|has no heartbeat|not ready .* killing|still running .* killing|reaped:))");
+    std::set<int> serving;
+    std::size_t fewest = std::numeric_limits<std::size_t>::max();
+    const auto& all = p.lines();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        std::smatch m;
+        if (std::regex_search(all[i], m, lines::ready)) serving.insert(std::stoi(m[1].str()));
+        else if (std::regex_search(all[i], m, leaving)) serving.erase(std::stoi(m[1].str()));
+        if (i >= from) fewest = std::min(fewest, serving.size());
+    }
+    return fewest == std::numeric_limits<std::size_t>::max() ? serving.size() : fewest;
+}
+
 std::vector<std::string> fast_options(const std::vector<std::string>& extra)
 {
     static const std::vector<std::pair<std::string, std::string>> defaults = {
@@ -722,6 +763,426 @@ long first_number(const std::string& text)
     const auto start = text.find_first_of("0123456789");
     if (start == std::string::npos) return -1;
     return std::strtol(text.c_str() + start, nullptr, 10);
+}
+
+// Deploying
+
+namespace {
+
+// Write `dest`.new with `write`, make it executable, rename it over `dest`.
+void replace_file(const std::string& dest, const std::function<void(const std::string&)>& write)
+{
+    const std::string staged = dest + ".new";
+    write(staged);
+    if (::chmod(staged.c_str(), 0755) != 0) throw std::system_error(errno, std::generic_category(), "chmod " + staged);
+    if (std::rename(staged.c_str(), dest.c_str()) != 0)
+        throw std::system_error(errno, std::generic_category(), "rename " + staged + " to " + dest);
+}
+
+}  // namespace
+
+void deploy(const std::string& from, const std::string& dest)
+{
+    replace_file(dest, [&](const std::string& staged) {
+        std::filesystem::copy_file(from, staged, std::filesystem::copy_options::overwrite_existing);
+    });
+}
+
+void deploy_script(const std::string& text, const std::string& dest)
+{
+    replace_file(dest, [&](const std::string& staged) { write_file(staged, text); });
+}
+
+Deployment::Deployment(const std::string& binary) : app_(dir_ / "app"), pid_file_(dir_ / "app.pid")
+{
+    deploy(binary, app_);
+}
+
+Process& Deployment::start(const std::vector<std::string>& args, std::vector<std::string> env)
+{
+    std::vector<std::string> argv = concat({app_}, args);
+    argv.insert(argv.end(), {"--pid-file", pid_file_});
+    process_ = std::make_unique<Process>(std::move(argv), std::move(env));
+    return *process_;
+}
+
+std::string Deployment::wait_ready(unsigned workers, Deadline deadline)
+{
+    if (!process_) return "not started";
+    port_ = wait_for_port(*process_, deadline);
+    if (port_ <= 0) return "no listening line from " + process_->command() + ":\n" + process_->output();
+    if (!process_->wait_for_line(std::regex("all " + std::to_string(workers) + " workers ready"), deadline))
+        return "the pool never got ready: " + process_->command() + ":\n" + process_->output();
+    return {};
+}
+
+// Watching a manager
+
+int open_fds(pid_t pid)
+{
+    std::error_code ec;
+    std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
+    if (ec) return -1;
+    int n = 0;
+    for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        if (ec) return -1;
+        ++n;
+    }
+    return n;
+}
+
+int open_sockets(pid_t pid)
+{
+    std::error_code ec;
+    std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
+    if (ec) return -1;
+    int n = 0;
+    for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        if (ec) return -1;
+        std::error_code link_ec;
+        if (std::filesystem::read_symlink(it->path(), link_ec).string().rfind("socket:", 0) == 0) ++n;
+    }
+    return n;
+}
+
+long vm_rss_kb(pid_t pid)
+{
+    for (const auto& line : read_lines("/proc/" + std::to_string(pid) + "/status"))
+        if (line.rfind("VmRSS:", 0) == 0) return first_number(line);
+    return -1;
+}
+
+PidFileWatch::PidFileWatch(std::string path, pid_t expected)
+    : path_(std::move(path)), expected_(std::to_string(expected))
+{
+    thread_ = std::thread([this] {
+        while (!stop_.load()) {
+            std::string text;
+            if (const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+                char buf[64];
+                ssize_t n;
+                while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, std::size_t(n));
+                ::close(fd);
+            } else {
+                text = "(cannot open: " + errno_text(errno) + ")";
+            }
+            while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+            ++samples_;
+            if (text != expected_) {
+                if (mismatches_++ == 0) {
+                    std::lock_guard lock(mutex_);
+                    first_mismatch_ = "'" + text + "'";
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    });
+}
+
+PidFileWatch::~PidFileWatch()
+{
+    stop();
+}
+
+void PidFileWatch::stop()
+{
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+}
+
+std::string PidFileWatch::first_mismatch() const
+{
+    std::lock_guard lock(mutex_);
+    return first_mismatch_;
+}
+
+NotifySocket::NotifySocket(std::string path) : path_(std::move(path))
+{
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof addr.sun_path) throw std::invalid_argument("socket path too long: " + path_);
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size());
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        const int err = errno;
+        ::close(fd_);
+        throw std::system_error(err, std::generic_category(), "bind " + path_);
+    }
+}
+
+NotifySocket::~NotifySocket()
+{
+    ::close(fd_);
+    ::unlink(path_.c_str());
+}
+
+std::optional<std::string> NotifySocket::receive(Deadline deadline)
+{
+    for (;;) {
+        pollfd pfd{fd_, POLLIN, 0};
+        const int r = ::poll(&pfd, 1, millis_until(deadline));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return std::nullopt;
+        char buf[4096];
+        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return std::nullopt;
+        return std::string(buf, std::size_t(n));
+    }
+}
+
+std::optional<std::string> NotifySocket::wait_for(const std::string& needle, Deadline deadline,
+                                                  std::vector<std::string>& seen)
+{
+    while (auto message = receive(deadline)) {
+        seen.push_back(*message);
+        if (message->find(needle) != std::string::npos) return message;
+    }
+    return std::nullopt;
+}
+
+// Load
+
+std::string LoadStats::describe() const
+{
+    std::ostringstream out;
+    out << requests() << " requests: " << ok << " ok, " << non_2xx << " non-2xx, " << connect_errors
+        << " connect errors, " << write_errors << " write errors, " << read_errors << " read errors, " << timeouts
+        << " timeouts; " << connections << " connections, " << closed_by_server << " closed by the server; latency max "
+        << max_latency_ms << " ms, mean " << (requests() ? total_latency_ms / double(requests()) : 0.0) << " ms; "
+        << pids.size() << " worker pids";
+    for (const auto& e : first_errors) out << "\n  " << e;
+    return out.str();
+}
+
+std::set<int> LoadStats::pids_sent_since(Clock::time_point t) const
+{
+    std::set<int> out;
+    for (const auto& [pid, seen] : pids)
+        if (seen.last_sent >= t) out.insert(pid);
+    return out;
+}
+
+struct LoadClient::Connection {
+    mutable std::mutex mutex;
+    LoadStats stats;
+};
+
+LoadClient::LoadClient(LoadOptions options) : options_(std::move(options)), start_(Clock::now())
+{
+    for (unsigned i = 0; i < options_.connections; ++i) connections_.push_back(std::make_unique<Connection>());
+    for (unsigned i = 0; i < options_.connections; ++i) threads_.emplace_back([this, i] { run(i); });
+}
+
+LoadClient::~LoadClient()
+{
+    stop();
+}
+
+void LoadClient::stop()
+{
+    stop_ = true;
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+}
+
+LoadStats LoadClient::stats() const
+{
+    LoadStats total;
+    for (const auto& c : connections_) {
+        std::lock_guard lock(c->mutex);
+        const LoadStats& s = c->stats;
+        total.ok += s.ok;
+        total.non_2xx += s.non_2xx;
+        total.connect_errors += s.connect_errors;
+        total.write_errors += s.write_errors;
+        total.read_errors += s.read_errors;
+        total.timeouts += s.timeouts;
+        total.connections += s.connections;
+        total.closed_by_server += s.closed_by_server;
+        total.max_latency_ms = std::max(total.max_latency_ms, s.max_latency_ms);
+        total.total_latency_ms += s.total_latency_ms;
+        for (const auto& e : s.first_errors)
+            if (total.first_errors.size() < 10) total.first_errors.push_back(e);
+        for (const auto& [pid, seen] : s.pids) {
+            auto& t = total.pids[pid];
+            t.first_sent = t.count ? std::min(t.first_sent, seen.first_sent) : seen.first_sent;
+            t.last_sent = t.count ? std::max(t.last_sent, seen.last_sent) : seen.last_sent;
+            t.count += seen.count;
+        }
+    }
+    return total;
+}
+
+bool LoadClient::wait_answered(std::uint64_t more, Deadline deadline) const
+{
+    const std::uint64_t target = answered() + more;
+    return poll_until([&] { return answered() >= target; }, deadline, milliseconds(2));
+}
+
+void LoadClient::run(unsigned index)
+{
+    Connection& me = *connections_[index];
+    const auto ep = tcp_endpoint(options_.host, options_.port);
+    const Deadline end = start_ + options_.duration;
+    const std::string req = "GET " + options_.path + " HTTP/1.1\r\nHost: " + (ep ? ep->host_header : "") + "\r\n\r\n";
+    int fd = -1;
+    unsigned served_on_connection = 0;   // responses on the current connection
+    std::string data;
+    char buf[4096];
+
+    auto close_connection = [&] {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+    };
+    bool first = true;
+    while (ep && !stop_.load() && Clock::now() < end && sent_++ < options_.max_requests) {
+        if (!first && options_.pause.count() > 0) std::this_thread::sleep_for(options_.pause);
+        first = false;
+        const auto sent_at = Clock::now();
+        const Deadline deadline = sent_at + options_.request_timeout;
+        // What went wrong, counted in `counter`, with errno `err`
+        auto fail = [&](std::uint64_t LoadStats::*counter, const std::string& what, int err) {
+            const double latency = ms_since(sent_at);
+            std::lock_guard lock(me.mutex);
+            ++(me.stats.*counter);
+            me.stats.total_latency_ms += latency;
+            me.stats.max_latency_ms = std::max(me.stats.max_latency_ms, latency);
+            if (me.stats.first_errors.size() < 3) {
+                std::ostringstream text;
+                text << "connection " << index << ", " << std::lround(ms_since(start_)) << " ms into the load: " << what
+                     << (err ? ": " + errno_text(err) : "") << " (" << (fd < 0 ? "new connection" : "request "
+                     + std::to_string(served_on_connection + 1) + " on its connection") << ", after " << latency << " ms)";
+                me.stats.first_errors.push_back(text.str());
+            }
+        };
+
+        // Connect if needed
+        if (fd < 0) {
+            int err = 0;
+            fd = connect_before(*ep, deadline, err);
+            if (fd < 0) {
+                fail(&LoadStats::connect_errors, "connect", err);
+                continue;
+            }
+            std::lock_guard lock(me.mutex);
+            ++me.stats.connections;
+            served_on_connection = 0;
+            if (ep->family != AF_UNIX) {
+                int one = 1;
+                ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            }
+        }
+
+        // Send
+        bool sent = true;
+        for (std::size_t off = 0; off < req.size();) {
+            const ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+            if (n > 0) {
+                off += std::size_t(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) {
+                pollfd pfd{fd, POLLOUT, 0};
+                if (::poll(&pfd, 1, millis_until(deadline)) > 0) continue;
+                fail(&LoadStats::timeouts, "timeout while sending", 0);
+            } else {
+                fail(&LoadStats::write_errors, "send", errno);
+            }
+            sent = false;
+            break;
+        }
+        if (!sent) {
+            close_connection();
+            continue;
+        }
+
+        // Receive one whole response
+        data.clear();
+        bool complete = false;
+        while (!complete) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n > 0) {
+                data.append(buf, std::size_t(n));
+                complete = response_complete(data);
+                continue;
+            }
+            if (n == 0) {
+                fail(&LoadStats::read_errors, data.empty() ? "closed without a response" : "closed within a response", 0);
+                break;
+            }
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) {
+                fail(&LoadStats::read_errors, "recv", errno);
+                break;
+            }
+            pollfd pfd{fd, POLLIN, 0};
+            if (::poll(&pfd, 1, millis_until(deadline)) <= 0) {
+                fail(&LoadStats::timeouts, "no whole response within " + std::to_string(options_.request_timeout.count()) + " ms", 0);
+                break;
+            }
+        }
+        if (!complete) {
+            close_connection();
+            continue;
+        }
+
+        // Count it
+        const double latency = ms_since(sent_at);
+        const int status = data.rfind("HTTP/", 0) == 0 ? std::atoi(data.c_str() + data.find(' ') + 1) : 0;
+        const auto header_end = data.find("\r\n\r\n");
+        std::string headers = data.substr(0, header_end);
+        std::transform(headers.begin(), headers.end(), headers.begin(), [](unsigned char c) { return std::tolower(c); });
+        const bool close_after = headers.find("\r\nconnection: close") != std::string::npos;
+        const long pid = first_number(data.substr(header_end + 4));
+        ++served_on_connection;
+        if (status >= 200 && status < 300) ++answered_;
+        {
+            std::lock_guard lock(me.mutex);
+            if (status >= 200 && status < 300) {
+                ++me.stats.ok;
+            } else {
+                ++me.stats.non_2xx;
+                if (me.stats.first_errors.size() < 3)
+                    me.stats.first_errors.push_back("connection " + std::to_string(index) + ": status " + std::to_string(status));
+            }
+            me.stats.total_latency_ms += latency;
+            me.stats.max_latency_ms = std::max(me.stats.max_latency_ms, latency);
+            if (status == 200 && pid > 0) {
+                auto& seen = me.stats.pids[int(pid)];
+                if (seen.count++ == 0) seen.first_sent = sent_at;
+                seen.last_sent = sent_at;
+            }
+            if (close_after) ++me.stats.closed_by_server;
+        }
+        if (close_after) close_connection();
+    }
+    close_connection();
+}
+
+WrkResult parse_wrk(const std::vector<std::string>& lines)
+{
+    static const std::regex requests_re(R"(^\s*(\d+) requests in )");
+    static const std::regex socket_re(R"(Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+))");
+    static const std::regex non_2xx_re(R"(Non-2xx or 3xx responses: (\d+))");
+    WrkResult r;
+    for (const auto& line : lines) {
+        std::smatch m;
+        if (std::regex_search(line, m, requests_re)) {
+            r.parsed = true;
+            r.requests = std::stoull(m[1].str());
+        } else if (std::regex_search(line, m, socket_re)) {
+            r.connect_errors = std::stoull(m[1].str());
+            r.read_errors = std::stoull(m[2].str());
+            r.write_errors = std::stoull(m[3].str());
+            r.timeouts = std::stoull(m[4].str());
+        } else if (std::regex_search(line, m, non_2xx_re)) {
+            r.non_2xx = std::stoull(m[1].str());
+        }
+    }
+    return r;
 }
 
 // Hard deadline

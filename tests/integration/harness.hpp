@@ -10,13 +10,19 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -199,6 +205,29 @@ inline const std::regex backing_off{R"(backing off: (\d+) unexpected worker exit
 inline const std::regex giving_up{R"(giving up: no worker ever became ready and (\d+) exited within (\S+ \S+), exit code 3)"};
 // 1 manager pid, 2 code
 inline const std::regex exiting{R"(manager (\d+) exiting with code (\d+))"};
+
+// Upgrade and reload (/tmp/herd-upgrade-contract.md)
+// 1 binary
+inline const std::regex upgrading{R"(received USR2: upgrading to (\S+)$)"};
+// 1 manager pid, 2 binary, 3 new generation, 4 workers, 5 old generation
+inline const std::regex upgrade_runs{R"(upgrade: manager (\d+) now runs (\S+); generation (\d+) replaces (\d+) workers of generation (\d+))"};
+// 1 generation, 2 duration, 3 workers
+inline const std::regex upgrade_complete{R"(upgrade to generation (\d+) complete in (\S+ \S+): (\d+) workers ready)"};
+// 1 why, 2 generation
+inline const std::regex upgrade_abandoned{R"(upgrade abandoned: (.+); generation (\d+) keeps serving$)"};
+// 1 generation, 2 why
+inline const std::regex upgrade_going_back{R"(upgrade to generation (\d+) failed: (.+); going back to the previous binary$)"};
+// 1 generation, 2 why, 3 manager pid, 4 generation still serving
+inline const std::regex upgrade_rolled_back{
+    R"(upgrade to generation (\d+) failed: (.+); manager (\d+) runs the previous binary again, generation (\d+) keeps serving)"};
+// 1 new generation, 2 workers, 3 old generation
+inline const std::regex reloading{R"(received HUP: reloading; generation (\d+) replaces (\d+) workers of generation (\d+))"};
+// 1 generation, 2 duration, 3 workers
+inline const std::regex reload_complete{R"(reload to generation (\d+) complete in (\S+ \S+): (\d+) workers ready)"};
+// 1 message
+inline const std::regex config_invalid{R"(received HUP: the configuration is invalid, keeping the running one: (.+)$)"};
+// 1 signal, 2 what
+inline const std::regex in_progress{R"(received (USR2|HUP): an? (upgrade|reload) is in progress, ignored)"};
 }  // namespace lines
 
 /// A regex for "worker PID <rest>" (rest is a regex).
@@ -208,6 +237,15 @@ std::regex worker_line(int pid, const std::string& rest);
 std::set<int> ready_pids(Process& p);
 /// Pids that logged "spawned".
 std::vector<int> spawned_pids(Process& p);
+/// The generation of every worker that logged "spawned": pid -> generation.
+std::map<int, int> worker_generations(Process& p);
+/// Pids that logged "spawned" in generation `generation`.
+std::set<int> generation_pids(Process& p, int generation);
+/// Pids that logged "reaped" (at index >= from), with their classification.
+std::map<int, std::string> reaped_pids(Process& p, std::size_t from = 0);
+/// The fewest workers ready and not leaving at any line at index >= from, as the log tells it
+/// (ready adds a worker; retiring, no heartbeat, a kill or reaped removes it).
+std::size_t min_serving(Process& p, std::size_t from);
 
 /// Fast supervision timing for tests (heartbeat 100 ms, timeout 500 ms, ...), then `extra`;
 /// an option given in `extra` replaces the default (Program_options refuses an option twice).
@@ -217,6 +255,185 @@ std::vector<std::string> concat(std::vector<std::string> a, const std::vector<st
 
 /// The first decimal number in text, or -1.
 long first_number(const std::string& text);
+
+// Deploying a binary, as a deploy does it
+
+/// Copy `from` to `dest`.new (mode 0755) and rename it over `dest`: the old inode lives on
+/// for whoever runs it, the path names the new file at once.
+void deploy(const std::string& from, const std::string& dest);
+/// Write a shell script to `dest`.new (mode 0755) and rename it over `dest`.
+void deploy_script(const std::string& text, const std::string& dest);
+
+// Watching a manager from outside
+
+/// A server binary copied into a fresh directory and run from there, so that a test can replace
+/// it on disk (deploy) and upgrade to it (USR2) without touching the build tree.
+class Deployment {
+public:
+    /// Copy `binary` to DIR/app.
+    explicit Deployment(const std::string& binary);
+    Deployment(const Deployment&) = delete;
+    Deployment& operator=(const Deployment&) = delete;
+
+    /// Start DIR/app with `args`, then "--pid-file DIR/app.pid"; `env` as for Process.
+    Process& start(const std::vector<std::string>& args, std::vector<std::string> env = {});
+    /// Wait for the 127.0.0.1 port and "all N workers ready": empty, or what went wrong.
+    std::string wait_ready(unsigned workers, Deadline deadline);
+
+    const TempDir& dir() const { return dir_; }
+    const std::string& app() const { return app_; }
+    const std::string& pid_file() const { return pid_file_; }
+    Process& process() { return *process_; }
+    pid_t pid() const { return process_ ? process_->pid() : -1; }
+    int port() const { return port_; }
+
+private:
+    TempDir dir_;
+    std::string app_;
+    std::string pid_file_;
+    std::unique_ptr<Process> process_;
+    int port_ = -1;
+};
+
+/// Number of open descriptors of pid (/proc/PID/fd), or -1.
+int open_fds(pid_t pid);
+/// Number of open sockets of pid, or -1.
+int open_sockets(pid_t pid);
+/// VmRSS of pid in kB (/proc/PID/status), or -1.
+long vm_rss_kb(pid_t pid);
+
+/// Reads a pid file every 200 us on a thread, until stopped, and counts every sample whose
+/// content is not `expected` (missing, empty, partial or another pid).
+class PidFileWatch {
+public:
+    PidFileWatch(std::string path, pid_t expected);
+    ~PidFileWatch();
+    PidFileWatch(const PidFileWatch&) = delete;
+    PidFileWatch& operator=(const PidFileWatch&) = delete;
+    /// Stop sampling (idempotent).
+    void stop();
+    std::uint64_t samples() const { return samples_.load(); }
+    std::uint64_t mismatches() const { return mismatches_.load(); }
+    /// What the first wrong sample read, for messages.
+    std::string first_mismatch() const;
+
+private:
+    std::string path_;
+    std::string expected_;
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> samples_{0};
+    std::atomic<std::uint64_t> mismatches_{0};
+    mutable std::mutex mutex_;
+    std::string first_mismatch_;
+    std::thread thread_;
+};
+
+/// A unix datagram socket standing in for systemd's $NOTIFY_SOCKET.
+class NotifySocket {
+public:
+    /// Bound at `path`.
+    explicit NotifySocket(std::string path);
+    ~NotifySocket();
+    NotifySocket(const NotifySocket&) = delete;
+    NotifySocket& operator=(const NotifySocket&) = delete;
+    const std::string& path() const { return path_; }
+    /// The next datagram, waiting until the deadline.
+    std::optional<std::string> receive(Deadline deadline);
+    /// Datagrams until one contains `needle` (returned last), or nothing after the deadline;
+    /// every datagram read meanwhile is appended to `seen`.
+    std::optional<std::string> wait_for(const std::string& needle, Deadline deadline, std::vector<std::string>& seen);
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+// Load
+
+/// A bounded HTTP/1.1 keep-alive load: `connections` threads, each on its own connection,
+/// sending GET `path` back to back until stopped, until `duration` passed or `max_requests`
+/// were sent. A response with "Connection: close" is honoured (the next request opens a new
+/// connection); everything else that is not a 2xx response is counted as a failure. Nothing is
+/// retried. Each connection pauses between requests: 32 client threads sending back to back
+/// would starve the workers of CPU on a small machine (heartbeats late, workers retired).
+struct LoadOptions {
+    std::string host = "127.0.0.1";
+    int port = 0;
+    std::string path = "/pid";
+    unsigned connections = 32;
+    std::chrono::microseconds pause{2'000};
+    milliseconds duration{30'000};
+    std::uint64_t max_requests = 10'000'000;
+    milliseconds request_timeout{5'000};
+};
+
+/// When a worker pid (the first number of a response body) answered.
+struct PidSeen {
+    std::uint64_t count = 0;
+    Clock::time_point first_sent{};   // the earliest request it answered was sent then
+    Clock::time_point last_sent{};    // the latest one
+};
+
+struct LoadStats {
+    std::uint64_t ok = 0;               // 2xx responses
+    std::uint64_t non_2xx = 0;
+    std::uint64_t connect_errors = 0;   // refused, reset or timed out while connecting
+    std::uint64_t write_errors = 0;     // the request could not be sent
+    std::uint64_t read_errors = 0;      // reset, or closed before a whole response
+    std::uint64_t timeouts = 0;         // no whole response within request_timeout
+    std::uint64_t connections = 0;      // connections opened
+    std::uint64_t closed_by_server = 0; // responses with "Connection: close"
+    double max_latency_ms = 0;
+    double total_latency_ms = 0;
+    std::vector<std::string> first_errors;   // the first few failures, described
+    std::map<int, PidSeen> pids;
+
+    std::uint64_t failed() const { return non_2xx + connect_errors + write_errors + read_errors + timeouts; }
+    std::uint64_t requests() const { return ok + failed(); }
+    /// One paragraph for messages.
+    std::string describe() const;
+    /// Pids that answered a request sent at or after `t`.
+    std::set<int> pids_sent_since(Clock::time_point t) const;
+};
+
+class LoadClient {
+public:
+    explicit LoadClient(LoadOptions options);
+    ~LoadClient();
+    LoadClient(const LoadClient&) = delete;
+    LoadClient& operator=(const LoadClient&) = delete;
+
+    /// Stop sending and wait for the requests in flight (idempotent).
+    void stop();
+    /// A snapshot of the counts so far.
+    LoadStats stats() const;
+    /// Successful responses so far.
+    std::uint64_t answered() const { return answered_.load(); }
+    /// Wait until `more` responses were answered after this call; false at the deadline.
+    bool wait_answered(std::uint64_t more, Deadline deadline) const;
+
+private:
+    struct Connection;
+    void run(unsigned index);
+
+    LoadOptions options_;
+    Clock::time_point start_;
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> sent_{0};
+    std::atomic<std::uint64_t> answered_{0};
+    std::vector<std::unique_ptr<Connection>> connections_;
+    std::vector<std::thread> threads_;
+};
+
+/// What wrk reported. Its "Socket errors" and "Non-2xx" lines appear only when not zero.
+struct WrkResult {
+    bool parsed = false;   // the "requests in" line was found
+    std::uint64_t requests = 0;
+    std::uint64_t connect_errors = 0, read_errors = 0, write_errors = 0, timeouts = 0;
+    std::uint64_t non_2xx = 0;
+    std::uint64_t errors() const { return connect_errors + read_errors + write_errors + timeouts + non_2xx; }
+};
+WrkResult parse_wrk(const std::vector<std::string>& lines);
 
 /// The test's hard deadline: after `limit`, every child group is killed and the test process
 /// exits 124 with a message. Disarmed by the destructor. One at a time.

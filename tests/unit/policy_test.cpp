@@ -611,3 +611,20 @@ TEST_CASE("a reverted rollout keeps the old generation and retires the failed on
     apply(s, RolloutStarted{Reason::reload}, o, t0 + 2s);
     CHECK(s.generation == 3);
 }
+
+TEST_CASE("old workers still draining at the upgrade timeout do not fail a rollout whose new generation is ready")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.upgrade_timeout = 10s;
+    o.graceful_timeout = 60s;
+    o.heartbeat_timeout = 0s;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::upgrade}, o, t0);
+    add_ready(s, o, 200, 0, t0 + 1s, 2);
+    apply(s, Signalled{100, SIGQUIT, Reason::upgrade}, o, t0 + 1s);
+    CHECK(only<RolloutFailed>(plan(s, o, t0 + 11s)).empty());
+    apply(s, WorkerExited{100, 0}, o, t0 + 20s);
+    CHECK(only<RolloutDone>(plan(s, o, t0 + 20s)).size() == 1);
+}

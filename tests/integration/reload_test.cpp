@@ -1,0 +1,335 @@
+// Rolling reload (HUP) under real load, DESIGN.md §3 and §4: the same rolling replacement as an
+// upgrade, without a new binary; a changed config file applies (workers, listen), an invalid one
+// changes nothing. Also: systemd's notifications around USR2 and HUP, and wrk's view of an upgrade.
+#include "harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <time.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string hello_http() { return binary("HELLO_HTTP"); }
+
+// -l 127.0.0.1:0 with fast timing and `extra` (the worker count comes from `extra` or a config file).
+std::vector<std::string> server_args(const std::vector<std::string>& extra = {})
+{
+    return concat({"-l", "127.0.0.1:0"}, fast_options(extra));
+}
+
+// Load from 32 keep-alive connections and a watch on the pid file, until check().
+struct Load {
+    Deployment& d;
+    LoadClient client;
+    PidFileWatch watch;
+
+    explicit Load(Deployment& d, unsigned connections = 32)
+        : d(d), client(LoadOptions{.port = d.port(), .connections = connections, .duration = 40s}),
+          watch(d.pid_file(), d.pid())
+    {
+        REQUIRE_MESSAGE(client.wait_answered(200, in(5s)), "no load: " << client.stats().describe());
+    }
+
+    // Stop after a few more responses: not one request failed, and those sent from `since` on
+    // were answered by `pids` only.
+    void check(const std::set<int>& pids, Clock::time_point since)
+    {
+        CHECK_MESSAGE(client.wait_answered(300, in(5s)), "the load stalled: " << client.stats().describe());
+        client.stop();
+        watch.stop();
+        const LoadStats stats = client.stats();
+        MESSAGE("load: " << stats.describe());
+        CHECK_MESSAGE(stats.failed() == 0, stats.describe());
+        const std::set<int> served = stats.pids_sent_since(since);
+        CHECK(!served.empty());
+        for (int pid : served) CHECK_MESSAGE(pids.count(pid) == 1, "worker " << pid << " answered, not one of the expected workers");
+        CHECK(watch.samples() > 0);
+        CHECK_MESSAGE(watch.mismatches() == 0, watch.mismatches() << " samples of the pid file did not name manager "
+                                                   << d.pid() << ", first: " << watch.first_mismatch());
+        CHECK(pid_alive(d.pid()));
+    }
+};
+
+// Check a completed reload (or upgrade: `kind`) to `generation` since `mark`: every worker of
+// `old` retired for it and gone, `workers` of the new generation ready, capacity kept.
+void check_replaced(Process& p, std::size_t mark, const std::set<int>& old, int generation, unsigned workers,
+                    const std::string& kind)
+{
+    const auto reaped = reaped_pids(p, mark);
+    for (int pid : old) {
+        CHECK_MESSAGE(reaped.count(pid) == 1, "worker " << pid << " of the old generation was not reaped");
+        if (reaped.count(pid)) CHECK(reaped.at(pid) == "retired (" + kind + ")");
+        CHECK_FALSE(pid_alive(pid));
+    }
+    const std::set<int> fresh = generation_pids(p, generation);
+    CHECK(fresh.size() == workers);
+    CHECK(ready_pids(p) == fresh);
+    CHECK(p.count(std::regex(R"(\), killing$|reaped: crashed|reaped: killed)"), mark) == 0);
+}
+
+std::uint64_t monotonic_usec()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::uint64_t(ts.tv_sec) * 1'000'000 + std::uint64_t(ts.tv_nsec) / 1000;
+}
+
+}  // namespace
+
+TEST_CASE("HUP under load replaces every worker without one failed request")
+{
+    HardDeadline guard(30s);
+    Deployment d(hello_http());
+    Process& p = d.start(server_args({"-w", "4"}));
+    const std::string error = d.wait_ready(4, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    Load load(d);
+    const std::set<int> generation1 = generation_pids(p, 1);
+
+    const std::size_t mark = p.lines().size();
+    const auto sent = Clock::now();
+    REQUIRE(p.signal(SIGHUP));
+    const auto reloading = p.wait_for_line(lines::reloading, in(2s), mark);
+    REQUIRE_MESSAGE(reloading, p.output());
+    CHECK(reloading->number(1) == 2);
+    CHECK(reloading->number(2) == 4);
+    CHECK(reloading->number(3) == 1);
+    const auto done = p.wait_for_line(lines::reload_complete, in(10s), mark);
+    REQUIRE_MESSAGE(done, p.output());
+    MESSAGE("HUP to 'complete': " << ms_since(sent) << " ms; " << done->line);
+    CHECK(done->number(1) == 2);
+    CHECK(done->number(3) == 4);
+    check_replaced(p, mark, generation1, 2, 4, "reload");
+    CHECK(min_serving(p, mark) >= 4);
+    load.check(generation_pids(p, 2), Clock::now());
+}
+
+TEST_CASE("HUP applies a changed worker count from the config file")
+{
+    HardDeadline guard(30s);
+    Deployment d(hello_http());
+    const std::string config = d.dir() / "app.conf";
+    write_file(config, "workers = 2\n");
+    Process& p = d.start(server_args({"--config", config}));
+    const std::string error = d.wait_ready(2, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    Load load(d);
+    const std::set<int> generation1 = generation_pids(p, 1);
+    REQUIRE(generation1.size() == 2);
+
+    write_file(config, "workers = 3\n");
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto reloading = p.wait_for_line(lines::reloading, in(2s), mark);
+    REQUIRE_MESSAGE(reloading, p.output());
+    const auto done = p.wait_for_line(lines::reload_complete, in(10s), mark);
+    REQUIRE_MESSAGE(done, p.output());
+    CHECK(done->number(1) == 2);
+    CHECK(done->number(3) == 3);
+    check_replaced(p, mark, generation1, 2, 3, "reload");
+    CHECK(min_serving(p, mark) >= 2);
+    load.check(generation_pids(p, 2), Clock::now());
+
+    // The new target holds: a TTIN counts from 3
+    REQUIRE(p.signal(SIGTTIN));
+    CHECK(p.wait_for_line(std::regex("received TTIN: target is now 4 workers"), in(2s), done->index));
+}
+
+TEST_CASE("HUP with an invalid config file keeps the running configuration and workers")
+{
+    HardDeadline guard(30s);
+    Deployment d(hello_http());
+    const std::string config = d.dir() / "app.conf";
+    write_file(config, "workers = 3\n");
+    Process& p = d.start(server_args({"--config", config}));
+    const std::string error = d.wait_ready(3, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    Load load(d);
+    const std::set<int> generation1 = generation_pids(p, 1);
+
+    write_file(config, "workers = abc\n");
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto invalid = p.wait_for_line(lines::config_invalid, in(2s), mark);
+    REQUIRE_MESSAGE(invalid, p.output());
+    MESSAGE(invalid->line);
+    CHECK_MESSAGE(std::regex_search(invalid->groups[1], std::regex("'abc'.*workers")), "the message names neither the value nor the option");
+    // Nothing else happens
+    const auto since = Clock::now();
+    CHECK(load.client.wait_answered(300, in(5s)));
+    CHECK(p.count(lines::reloading, mark) == 0);
+    CHECK(p.count(lines::spawned, mark) == 0);
+    CHECK(p.count(lines::reaped, mark) == 0);
+    CHECK(ready_pids(p) == generation1);
+    load.check(generation1, since);
+
+    // Fixed, it reloads: the failed attempt left nothing half done
+    write_file(config, "workers = 3\n");
+    const std::size_t mark2 = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto done = p.wait_for_line(lines::reload_complete, in(10s), mark2);
+    REQUIRE_MESSAGE(done, p.output());
+    CHECK(done->number(1) == 2);
+    check_replaced(p, mark2, generation1, 2, 3, "reload");
+}
+
+TEST_CASE("HUP with a changed listen address in the config file serves the new address and closes the old one")
+{
+    HardDeadline guard(30s);
+    Deployment d(hello_http());
+    const std::string config = d.dir() / "app.conf";
+    const std::string socket = d.dir() / "new.sock";
+    write_file(config, "workers = 2\nlisten = 127.0.0.1:0\n");
+    Process& p = d.start(concat({"--config", config}, fast_options()));
+    const std::string error = d.wait_ready(2, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    const int old_port = d.port();
+    REQUIRE(http_get("127.0.0.1", old_port, "/pid", 2s).ok());
+    const std::set<int> generation1 = generation_pids(p, 1);
+
+    write_file(config, "workers = 2\nlisten = unix:" + socket + "\n");
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    // Bound before any new worker needs it
+    const auto listening = p.wait_for_line(lines::listening, in(2s), mark);
+    REQUIRE_MESSAGE(listening, p.output());
+    CHECK(listening->groups[1] == "unix:" + socket);
+    const auto reloading = p.wait_for_line(lines::reloading, in(2s), mark);
+    REQUIRE_MESSAGE(reloading, p.output());
+    CHECK(listening->index < reloading->index);
+    const auto done = p.wait_for_line(lines::reload_complete, in(10s), mark);
+    REQUIRE_MESSAGE(done, p.output());
+    check_replaced(p, mark, generation1, 2, 2, "reload");
+
+    // The new address serves generation 2; the old one refuses
+    const std::set<int> generation2 = generation_pids(p, 2);
+    for (int i = 0; i < 4; ++i) {
+        const auto r = http_get_unix(socket, "/pid", 2s);
+        CHECK_MESSAGE(r.ok(), "on the new address: " << r.error << " status " << r.status);
+        CHECK(generation2.count(static_cast<int>(first_number(r.body))) == 1);
+    }
+    int err = 0;
+    CHECK_MESSAGE(poll_until([&] { return (err = try_connect("127.0.0.1", old_port, 200ms)) == ECONNREFUSED; }, in(300ms)),
+                  "connecting to the old address after the reload: " << (err ? std::strerror(err) : "connected"));
+}
+
+TEST_CASE("systemd hears READY, RELOADING with MONOTONIC_USEC around USR2 and HUP, and STOPPING on QUIT")
+{
+    HardDeadline guard(30s);
+    Deployment d(hello_http());
+    NotifySocket notify(d.dir() / "notify.sock");
+    Process& p = d.start(server_args({"-w", "2"}), {"NOTIFY_SOCKET=" + notify.path()});
+    const std::string error = d.wait_ready(2, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    std::vector<std::string> seen;
+    auto all_seen = [&] {
+        std::string text;
+        for (const auto& m : seen) text += "[" + m + "] ";
+        return text;
+    };
+    REQUIRE_MESSAGE(notify.wait_for("READY=1", in(3s), seen), all_seen());
+
+    // USR2 and HUP: RELOADING=1 with the time, then READY=1 once the roll is done. A request of
+    // 800 ms in flight keeps the old generation draining, so a READY=1 sent too early shows.
+    auto check_reload = [&](int sig, const std::regex& complete) {
+        seen.clear();
+        std::atomic<bool> sent{false};
+        HttpResult slow;
+        std::thread client([&] { slow = http_get("127.0.0.1", d.port(), "/sleep?ms=800", 5s, [&] { sent = true; }); });
+        struct Join {
+            std::thread& t;
+            ~Join()
+            {
+                if (t.joinable()) t.join();
+            }
+        } join{client};
+        REQUIRE(poll_until([&] { return sent.load(); }, in(2s)));
+        const std::size_t mark = p.lines().size();
+        const std::uint64_t before = monotonic_usec();
+        REQUIRE(p.signal(sig));
+        const auto reloading = notify.wait_for("RELOADING=1", in(5s), seen);
+        REQUIRE_MESSAGE(reloading, all_seen());
+        const std::uint64_t after = monotonic_usec();
+        std::smatch m;
+        REQUIRE_MESSAGE(std::regex_search(*reloading, m, std::regex(R"((?:^|\n)MONOTONIC_USEC=(\d+)(?:\n|$))")), *reloading);
+        const std::uint64_t usec = std::stoull(m[1].str());
+        CHECK(usec >= before);
+        CHECK(usec <= after);
+        const auto ready = notify.wait_for("READY=1", in(10s), seen);
+        REQUIRE_MESSAGE(ready, all_seen());
+        // READY=1 only once the roll is done: its line was written before the datagram was sent.
+        CHECK_MESSAGE(p.count(complete, mark) == 1, "READY=1 before the roll completed; datagrams: " << all_seen() << "\n" << p.output());
+        // The roll ends before the next signal, or that one would be ignored
+        REQUIRE_MESSAGE(p.wait_for_line(complete, in(5s), mark), p.output());
+        client.join();
+        CHECK(slow.status == 200);
+    };
+    deploy(hello_http(), d.app());
+    check_reload(SIGUSR2, lines::upgrade_complete);
+    check_reload(SIGHUP, lines::reload_complete);
+
+    seen.clear();
+    REQUIRE(p.signal(SIGQUIT));
+    CHECK_MESSAGE(notify.wait_for("STOPPING=1", in(3s), seen), all_seen());
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+}
+
+TEST_CASE("wrk sees no socket error and no error response during USR2")
+{
+    const std::string wrk = binary("WRK", "/usr/bin/wrk");
+    if (::access(wrk.c_str(), X_OK) != 0) {
+        MESSAGE("wrk not found at " << wrk << ": skipped");
+        return;
+    }
+    HardDeadline guard(30s);
+    Deployment d(hello_http());
+    Process& p = d.start(server_args({"-w", "4"}));
+    const std::string error = d.wait_ready(4, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    const std::set<int> generation1 = generation_pids(p, 1);
+
+    // wrk's output is a pipe, written at its end: its 32 sockets show when its load is on.
+    // One thread: wrk sends back to back, and must leave the other core to the server.
+    Process w({wrk, "-t1", "-c32", "-d3s", "http://127.0.0.1:" + std::to_string(d.port()) + "/"});
+    REQUIRE_MESSAGE(poll_until([&] { return open_sockets(w.pid()) >= 32; }, in(3s)),
+                    "wrk has " << open_sockets(w.pid()) << " sockets open:\n" << w.output());
+    // And a few of our own connections, that must not fail either.
+    LoadClient probe(LoadOptions{.port = d.port(), .connections = 2, .duration = 10s});
+    REQUIRE(probe.wait_answered(100, in(3s)));
+
+    deploy(hello_http(), d.app());
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGUSR2));
+    const auto done = p.wait_for_line(lines::upgrade_complete, in(10s), mark);
+    REQUIRE_MESSAGE(done, p.output());
+    check_replaced(p, mark, generation1, 2, 4, "upgrade");
+    CHECK_MESSAGE(!w.status(), "wrk ended before the upgrade completed: raise -d");
+
+    const auto status = w.wait_exit(in(10s));
+    REQUIRE_MESSAGE(status, w.output());
+    probe.stop();
+    MESSAGE("wrk:\n" << w.output());
+    CHECK(status->code == 0);
+    const WrkResult r = parse_wrk(w.lines());
+    REQUIRE_MESSAGE(r.parsed, w.output());
+    CHECK(r.requests > 1000);
+    CHECK(r.connect_errors == 0);
+    CHECK(r.read_errors == 0);
+    CHECK(r.write_errors == 0);
+    CHECK(r.timeouts == 0);
+    CHECK(r.non_2xx == 0);
+    CHECK_MESSAGE(probe.stats().failed() == 0, probe.stats().describe());
+}
