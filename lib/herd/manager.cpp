@@ -68,7 +68,7 @@ int Manager::run()
     wake_at_ = Clock::now();
     watch_signals();   // an image started by USR2 inherits every signal blocked; this sets the mask right
     watch_watchdog();
-    if (!state_.rollout)
+    if (!adopted_)
         spdlog::info("manager {} started: {} workers, generation {}", ::getpid(), state_.target, state_.generation);
     reap_exited();   // children that exited while the previous image handed over
     check_readiness();
@@ -430,6 +430,7 @@ void Manager::set_pid_file(int fd, std::string path)
 
 void Manager::adopt(const Handover& h)
 {
+    adopted_ = true;
     state_ = h.pool;
     started_at_ = h.started;
     previous_binary_fd_ = h.previous_binary_fd;
@@ -442,6 +443,8 @@ void Manager::adopt(const Handover& h)
     // The target and the timeouts come from this image's options; the pool from the hand-over.
     state_.target = options_.workers;
     const auto now = Clock::now();
+    // Heartbeats sent while the images changed wait unread in the pipes: silence of our making.
+    handle(ManagerResumed{}, now);
     if (h.rollback_from) {
         spdlog::error("upgrade to generation {} failed: {}; manager {} runs the previous binary again, "
                       "generation {} keeps serving", h.rollback_from, h.rollback_why, ::getpid(), state_.generation);

@@ -100,6 +100,7 @@ private:
     TimePoint wake_at_{};          // the deadline the loop sleeps to
     bool replan_ = true;           // an event changed the state: plan() again before sleeping
     bool pool_ready_ = false;
+    bool adopted_ = false;         // this image took over from another (USR2 or a rollback)
     std::function<void()> on_first_ready_;
     bool reaps_orphans_ = false;   // PID 1 or a subreaper: every exited child is ours to reap
 
