@@ -37,29 +37,9 @@ std::string decode(std::string_view line, HeartbeatRecord& record)
     return {};
 }
 
-void HeartbeatDecoder::feed(std::string_view bytes, const Sink& sink)
+std::string HeartbeatDecoder::overlong_error()
 {
-    while (!bytes.empty()) {
-        const auto nl = bytes.find('\n');
-        const auto chunk = bytes.substr(0, nl);
-        bytes = nl == std::string_view::npos ? std::string_view{} : bytes.substr(nl + 1);
-        if (!overlong_) pending_.append(chunk);
-        if (pending_.size() >= max_record && !overlong_) {
-            sink({}, "record longer than " + std::to_string(max_record - 1) + " bytes",
-                 std::string_view(pending_).substr(0, 40));
-            overlong_ = true;
-            pending_.clear();
-        }
-        if (nl == std::string_view::npos) return;
-        if (overlong_) {
-            overlong_ = false;   // the rest of the long line is gone; the next line starts clean
-            continue;
-        }
-        HeartbeatRecord record;
-        const std::string error = decode(pending_, record);
-        sink(record, error, pending_);
-        pending_.clear();
-    }
+    return "record longer than " + std::to_string(max_record - 1) + " bytes";
 }
 
 }  // namespace herd

@@ -11,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,13 +33,36 @@ std::string decode(std::string_view line, HeartbeatRecord& record);
 /// Splits a byte stream into records; partial lines wait for the rest.
 class HeartbeatDecoder {
 public:
-    /// Called once per line: the record and an error (empty when the record is well formed).
-    using Sink = std::function<void(const HeartbeatRecord&, std::string_view error, std::string_view line)>;
-
-    /// Feed bytes as they were read.
-    void feed(std::string_view bytes, const Sink& sink);
+    /// Feed bytes as they were read; sink(record, error, line) is called once per complete line,
+    /// with an empty error when the record is well formed.
+    template <class Sink>
+    void feed(std::string_view bytes, Sink&& sink)
+    {
+        while (!bytes.empty()) {
+            const auto nl = bytes.find('\n');
+            const auto chunk = bytes.substr(0, nl);
+            bytes = nl == std::string_view::npos ? std::string_view{} : bytes.substr(nl + 1);
+            if (!overlong_) pending_.append(chunk);
+            if (pending_.size() >= max_record && !overlong_) {
+                sink(HeartbeatRecord{}, overlong_error(), std::string_view(pending_).substr(0, 40));
+                overlong_ = true;
+                pending_.clear();
+            }
+            if (nl == std::string_view::npos) return;
+            if (overlong_) {
+                overlong_ = false;   // the rest of the long line is gone; the next line starts clean
+                continue;
+            }
+            HeartbeatRecord record;
+            const std::string error = decode(pending_, record);
+            sink(record, std::string_view(error), std::string_view(pending_));
+            pending_.clear();
+        }
+    }
 
 private:
+    static std::string overlong_error();
+
     std::string pending_;
     bool overlong_ = false;   // discarding the rest of a line that was too long
 };

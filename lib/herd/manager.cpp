@@ -404,6 +404,8 @@ void Manager::finish()
 
 void Manager::close_in_child()
 {
+    // A standby shows as one until it is given a slot; a worker's own title replaces this.
+    proctitle::set(options_.name + ": standby");
     // Raw close only: the child must not touch the manager's io_context (its epoll is shared).
     ::close(signal_fd_.native_handle());
     for (auto& [pid, ch] : channels_) ::close(ch->pipe.native_handle());

@@ -247,9 +247,9 @@ std::string state_name(const WorkerRecord& w)
 
 const WorkerRecord* PoolState::find(int pid) const
 {
-    for (const auto& w : workers)
-        if (w.pid == pid) return &w;
-    return nullptr;
+    const auto it = std::lower_bound(workers.begin(), workers.end(), pid,
+                                     [](const WorkerRecord& w, int p) { return w.pid < p; });
+    return it != workers.end() && it->pid == pid ? &*it : nullptr;
 }
 
 WorkerRecord* PoolState::find(int pid)
@@ -319,7 +319,9 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             if (o.max_requests > 0)
                 w.request_limit = o.max_requests
                                 + (o.max_requests_jitter ? next_random(s.seed) % (o.max_requests_jitter + 1) : 0);
-            s.workers.push_back(w);
+            const auto at = std::lower_bound(s.workers.begin(), s.workers.end(), w.pid,
+                                             [](const WorkerRecord& x, int p) { return x.pid < p; });
+            s.workers.insert(at, w);
         }
         void operator()(const SpawnFailed&) { s.failures.push_back(now); }
         void operator()(const HeartbeatSeen& e)
@@ -351,8 +353,9 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
         }
         void operator()(const WorkerExited& e)
         {
-            auto it = std::find_if(s.workers.begin(), s.workers.end(), [&](auto& w) { return w.pid == e.pid; });
-            if (it == s.workers.end()) return;
+            auto* found = s.find(e.pid);
+            if (!found) return;
+            const auto it = s.workers.begin() + (found - s.workers.data());
             std::string kind = classify(*it, e.status);
             kind = kind.substr(0, kind.find(" ("));
             ++s.exits[kind];

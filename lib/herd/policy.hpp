@@ -80,7 +80,7 @@ struct Rollout {
 
 /// Everything the manager decides from.
 struct PoolState {
-    std::vector<WorkerRecord> workers;
+    std::vector<WorkerRecord> workers;   // sorted by pid: find() is a binary search
     unsigned target = 0;
     unsigned generation = 1;          // the generation new workers get
     unsigned last_generation = 1;     // the highest generation ever started (never reused)

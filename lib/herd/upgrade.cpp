@@ -1,5 +1,6 @@
 #include <herd/upgrade.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -216,6 +217,7 @@ Handover decode_handover(std::string_view text)
             throw std::invalid_argument("hand-over line " + std::to_string(n) + ": " + e.what());
         }
     }
+    std::sort(h.pool.workers.begin(), h.pool.workers.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
     if (n == 0) throw std::invalid_argument("hand-over record is empty");
     if (!ended) throw std::invalid_argument("hand-over record is truncated (no 'end' line)");
     return h;
