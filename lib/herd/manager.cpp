@@ -16,6 +16,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -495,15 +496,17 @@ void Manager::start_reload()
                  state_.workers.size(), state_.rollout->from_generation);
 }
 
-// The manager blocks its signals (they are read from a signalfd); a program it starts must not
-// inherit that mask.
-struct UnblockSignals {
+// How the pre-flight check starts: without the manager's blocked signals (they are read from a
+// signalfd; a program must not inherit that mask), and at the lowest priority, so that checking
+// the new binary takes CPU from nobody serving requests.
+struct PreflightSetup {
     boost::process::v2::error_code on_exec_setup(boost::process::v2::posix::default_launcher&,
                                                  const boost::process::v2::filesystem::path&, const char* const*)
     {
         sigset_t none;
         ::sigemptyset(&none);
         ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+        ::setpriority(PRIO_PROCESS, 0, 19);
         return {};
     }
 };
@@ -543,7 +546,7 @@ void Manager::start_upgrade()
     try {
         namespace bp2 = boost::process::v2;
         p->process = std::make_unique<bp2::process>(io_, binary_, args, bp2::process_stdio{nullptr, nullptr, p->err},
-                                                    UnblockSignals{});
+                                                    PreflightSetup{});
     } catch (const std::exception& e) {
         spdlog::error("upgrade abandoned: cannot run {} --check: {}; generation {} keeps serving", binary_, e.what(),
                       state_.generation);
