@@ -339,6 +339,8 @@ void Manager::reap_exited()
         if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
         if (state_.find(info.si_pid)) {
             if (auto status = ops_.try_reap(info.si_pid)) reap(info.si_pid, *status);
+        } else if (ops_.owns(info.si_pid)) {
+            ops_.discard();   // the standby died before it was needed: reap it, fork another later
         } else if (reaps_orphans_) {
             int status = 0;
             ::waitpid(info.si_pid, &status, WNOHANG);

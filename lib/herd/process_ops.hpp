@@ -35,6 +35,8 @@ public:
     virtual void prepare() {}
     /// Forget what prepare() made: the next spawn must see the manager as it is now.
     virtual void discard() {}
+    /// Is pid a child that prepare() made (and that is not a worker yet)?
+    virtual bool owns(int /*pid*/) const { return false; }
 };
 
 /// fork()-based workers running a function of this program.
@@ -62,6 +64,7 @@ public:
     std::optional<int> try_reap(int pid) override;
     void prepare() override;
     void discard() override;
+    bool owns(int pid) const override { return standby_ && standby_->pid == pid; }
 
 private:
     struct Standby {

@@ -6,6 +6,10 @@
 
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include <string>
 #include <vector>
 
@@ -244,4 +248,84 @@ TEST_CASE("a worker reporting units of work past --max-requests is retired and r
     REQUIRE_MESSAGE(reaped, p.output());
     CHECK(reaped->groups[1] == "retired (max requests)");
     CHECK(poll_until([&] { return ready_pids(p).size() == 1 && ready_pids(p).count(pid) == 0; }, in(3s)));
+}
+
+namespace {
+
+// Children of `parent` whose process title says they are the standby.
+std::vector<int> standbys(pid_t parent)
+{
+    std::vector<int> found;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string line;
+        if (!std::getline(stat, line)) continue;
+        // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        char state = 0;
+        int ppid = 0;
+        rest >> state >> ppid;
+        if (ppid != parent || state == 'Z') continue;
+        std::ifstream cmdline(entry.path() / "cmdline");
+        std::string title;
+        std::getline(cmdline, title, '\0');
+        if (title.find(": standby") != std::string::npos) found.push_back(std::stoi(name));
+    }
+    return found;
+}
+
+bool reaped(int pid)
+{
+    return !std::filesystem::exists("/proc/" + std::to_string(pid));
+}
+
+}  // namespace
+
+TEST_CASE("a standby becomes the replacement of a killed worker, and a dead standby is reaped and replaced")
+{
+    HardDeadline guard(20s);
+    Process p(test_worker_args(2, "ok"));
+    REQUIRE(p.wait_for_lines(lines::ready, 2, in(5s)).size() == 2);
+    int standby = 0;
+    REQUIRE_MESSAGE(poll_until([&] { auto s = standbys(p.pid()); return s.size() == 1 && (standby = s[0]); }, in(3s)),
+                    "no standby next to a steady pool");
+
+    // A killed worker's replacement is the standby itself: no fork on the way
+    const int victim = *ready_pids(p).begin();
+    const std::size_t mark = p.lines().size();
+    REQUIRE(::kill(victim, SIGKILL) == 0);
+    const auto spawned = p.wait_for_line(lines::spawned, in(3s), mark);
+    REQUIRE_MESSAGE(spawned, p.output());
+    CHECK(spawned->number(1) == standby);
+    REQUIRE(p.wait_for_line(worker_line(standby, "ready in slot"), in(3s), mark));
+
+    // Another standby follows; killed, it is reaped (no zombie) and replaced
+    int next = 0;
+    REQUIRE(poll_until([&] { auto s = standbys(p.pid()); return s.size() == 1 && s[0] != standby && (next = s[0]); }, in(3s)));
+    REQUIRE(::kill(next, SIGKILL) == 0);
+    CHECK_MESSAGE(poll_until([&] { return reaped(next); }, in(3s)), "the dead standby was not reaped");
+    CHECK(poll_until([&] { auto s = standbys(p.pid()); return s.size() == 1 && s[0] != next; }, in(3s)));
+    CHECK(p.count(lines::reaped, mark) == 1);   // only the killed worker: a standby is no worker
+
+    // A graceful stop ends the standby with everything else
+    const int last = standbys(p.pid()).at(0);
+    REQUIRE(p.signal(SIGQUIT));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->exited());
+    CHECK(status->code == 0);
+    CHECK(reaped(last));
+}
+
+TEST_CASE("--spare 0 keeps no standby")
+{
+    HardDeadline guard(10s);
+    Process p(test_worker_args(2, "ok", {"--spare", "0"}));
+    REQUIRE(p.wait_for_lines(lines::ready, 2, in(5s)).size() == 2);
+    // A standby would be forked within a loop turn of the pool being steady; give it 300 ms.
+    CHECK_FALSE(poll_until([&] { return !standbys(p.pid()).empty(); }, in(300ms)));
 }
