@@ -818,20 +818,11 @@ std::string Deployment::wait_ready(unsigned workers, Deadline deadline)
 
 // Watching a manager
 
-int open_fds(pid_t pid)
-{
-    std::error_code ec;
-    std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
-    if (ec) return -1;
-    int n = 0;
-    for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
-        if (ec) return -1;
-        ++n;
-    }
-    return n;
-}
+namespace {
 
-int open_sockets(pid_t pid)
+// Open descriptors of pid that `keep` accepts (given the link's target), -1 if unreadable.
+template <class Keep>
+int count_fds(pid_t pid, Keep keep)
 {
     std::error_code ec;
     std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
@@ -840,9 +831,21 @@ int open_sockets(pid_t pid)
     for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
         if (ec) return -1;
         std::error_code link_ec;
-        if (std::filesystem::read_symlink(it->path(), link_ec).string().rfind("socket:", 0) == 0) ++n;
+        if (keep(std::filesystem::read_symlink(it->path(), link_ec).string())) ++n;
     }
     return n;
+}
+
+}  // namespace
+
+int open_fds(pid_t pid)
+{
+    return count_fds(pid, [](const std::string&) { return true; });
+}
+
+int open_sockets(pid_t pid)
+{
+    return count_fds(pid, [](const std::string& target) { return target.rfind("socket:", 0) == 0; });
 }
 
 long vm_rss_kb(pid_t pid)
@@ -1195,6 +1198,37 @@ HardDeadline::HardDeadline(std::chrono::seconds limit) : at_(in(limit))
 HardDeadline::~HardDeadline()
 {
     ::alarm(0);
+}
+
+}  // namespace herd::testing
+
+namespace herd::testing {
+
+InFlight::InFlight(int port, const std::string& path, int count, milliseconds timeout)
+    : results_(static_cast<std::size_t>(count))
+{
+    for (int i = 0; i < count; ++i)
+        threads_.emplace_back([this, port, path, timeout, i] {
+            results_[static_cast<std::size_t>(i)] = http_get("127.0.0.1", port, path, timeout, [this] { ++sent_; });
+        });
+}
+
+InFlight::~InFlight()
+{
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+}
+
+bool InFlight::all_sent(Deadline deadline)
+{
+    return poll_until([this] { return sent_.load() == static_cast<int>(threads_.size()); }, deadline);
+}
+
+const std::vector<HttpResult>& InFlight::results()
+{
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+    return results_;
 }
 
 }  // namespace herd::testing

@@ -139,6 +139,25 @@ HttpResult http_get(const std::string& host, int port, const std::string& path, 
 /// GET path over a unix stream socket.
 HttpResult http_get_unix(const std::string& socket_path, const std::string& path, milliseconds timeout);
 
+/// `count` GET requests of `path` sent at once from threads of their own, in flight until they
+/// are answered; the threads are joined by results() or at destruction.
+class InFlight {
+public:
+    InFlight(int port, const std::string& path, int count, milliseconds timeout);
+    ~InFlight();
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    /// True once every request was written to its socket (before the deadline).
+    bool all_sent(Deadline deadline);
+    /// Every answer, in order; waits for them.
+    const std::vector<HttpResult>& results();
+
+private:
+    std::atomic<int> sent_{0};
+    std::vector<HttpResult> results_;
+    std::vector<std::thread> threads_;
+};
+
 /// Connect and close at once; returns 0 if connected, else the errno (ETIMEDOUT on the deadline).
 int try_connect(const std::string& host, int port, milliseconds timeout);
 

@@ -66,21 +66,8 @@ TEST_CASE("QUIT answers every in-flight request, refuses new connections at once
     const std::vector<int> workers = spawned_pids(p);
 
     // Four slow requests in flight
-    constexpr int in_flight = 4;
-    std::atomic<int> sent{0};
-    std::vector<HttpResult> results(in_flight);
-    std::vector<std::thread> clients;
-    for (int i = 0; i < in_flight; ++i)
-        clients.emplace_back([&, i] { results[i] = http_get("127.0.0.1", port, "/sleep?ms=800", 5s, [&] { ++sent; }); });
-    struct Join {
-        std::vector<std::thread>& threads;
-        ~Join()
-        {
-            for (auto& t : threads)
-                if (t.joinable()) t.join();
-        }
-    } join{clients};
-    REQUIRE(poll_until([&] { return sent.load() == in_flight; }, in(2s)));
+    InFlight slow(port, "/sleep?ms=800", 4, 5s);
+    REQUIRE(slow.all_sent(in(2s)));
 
     // Graceful shutdown starts while they run
     const auto quit_at = Clock::now();
@@ -101,8 +88,8 @@ TEST_CASE("QUIT answers every in-flight request, refuses new connections at once
     CHECK_MESSAGE(!p.status(), "the drain must still be running (the requests take 800 ms)");
 
     // Every in-flight request is answered; the manager exits 0
-    for (auto& t : clients) t.join();
-    for (const auto& r : results) CHECK_MESSAGE(r.status == 200, "in-flight request: status " << r.status << " " << r.error);
+    for (const auto& r : slow.results())
+        CHECK_MESSAGE(r.status == 200, "in-flight request: status " << r.status << " " << r.error);
     const auto status = p.wait_exit(in(5s));
     REQUIRE_MESSAGE(status, p.output());
     CHECK(status->exited());

@@ -314,21 +314,8 @@ TEST_CASE("USR2 and HUP during an upgrade are ignored with a log line")
     // Old workers drain slowly: requests of 1.5 s are in flight when the upgrade starts.
     Loaded s(4, {"--graceful-timeout", "10s"}, 16);
     Process& p = s.p();
-    constexpr int slow = 8;
-    std::atomic<int> sent{0};
-    std::vector<HttpResult> results(slow);
-    std::vector<std::thread> clients;
-    for (int i = 0; i < slow; ++i)
-        clients.emplace_back([&, i] { results[i] = http_get("127.0.0.1", s.d.port(), "/sleep?ms=1500", 10s, [&] { ++sent; }); });
-    struct Join {
-        std::vector<std::thread>& threads;
-        ~Join()
-        {
-            for (auto& t : threads)
-                if (t.joinable()) t.join();
-        }
-    } join{clients};
-    REQUIRE(poll_until([&] { return sent.load() == slow; }, in(2s)));
+    InFlight slow(s.d.port(), "/sleep?ms=1500", 8, 10s);
+    REQUIRE(slow.all_sent(in(2s)));
 
     deploy(hello_http(), s.d.app());
     const std::size_t mark = p.lines().size();
@@ -362,8 +349,8 @@ TEST_CASE("USR2 and HUP during an upgrade are ignored with a log line")
     CHECK(p.count(lines::upgrade_runs, mark) == 1);
     CHECK(p.count(lines::reloading, mark) == 0);
     CHECK(p.count(std::regex(R"(\(generation [3-9]\))"), mark) == 0);
-    for (auto& t : clients) t.join();
-    for (const auto& r : results) CHECK_MESSAGE(r.status == 200, "slow request: status " << r.status << " " << r.error);
+    for (const auto& r : slow.results())
+        CHECK_MESSAGE(r.status == 200, "slow request: status " << r.status << " " << r.error);
     s.check_load(generation_pids(p, 2), Clock::now());
 }
 
