@@ -1,0 +1,226 @@
+// The manager as a process among others: --daemon, sockets from systemd (LISTEN_FDS), --user,
+// process titles, and log files reopened by the workers too.
+#include "harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string hello_http() { return binary("HELLO_HTTP"); }
+std::string test_worker() { return binary("TEST_WORKER"); }
+
+std::string read_file(const std::string& path)
+{
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// What ps shows for pid: its argv area, NULs as spaces, trailing padding trimmed.
+std::string title_of(int pid)
+{
+    std::string text = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    for (char& c : text)
+        if (c == '\0') c = ' ';
+    text.erase(text.find_last_not_of(' ') + 1);
+    return text;
+}
+
+// A field of /proc/PID/status ("Uid", "PPid", ...): its first value.
+std::string status_field(int pid, const std::string& field)
+{
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field + ":", 0) == 0) {
+            std::istringstream values(line.substr(field.size() + 1));
+            std::string first;
+            values >> first;
+            return first;
+        }
+    return {};
+}
+
+// A daemon left running by a failed check is ended by its pid file.
+struct DaemonGuard {
+    std::string pid_file;
+    ~DaemonGuard()
+    {
+        const long pid = first_number(read_file(pid_file));
+        if (pid > 1) ::kill(pid_t(pid), SIGKILL);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("--daemon returns 0 once the pool is ready and leaves a manager that QUIT stops")
+{
+    HardDeadline guard(20s);
+    TempDir dir;
+    const std::string pid_file = dir / "app.pid", log = dir / "app.log";
+    DaemonGuard cleanup{pid_file};
+    const auto started = Clock::now();
+    const auto r = run(concat({test_worker(), "-w", "2", "--daemon", "--pid-file", pid_file, "--log-file", log},
+                              fast_options()),
+                       10s);
+    REQUIRE_MESSAGE(r.status, r.output());
+    CHECK_MESSAGE(r.status->code == 0, r.output());
+    MESSAGE("--daemon returned after " << ms_since(started) << " ms");
+
+    // By the time the command returned the pool was ready, and the manager runs on its own
+    const long manager = first_number(read_file(pid_file));
+    REQUIRE(manager > 1);
+    CHECK(pid_alive(pid_t(manager)));
+    CHECK(file_has_line(log, std::regex("all 2 workers ready")));
+    CHECK(status_field(int(manager), "PPid") != std::to_string(::getpid()));
+    CHECK(::getsid(pid_t(manager)) != ::getsid(0));
+
+    REQUIRE(::kill(pid_t(manager), SIGQUIT) == 0);
+    CHECK(poll_until([&] { return !std::filesystem::exists(pid_file); }, in(5s)));
+    CHECK(poll_until([&] { return file_has_line(log, std::regex("exiting with code 0")); }, in(5s)));
+}
+
+TEST_CASE("--daemon exits 1 with the reason when the pool never becomes ready")
+{
+    HardDeadline guard(20s);
+    TempDir dir;
+    const std::string pid_file = dir / "app.pid";
+    DaemonGuard cleanup{pid_file};
+    const auto r = run(concat({test_worker(), "-w", "1", "--mode", "crash-at-boot", "--daemon", "--pid-file", pid_file,
+                               "--log-file", dir / "app.log", "--restart-limit", "3/10s"},
+                              fast_options()),
+                       15s);
+    REQUIRE_MESSAGE(r.status, r.output());
+    CHECK(r.status->code == 1);
+    CHECK_MESSAGE(r.output().find("before its workers were ready") != std::string::npos, r.output());
+    CHECK(file_has_line(dir / "app.log", std::regex("giving up: no worker ever became ready")));
+}
+
+TEST_CASE("--daemon exits 1 naming the address when it is in use")
+{
+    HardDeadline guard(10s);
+    Process first(concat({hello_http(), "-w", "1", "-l", "127.0.0.1:0"}, fast_options()));
+    const int port = wait_for_port(first, in(5s));
+    REQUIRE(port > 0);
+    TempDir dir;
+    const auto r = run({hello_http(), "-w", "1", "-l", "127.0.0.1:" + std::to_string(port), "--daemon", "--pid-file",
+                        dir / "app.pid"},
+                       5s);
+    REQUIRE_MESSAGE(r.status, r.output());
+    CHECK(r.status->code == 1);
+    CHECK_MESSAGE(r.output().find("cannot bind 127.0.0.1:" + std::to_string(port) + ": Address already in use") !=
+                      std::string::npos,
+                  r.output());
+}
+
+TEST_CASE("sockets passed the systemd way (LISTEN_FDS) are adopted and served")
+{
+    HardDeadline guard(15s);
+    // The test binds, as systemd would, and passes the socket at fd 3 with LISTEN_PID = the server's pid.
+    const int sock = ::socket(AF_INET, SOCK_STREAM, 0);   // inherited: no close-on-exec
+    REQUIRE(sock >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(sock, 64) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len);
+    const int port = ntohs(addr.sin_port);
+    const std::string fd = std::to_string(sock);
+    const std::string move_to_3 = sock == 3 ? "" : "exec 3<&" + fd + " " + fd + "<&-; ";
+    std::string command = move_to_3 + "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec '" + hello_http() + "' -w 2";
+    for (const auto& o : fast_options()) command += " " + o;
+    Process p({"/bin/bash", "-c", command});
+    ::close(sock);
+
+    const auto listening = p.wait_for_line(lines::listening, in(5s));
+    REQUIRE_MESSAGE(listening, p.output());
+    CHECK(listening->groups[1] == "127.0.0.1:" + std::to_string(port));
+    REQUIRE(p.wait_for_lines(lines::ready, 2, in(5s)).size() == 2);
+    const auto r = http_get("127.0.0.1", port, "/", 2s);
+    CHECK_MESSAGE(r.status == 200, r.error);
+    // The variables were meant for the manager alone: a worker does not see them
+    const auto pid = http_get("127.0.0.1", port, "/pid", 2s);
+    REQUIRE(pid.status == 200);
+    CHECK(read_file("/proc/" + pid.body + "/environ").find("LISTEN_FDS=") == std::string::npos);
+}
+
+TEST_CASE("--user makes workers drop to that user while the manager keeps its own")
+{
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: needs root");
+        return;
+    }
+    const passwd* nobody = ::getpwnam("nobody");
+    REQUIRE(nobody);
+    HardDeadline guard(15s);
+    Process p(concat({hello_http(), "-w", "1", "-l", "127.0.0.1:0", "--user", "nobody"}, fast_options()));
+    const int port = wait_for_port(p, in(5s));
+    REQUIRE(p.wait_for_lines(lines::ready, 1, in(5s)).size() == 1);
+    const auto pid = http_get("127.0.0.1", port, "/pid", 2s);
+    REQUIRE_MESSAGE(pid.status == 200, pid.error);
+    CHECK(status_field(std::stoi(pid.body), "Uid") == std::to_string(nobody->pw_uid));
+    CHECK(status_field(p.pid(), "Uid") == "0");
+}
+
+TEST_CASE("an unknown --user is a usage error")
+{
+    const auto r = run({hello_http(), "-l", "127.0.0.1:0", "--user", "no-such-user-here"}, 5s);
+    REQUIRE(r.status);
+    CHECK(r.status->code == 2);
+    CHECK(r.output().find("invalid value 'no-such-user-here' for --user: no such user") != std::string::npos);
+}
+
+TEST_CASE("process titles name the manager and each worker's slot and generation")
+{
+    HardDeadline guard(10s);
+    Process p(concat({test_worker(), "-w", "2", "--name", "shop"}, fast_options()));
+    const auto ready = p.wait_for_lines(lines::ready, 2, in(5s));
+    REQUIRE(ready.size() == 2);
+    CHECK(title_of(p.pid()) == "shop: manager");
+    for (const auto& m : ready)
+        CHECK(title_of(m.number(1)) == "shop: worker[" + m.groups[2] + "] gen 1");
+}
+
+TEST_CASE("USR1 makes the workers reopen the log file too")
+{
+    HardDeadline guard(15s);
+    TempDir dir;
+    const std::string log = dir / "app.log", rotated = dir / "app.log.1";
+    Process p(concat({hello_http(), "-w", "2", "-l", "127.0.0.1:0", "--log-file", log}, fast_options()));
+    REQUIRE(poll_until([&] { return file_has_line(log, std::regex("all 2 workers ready")); }, in(5s)));
+    std::filesystem::rename(log, rotated);
+    REQUIRE(p.signal(SIGUSR1));
+    REQUIRE(poll_until([&] { return std::filesystem::exists(log); }, in(3s)));
+    // Give each worker's loop a turn to act on USR1 (it does so from its own io_context).
+    const int port = [&] {
+        for (const auto& l : read_lines(rotated))
+            if (l.find("listening on 127.0.0.1:") != std::string::npos) return parse_port(l);
+        return 0;
+    }();
+    REQUIRE(port > 0);
+    for (int i = 0; i < 8; ++i) http_get("127.0.0.1", port, "/", 1s);
+    // A worker's next line goes to the new file
+    REQUIRE(p.signal(SIGQUIT));
+    REQUIRE(p.wait_exit(in(5s)));
+    CHECK(file_has_line(log, std::regex(R"(\[worker\[\d\] \d+\] \[info\] worker \d+ stopping gracefully \(QUIT\))")));
+    CHECK_FALSE(file_has_line(rotated, std::regex("stopping gracefully")));
+}
