@@ -381,9 +381,9 @@ TEST_CASE("ten upgrades in a row under load leak no descriptor and no memory in 
                               << rss_after_first << " kB -> " << rss << " kB");
     CHECK(fds_after_first > 0);
     // Equal, up to the two pipes of a standby process the manager may hold ready at one moment
-    // and not at the other; a leak of one descriptor per upgrade would be 9 or more.
-    CHECK(fds <= fds_after_first + 2);
-    CHECK(fds >= fds_after_first - 2);
+    // and not at the other (and the pre-flight's pipe); a leak of one descriptor per upgrade
+    // would be 9 or more. Fewer is no leak.
+    CHECK(fds <= fds_after_first + 3);
     CHECK(rss <= rss_after_first + 1024);
 
     // Generations 1..10 all retired for the upgrade, generation 11 serves
