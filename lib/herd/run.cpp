@@ -220,6 +220,8 @@ int run(int argc, char** argv, App app)
     }
     if (!handover)
         for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
+    if (!options.control.empty())
+        spdlog::warn("--control {}: the control socket is not available in this version, ignored", options.control);
 
     proctitle::init(argc, argv);
     proctitle::set(options.name + ": manager");

@@ -1,0 +1,160 @@
+// The manager's shell over a fake ProcessOps: no process is forked. A fake worker is a pipe the
+// test writes heartbeats into; its "exit" closes the pipe and makes try_reap report a status.
+#include <herd/manager.hpp>
+#include <herd/log.hpp>
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <csignal>
+#include <map>
+#include <set>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace herd;
+using namespace std::chrono_literals;
+
+namespace {
+
+class FakeOps : public ProcessOps {
+public:
+    struct Fake {
+        int slot;
+        unsigned generation;
+        int write_fd;
+        std::optional<int> status;   // set once it "exited"
+    };
+
+    Started spawn(int slot, unsigned generation) override
+    {
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        const int pid = next_pid_++;
+        fakes[pid] = Fake{slot, generation, fds[1], std::nullopt};
+        spawned.push_back(pid);
+        return {pid, fds[0]};
+    }
+    bool send(int pid, int signal) override
+    {
+        signals.push_back({pid, signal});
+        auto it = fakes.find(pid);
+        if (it == fakes.end() || it->second.status) return false;
+        // These fakes obey at once: QUIT ends them with 0, TERM and KILL by the signal.
+        exit(pid, signal == SIGQUIT ? W_EXITCODE(0, 0) : signal);
+        return true;
+    }
+    std::optional<int> try_reap(int pid) override
+    {
+        auto it = fakes.find(pid);
+        if (it == fakes.end() || !it->second.status) return std::nullopt;
+        reaped.insert(pid);
+        return it->second.status;
+    }
+
+    void beat(int pid, const std::string& record = "\n")
+    {
+        REQUIRE(::write(fakes.at(pid).write_fd, record.data(), record.size()) == ssize_t(record.size()));
+    }
+    void exit(int pid, int status)
+    {
+        auto& f = fakes.at(pid);
+        f.status = status;
+        ::close(f.write_fd);   // EOF: the manager reaps it
+    }
+
+    std::map<int, Fake> fakes;
+    std::vector<int> spawned;
+    std::vector<std::pair<int, int>> signals;
+    std::set<int> reaped;
+
+private:
+    int next_pid_ = 900000;
+};
+
+Options fast(unsigned workers)
+{
+    Options o;
+    o.workers = workers;
+    o.heartbeat_interval = 50ms;
+    o.heartbeat_timeout = 5s;
+    o.graceful_timeout = 5s;
+    o.spare = 1;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("the manager spawns its pool, waits for readiness, and stops gracefully on QUIT")
+{
+    log::setup("off", "", "manager");
+    boost::asio::io_context io;
+    std::vector<Listener> listeners;
+    FakeOps ops;
+    std::vector<int> ready;
+    ManagerHooks hooks;
+    // Each fake worker beats at once; once all three are ready, the operator sends QUIT.
+    hooks.after_spawn = [&](const WorkerEvent& e) { ops.beat(e.pid); };
+    hooks.on_heartbeat = [&](const WorkerEvent& e) {
+        if (std::find(ready.begin(), ready.end(), e.pid) != ready.end()) return;
+        ready.push_back(e.pid);
+        if (ready.size() == 3) ::raise(SIGQUIT);
+    };
+    Manager manager(io, fast(3), listeners, ops, hooks);
+    CHECK(manager.run() == 0);
+
+    CHECK(ops.spawned.size() == 3);
+    CHECK(ready.size() == 3);
+    std::set<int> quit;
+    for (const auto& [pid, sig] : ops.signals)
+        if (sig == SIGQUIT) quit.insert(pid);
+    CHECK(quit == std::set<int>(ops.spawned.begin(), ops.spawned.end()));
+    CHECK(ops.reaped == quit);
+    CHECK(manager.state().workers.empty());
+}
+
+TEST_CASE("the manager replaces a worker that exits, in its slot, and never signals a reaped pid")
+{
+    log::setup("off", "", "manager");
+    boost::asio::io_context io;
+    std::vector<Listener> listeners;
+    FakeOps ops;
+    ManagerHooks hooks;
+    int crashed = 0;
+    hooks.after_spawn = [&](const WorkerEvent& e) { ops.beat(e.pid, "requests=0\n"); };
+    hooks.on_heartbeat = [&](const WorkerEvent& e) {
+        if (ops.spawned.size() == 2 && !crashed) {
+            crashed = e.pid;
+            ops.exit(e.pid, SIGSEGV);   // the first ready worker crashes
+        } else if (ops.spawned.size() == 3 && e.pid == ops.spawned.back()) {
+            ::raise(SIGTERM);           // its replacement is ready: fast shutdown
+        }
+    };
+    Manager manager(io, fast(2), listeners, ops, hooks);
+    CHECK(manager.run() == 0);
+
+    REQUIRE(ops.spawned.size() == 3);
+    CHECK(ops.fakes.at(ops.spawned[2]).slot == ops.fakes.at(crashed).slot);
+    CHECK(manager.state().exits.at("crashed") == 1);
+    for (const auto& [pid, sig] : ops.signals) CHECK_MESSAGE(pid != crashed, "signal " << sig << " sent to reaped pid");
+}
+
+TEST_CASE("a malformed heartbeat record still counts as a heartbeat, and the manager keeps going")
+{
+    log::setup("off", "", "manager");
+    boost::asio::io_context io;
+    std::vector<Listener> listeners;
+    FakeOps ops;
+    ManagerHooks hooks;
+    int beats = 0;
+    hooks.after_spawn = [&](const WorkerEvent& e) { ops.beat(e.pid, "requests=lots\n"); };
+    hooks.on_heartbeat = [&](const WorkerEvent& e) {
+        if (++beats == 1) ops.beat(e.pid, "requests=7\n");
+        else ::raise(SIGQUIT);
+    };
+    Manager manager(io, fast(1), listeners, ops, hooks);
+    CHECK(manager.run() == 0);
+    CHECK(beats == 2);
+}
