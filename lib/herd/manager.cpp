@@ -341,7 +341,7 @@ void Manager::reap_exited()
             if (auto status = ops_.try_reap(info.si_pid)) reap(info.si_pid, *status);
         } else if (ops_.owns(info.si_pid)) {
             ops_.discard();   // the standby died before it was needed: reap it, fork another later
-        } else if (reaps_orphans_) {
+        } else if (reaps_orphans_ && !is_preflight(info.si_pid)) {
             int status = 0;
             ::waitpid(info.si_pid, &status, WNOHANG);
             spdlog::debug("reaped orphan {}", info.si_pid);
@@ -533,6 +533,12 @@ struct Manager::Preflight {
     bool output_done = false;
     bool timed_out = false;
 };
+
+// The pre-flight check is waited for by Boost.Process (a pidfd); reaping it here would steal its status.
+bool Manager::is_preflight(int pid) const
+{
+    return preflight_ && preflight_->process && preflight_->process->id() == pid;
+}
 
 void Manager::start_upgrade()
 {

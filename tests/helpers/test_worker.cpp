@@ -9,6 +9,8 @@
 //   ignore-quit    keeps running and heartbeating after QUIT
 //   slow-drain=N   on QUIT keeps working N ms, then returns 0
 //   crash-after=N  abort() N ms after start (returns 0 if QUIT comes first)
+//   orphans=N      at start, leave N grandchildren that outlive their parent by 50 ms (as PID 1
+//                  the manager must reap them), then work as ok
 //
 // `--units N` reports N units of work per 10 ms tick (feeds --max-requests).
 //
@@ -23,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -40,7 +43,7 @@ using namespace std::chrono_literals;
 
 constexpr auto tick = 10ms;
 
-enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after };
+enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -74,6 +77,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"ignore-quit", Mode::ignore_quit, false},
         {"slow-drain", Mode::slow_drain, true},
         {"crash-after", Mode::crash_after, true},
+        {"orphans", Mode::orphans, true},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -88,6 +92,23 @@ bool parse_mode(const std::string& text, ParsedMode& out)
 [[noreturn]] void block_forever()
 {
     for (;;) std::this_thread::sleep_for(1h);
+}
+
+// A child that forks a grandchild and exits at once: the grandchild is adopted by PID 1 (or the
+// nearest subreaper) and exits 50 ms later.
+void leave_orphans(int n)
+{
+    for (int i = 0; i < n; ++i) {
+        const pid_t child = ::fork();
+        if (child == 0) {
+            if (::fork() == 0) {
+                ::usleep(50'000);
+                ::_exit(0);
+            }
+            ::_exit(0);
+        }
+        if (child > 0) ::waitpid(child, nullptr, 0);
+    }
 }
 
 class TestWorker : public herd::Worker {
@@ -124,6 +145,7 @@ public:
         case Mode::crash_at_boot: std::abort();
         case Mode::exit_at_boot: ::_exit(static_cast<int>(mode_.value));
         case Mode::never_ready: block_forever();
+        case Mode::orphans: leave_orphans(int(mode_.value)); break;
         default: break;
         }
     }
