@@ -607,6 +607,11 @@ void Manager::finish_preflight()
         notify::send("READY=1\nSTATUS=upgrade abandoned: --check " + why);
         return;
     }
+    // A shutdown that began during the check wins: the next image would not know of it.
+    if (state_.phase != Phase::running) {
+        spdlog::warn("upgrade abandoned: the manager is stopping");
+        return;
+    }
     // Every descriptor of the pool survives exec; the new image adopts them.
     try {
         exec_image(-1, 0, {});
