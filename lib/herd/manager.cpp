@@ -225,6 +225,10 @@ void Manager::on_signal(int signal)
                          ms(options_.kill_timeout));
         notify::stopping(graceful ? "stopping gracefully" : "stopping");
         ops_.discard();
+        if (preflight_) {
+            spdlog::warn("upgrade abandoned: the manager is stopping");
+            preflight_.reset();   // ends the check; its handlers see operation_aborted
+        }
         // Nobody is left waiting in a backlog that will be reset: the manager's copies close now,
         // each worker closes its own after accepting what was already queued.
         stop_listening();

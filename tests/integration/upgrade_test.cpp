@@ -471,3 +471,22 @@ TEST_CASE("a new image that takes longer than --heartbeat-timeout to start does 
     CHECK(min_serving(p, mark) >= 4);
     s.check_load(generation_pids(p, 2), Clock::now());
 }
+
+TEST_CASE("a QUIT during the pre-flight check wins: the upgrade is abandoned and the manager stops")
+{
+    HardDeadline guard(20s);
+    Deployment d(hello_http());
+    Process& p = d.start(server_args(2));
+    REQUIRE_MESSAGE(d.wait_ready(2, in(5s)).empty(), p.output());
+    // A new binary whose --check takes 1 s: the operator changes their mind meanwhile.
+    deploy_script("#!/bin/sh\nsleep 1\nexec '" + hello_http() + "' \"$@\"\n", d.app());
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGUSR2));
+    REQUIRE(p.wait_for_line(lines::upgrading, in(2s), mark));
+    REQUIRE(p.signal(SIGQUIT));
+    const auto status = p.wait_exit(in(10s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+    CHECK_MESSAGE(p.count(std::regex("upgrade abandoned: the manager is stopping"), mark) == 1, p.output());
+    CHECK(p.count(lines::upgrade_runs, mark) == 0);
+}
