@@ -79,6 +79,7 @@ private:
     void start_reload();
     void start_upgrade();
     void finish_preflight();
+    void abandon_preflight();
     bool is_preflight(int pid) const;
     void rollout_done(const RolloutDone& done);
     void rollout_failed(const RolloutFailed& failed);

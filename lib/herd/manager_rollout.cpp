@@ -1,0 +1,338 @@
+// The manager's reload (HUP) and upgrade (USR2): a new generation replaces every worker, each
+// new worker ready before an old one retires. USR2 first runs the new binary's --check, then execs
+// it in place with a hand-over record (upgrade.hpp); the new image rolls its generation in, and
+// goes back to the previous binary if that generation does not come up.
+#include <herd/manager.hpp>
+
+#include <herd/detail/preflight.hpp>
+
+#include <herd/listeners.hpp>
+#include <herd/log.hpp>
+#include <herd/notify.hpp>
+#include <herd/proctitle.hpp>
+
+#include <boost/process/v2/stdio.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace herd {
+
+// Reload (HUP) and upgrade (USR2): a new generation rolls in, new before old
+void Manager::set_binary(std::string binary, std::vector<std::string> argv)
+{
+    binary_ = std::move(binary);
+    argv_ = std::move(argv);
+}
+
+void Manager::set_pid_file(int fd, std::string path)
+{
+    pid_file_fd_ = fd;
+    pid_file_path_ = std::move(path);
+}
+
+void Manager::adopt(const Handover& h)
+{
+    adopted_ = true;
+    state_ = h.pool;
+    started_at_ = h.started;
+    previous_binary_fd_ = h.previous_binary_fd;
+    if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
+    for (const auto& [pid, fd] : h.channels) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        channels_.emplace(pid, std::make_unique<Channel>(io_, fd));
+        watch_heartbeats(pid);
+    }
+    // The target and the timeouts come from this image's options; the pool from the hand-over.
+    state_.target = options_.workers;
+    const auto now = Clock::now();
+    // Heartbeats sent while the images changed wait unread in the pipes: silence of our making.
+    handle(ManagerResumed{}, now);
+    if (h.rollback_from) {
+        spdlog::error("upgrade to generation {} failed: {}; manager {} runs the previous binary again, "
+                      "generation {} keeps serving", h.rollback_from, h.rollback_why, ::getpid(), state_.generation);
+        notify::send("READY=1\nSTATUS=upgrade to generation " + std::to_string(h.rollback_from) +
+                     " failed: " + h.rollback_why);
+        // ps shows it too, until the next upgrade or reload succeeds.
+        proctitle::set(options_.name + ": manager (upgrade to generation " + std::to_string(h.rollback_from) +
+                       " failed)");
+        return;
+    }
+    handle(RolloutStarted{Reason::upgrade}, now);
+    spdlog::info("upgrade: manager {} now runs {}; generation {} replaces {} workers of generation {}", ::getpid(),
+                 binary_, state_.generation, state_.workers.size(), state_.rollout->from_generation);
+}
+
+void Manager::start_reload()
+{
+    ops_.discard();   // it was forked with the old options and sockets
+    Options fresh;
+    try {
+        if (!reread_) throw UsageError("no configuration to re-read");
+        fresh = reread_();
+    } catch (const std::exception& e) {
+        spdlog::error("received HUP: the configuration is invalid, keeping the running one: {}", e.what());
+        notify::send("READY=1\nSTATUS=reload refused: the configuration is invalid");
+        return;
+    }
+    // New addresses are bound before any worker needs them; the old ones close after the old generation.
+    if (fresh.listen != options_.listen) {
+        try {
+            auto bound = bind_listeners(fresh.listen);
+            for (const auto& l : bound) spdlog::info("listening on {}", local_address(l.fd));
+            previous_listeners_ = std::exchange(listeners_, std::move(bound));
+        } catch (const std::exception& e) {
+            spdlog::error("received HUP: {}; keeping the running configuration", e.what());
+            notify::send("READY=1\nSTATUS=reload refused: " + std::string(e.what()));
+            return;
+        }
+    }
+    if (fresh.log_level != options_.log_level || fresh.log_file != options_.log_file)
+        log::setup(fresh.log_level, fresh.log_file, "manager");
+    previous_options_ = std::exchange(options_, fresh);
+    handle(Scale{options_.workers, 0}, Clock::now());
+    handle(RolloutStarted{Reason::reload}, Clock::now());
+    spdlog::info("received HUP: reloading; generation {} replaces {} workers of generation {}", state_.generation,
+                 state_.workers.size(), state_.rollout->from_generation);
+}
+
+// How the pre-flight check starts: without the manager's blocked signals (they are read from a
+// signalfd; a program must not inherit that mask), and at the lowest priority, so that checking
+// the new binary takes CPU from nobody serving requests.
+struct PreflightSetup {
+    boost::process::v2::error_code on_exec_setup(boost::process::v2::posix::default_launcher&,
+                                                 const boost::process::v2::filesystem::path&, const char* const*)
+    {
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+        ::setpriority(PRIO_PROCESS, 0, 19);
+        return {};
+    }
+};
+
+// systemd (Type=notify-reload) waits for READY=1 after this, whatever comes of it.
+void Manager::notify_reloading()
+{
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());
+    notify::send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now.count()));
+}
+
+// The pre-flight check is waited for by Boost.Process (a pidfd); reaping it here would steal its status.
+bool Manager::is_preflight(int pid) const
+{
+    return preflight_ && preflight_->process && preflight_->process->id() == pid;
+}
+
+void Manager::start_upgrade()
+{
+    if (::access(binary_.c_str(), X_OK) != 0) {
+        spdlog::error("upgrade abandoned: cannot execute {}: {}; generation {} keeps serving", binary_,
+                      std::strerror(errno), state_.generation);
+        notify::send("READY=1\nSTATUS=upgrade abandoned: cannot execute " + binary_);
+        return;
+    }
+    std::vector<std::string> args(argv_.begin() + (argv_.empty() ? 0 : 1), argv_.end());
+    args.insert(args.end(), {"--check", "--adopt-check", std::to_string(handover_version)});
+    auto p = std::make_unique<Preflight>(io_);
+    try {
+        namespace bp2 = boost::process::v2;
+        p->process = std::make_unique<bp2::process>(io_, binary_, args, bp2::process_stdio{nullptr, nullptr, p->err},
+                                                    PreflightSetup{});
+    } catch (const std::exception& e) {
+        spdlog::error("upgrade abandoned: cannot run {} --check: {}; generation {} keeps serving", binary_, e.what(),
+                      state_.generation);
+        notify::send("READY=1");
+        return;
+    }
+    preflight_ = std::move(p);
+    auto* pf = preflight_.get();
+    auto read_more = [this, pf](auto& self) -> void {
+        pf->err.async_read_some(boost::asio::buffer(pf->buffer), [this, pf, self](const boost::system::error_code& ec,
+                                                                                    std::size_t n) {
+            if (ec == boost::asio::error::operation_aborted) return;
+            if (pf->output.size() < 4096) pf->output.append(pf->buffer.data(), n);
+            if (ec) {
+                pf->output_done = true;
+                finish_preflight();
+                return;
+            }
+            self(self);
+        });
+    };
+    read_more(read_more);
+    pf->process->async_wait([this, pf](const boost::system::error_code& ec, int code) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        pf->exit_code = ec ? 255 : code;
+        finish_preflight();
+    });
+    // A --check that hangs must not hold the upgrade (and the next USR2) forever.
+    pf->timer.expires_after(std::chrono::seconds(10));
+    pf->timer.async_wait([pf](const boost::system::error_code& ec) {
+        if (ec) return;
+        pf->timed_out = true;
+        boost::system::error_code ignored;
+        pf->process->terminate(ignored);
+    });
+}
+
+void Manager::finish_preflight()
+{
+    auto& pf = *preflight_;
+    if (!pf.exit_code || !pf.output_done) return;
+    auto done = std::move(preflight_);
+    done->timer.cancel();
+    std::string first_line = done->output.substr(0, done->output.find('\n'));
+    if (done->timed_out || *done->exit_code != 0) {
+        const std::string why = done->timed_out ? "did not finish within 10 s"
+                                                : "failed (exit code " + std::to_string(*done->exit_code) + ")";
+        spdlog::error("upgrade abandoned: {} --check {}{}{}; generation {} keeps serving", binary_, why,
+                      first_line.empty() ? "" : ": ", first_line, state_.generation);
+        notify::send("READY=1\nSTATUS=upgrade abandoned: --check " + why);
+        return;
+    }
+    // A shutdown that began during the check wins: the next image would not know of it.
+    if (state_.phase != Phase::running) {
+        spdlog::warn("upgrade abandoned: the manager is stopping");
+        return;
+    }
+    // Every descriptor of the pool survives exec; the new image adopts them.
+    try {
+        exec_image(-1, 0, {});
+    } catch (const std::exception& e) {
+        spdlog::error("upgrade abandoned: {}; generation {} keeps serving", e.what(), state_.generation);
+        notify::send("READY=1");
+    }
+}
+
+void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::string& why)
+{
+    ops_.discard();   // the next image would not know it
+    Handover h;
+    h.pool = state_;
+    h.pool.rollout.reset();
+    for (const auto& [pid, ch] : channels_) h.channels.emplace_back(pid, ch->pipe.native_handle());
+    h.listeners = listeners_;
+    h.pid_file_fd = pid_file_fd_;
+    h.pid_file_path = pid_file_path_;
+    h.binary = binary_;
+    h.started = started_at_;
+    h.rollback_from = rollback_from;
+    h.rollback_why = why;
+    // Going forward the running binary is what we roll back to; going back, nothing is.
+    int previous = -1;
+    if (!rollback_from) {
+        previous = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        h.previous_binary_fd = previous;
+    }
+
+    const std::string text = encode(h);
+    const int record = ::memfd_create("herd-handover", 0);
+    if (record < 0) throw std::system_error(errno, std::generic_category(), "cannot create the hand-over record");
+    bool written = true;
+    for (std::size_t off = 0; off < text.size();) {
+        const ssize_t n = ::write(record, text.data() + off, text.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            written = false;
+            break;
+        }
+        off += std::size_t(n);
+    }
+    ::lseek(record, 0, SEEK_SET);
+
+    std::vector<int> inherited;
+    for (const auto& l : listeners_) inherited.push_back(l.fd);
+    for (const auto& [pid, fd] : h.channels) inherited.push_back(fd);
+    if (pid_file_fd_ >= 0) inherited.push_back(pid_file_fd_);
+    if (previous >= 0) inherited.push_back(previous);
+    for (int fd : inherited) ::fcntl(fd, F_SETFD, 0);
+    ::setenv(handover_env, std::to_string(record).c_str(), 1);
+
+    std::vector<char*> argv;
+    for (auto& a : argv_) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Signals wait, blocked, until the new image has its handlers: a TERM in between would
+    // otherwise take its default action and end the manager.
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    if (written) {
+        if (binary_fd >= 0) ::fexecve(binary_fd, argv.data(), environ);
+        else ::execv(binary_.c_str(), argv.data());
+    }
+    const int err = written ? errno : EIO;
+
+    // Still here: exec failed, and this image carries on as if nothing happened.
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::unsetenv(handover_env);
+    for (int fd : inherited) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::close(record);
+    if (previous >= 0) ::close(previous);
+    throw std::system_error(err, std::generic_category(), "cannot execute " + binary_);
+}
+
+void Manager::rollout_done(const RolloutDone& done)
+{
+    const bool upgrade = done.kind == Reason::upgrade;
+    spdlog::info("{} to generation {} complete in {}: {} workers ready", upgrade ? "upgrade" : "reload",
+                 done.generation, format_duration(done.took), ready_count(state_));
+    handle(RolloutEnded{false}, Clock::now());
+    close_listeners(previous_listeners_, false);
+    previous_listeners_.clear();
+    previous_options_.reset();
+    if (previous_binary_fd_ >= 0) ::close(std::exchange(previous_binary_fd_, -1));
+    proctitle::set(options_.name + ": manager");
+    notify::ready("generation " + std::to_string(done.generation) + ": " + std::to_string(state_.target) +
+                  " workers ready");
+}
+
+void Manager::rollout_failed(const RolloutFailed& failed)
+{
+    if (failed.kind == Reason::upgrade && previous_binary_fd_ >= 0) {
+        spdlog::error("upgrade to generation {} failed: {}; going back to the previous binary", failed.generation,
+                      failed.why);
+        handle(RolloutEnded{true}, Clock::now());
+        try {
+            exec_image(previous_binary_fd_, failed.generation, failed.why);
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot go back to the previous binary: {}; generation {} keeps serving", e.what(),
+                             state_.generation);
+        }
+        return;
+    }
+    spdlog::error("{} to generation {} failed: {}; generation {} keeps serving",
+                  failed.kind == Reason::upgrade ? "upgrade" : "reload", failed.generation, failed.why,
+                  state_.rollout ? state_.rollout->from_generation : state_.generation);
+    handle(RolloutEnded{true}, Clock::now());
+    if (previous_options_) {
+        options_ = *std::exchange(previous_options_, std::nullopt);
+        handle(Scale{options_.workers, 0}, Clock::now());
+    }
+    if (!previous_listeners_.empty()) {
+        close_listeners(listeners_, true);
+        listeners_ = std::exchange(previous_listeners_, {});
+    }
+    notify::send("READY=1\nSTATUS=" + failed.why);
+    proctitle::set(options_.name + ": manager (" + (failed.kind == Reason::upgrade ? "upgrade" : "reload") +
+                   " to generation " + std::to_string(failed.generation) + " failed)");
+}
+
+void Manager::abandon_preflight()
+{
+    if (!preflight_) return;
+    spdlog::warn("upgrade abandoned: the manager is stopping");
+    preflight_.reset();   // ends the check; its handlers see operation_aborted
+}
+
+}  // namespace herd
