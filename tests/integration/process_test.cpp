@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -180,6 +181,51 @@ TEST_CASE("--user makes workers drop to that user while the manager keeps its ow
     REQUIRE_MESSAGE(pid.status == 200, pid.error);
     CHECK(status_field(std::stoi(pid.body), "Uid") == std::to_string(nobody->pw_uid));
     CHECK(status_field(p.pid(), "Uid") == "0");
+}
+
+TEST_CASE("--group makes workers drop to that group")
+{
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: needs root");
+        return;
+    }
+    const group* nogroup = ::getgrnam("nogroup");
+    if (!nogroup) {
+        MESSAGE("skipped: no group 'nogroup' here");
+        return;
+    }
+    HardDeadline guard(15s);
+    Process p(concat({hello_http(), "-w", "1", "-l", "127.0.0.1:0", "--group", "nogroup"}, fast_options()));
+    const int port = wait_for_port(p, in(5s));
+    REQUIRE(p.wait_for_lines(lines::ready, 1, in(5s)).size() == 1);
+    const auto pid = http_get("127.0.0.1", port, "/pid", 2s);
+    REQUIRE_MESSAGE(pid.status == 200, pid.error);
+    CHECK(status_field(std::stoi(pid.body), "Gid") == std::to_string(nogroup->gr_gid));
+    CHECK(status_field(p.pid(), "Gid") == "0");
+}
+
+TEST_CASE("--help and --version print and exit 0 without starting anything")
+{
+    const auto help = run({hello_http(), "--help"}, 5s);
+    REQUIRE(help.status);
+    CHECK(help.status->code == 0);
+    CHECK(help.output().find("--heartbeat-timeout") != std::string::npos);
+    CHECK(help.output().find("--greeting") != std::string::npos);   // the application's own option
+    const auto version = run({hello_http(), "--version"}, 5s);
+    REQUIRE(version.status);
+    CHECK(version.status->code == 0);
+    CHECK(version.output().find("herd 0.1.0") != std::string::npos);
+}
+
+TEST_CASE("--log-level warn keeps the lifecycle's warnings and drops its routine lines")
+{
+    HardDeadline guard(15s);
+    Process p(concat({test_worker(), "-w", "1", "--log-level", "warn", "--mode", "hang-after=200"},
+                     fast_options({"--heartbeat-timeout", "300ms", "--graceful-timeout", "200ms"})));
+    REQUIRE_MESSAGE(p.wait_for_line(lines::no_heartbeat, in(5s)), p.output());
+    CHECK(p.count(lines::spawned) == 0);
+    CHECK(p.count(lines::ready) == 0);
+    CHECK(p.count(lines::started) == 0);
 }
 
 TEST_CASE("an unknown --user is a usage error")
