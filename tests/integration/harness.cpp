@@ -838,6 +838,32 @@ int count_fds(pid_t pid, Keep keep)
 
 }  // namespace
 
+std::vector<Child> children_of(pid_t parent)
+{
+    std::vector<Child> found;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string line;
+        if (!std::getline(stat, line)) continue;
+        // pid (comm) state ppid ...: comm may hold spaces and parentheses, so parse after the last ')'
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        Child child;
+        int ppid = 0;
+        rest >> child.state >> ppid;
+        if (ppid != parent) continue;
+        child.pid = std::stoi(name);
+        std::ifstream cmdline(entry.path() / "cmdline");
+        std::getline(cmdline, child.title, '\0');
+        found.push_back(child);
+    }
+    return found;
+}
+
 int open_fds(pid_t pid)
 {
     return count_fds(pid, [](const std::string&) { return true; });

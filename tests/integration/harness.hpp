@@ -315,6 +315,15 @@ private:
 };
 
 /// Number of open descriptors of pid (/proc/PID/fd), or -1.
+/// A child process as /proc shows it.
+struct Child {
+    int pid = 0;
+    char state = 0;      // 'R', 'S', 'Z', ...
+    std::string title;   // argv[0] as ps shows it ("app: standby")
+};
+/// The children of `parent` (scanning /proc).
+std::vector<Child> children_of(pid_t parent);
+
 int open_fds(pid_t pid);
 /// Number of open sockets of pid, or -1.
 int open_sockets(pid_t pid);

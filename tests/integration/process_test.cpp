@@ -272,29 +272,6 @@ TEST_CASE("USR1 makes the workers reopen the log file too")
     CHECK_FALSE(file_has_line(rotated, std::regex("stopping gracefully")));
 }
 
-namespace {
-
-// Children of `parent` (from /proc), with their state letter.
-std::vector<std::pair<int, char>> children_of(int parent)
-{
-    std::vector<std::pair<int, char>> found;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-        const std::string name = entry.path().filename();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const std::string stat = read_file((entry.path() / "stat").string());
-        const auto close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(stat.substr(close + 2));
-        char state = 0;
-        int ppid = 0;
-        rest >> state >> ppid;
-        if (ppid == parent) found.emplace_back(std::stoi(name), state);
-    }
-    return found;
-}
-
-}  // namespace
-
 TEST_CASE("as PID 1 the manager reaps adopted orphans, and USR2 still upgrades it")
 {
     if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/unshare")) {
@@ -313,12 +290,12 @@ TEST_CASE("as PID 1 the manager reaps adopted orphans, and USR2 still upgrades i
     CHECK(started->number(1) == 1);
     REQUIRE(p.wait_for_lines(lines::ready, 2, in(5s)).size() == 2);
     int manager = 0;
-    REQUIRE(poll_until([&] { auto c = children_of(p.pid()); return c.size() == 1 && (manager = c[0].first); }, in(2s)));
+    REQUIRE(poll_until([&] { auto c = children_of(p.pid()); return c.size() == 1 && (manager = c[0].pid); }, in(2s)));
 
     // The orphans exit 50 ms after they were adopted; nothing of theirs is left, not even a zombie
     auto only_the_pool = [&] {
         const auto c = children_of(manager);
-        return c.size() == 3 && std::none_of(c.begin(), c.end(), [](auto& x) { return x.second == 'Z'; });
+        return c.size() == 3 && std::none_of(c.begin(), c.end(), [](const Child& x) { return x.state == 'Z'; });
     };
     CHECK_MESSAGE(poll_until(only_the_pool, in(3s)), "children of the manager: " << children_of(manager).size());
 

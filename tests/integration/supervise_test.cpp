@@ -264,29 +264,12 @@ TEST_CASE("a worker reporting units of work past --max-requests is retired and r
 
 namespace {
 
-// Children of `parent` whose process title says they are the standby.
+// Children of `parent` whose process title says they are the standby (zombies aside).
 std::vector<int> standbys(pid_t parent)
 {
     std::vector<int> found;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-        const std::string name = entry.path().filename();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream stat(entry.path() / "stat");
-        std::string line;
-        if (!std::getline(stat, line)) continue;
-        // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(line.substr(close + 2));
-        char state = 0;
-        int ppid = 0;
-        rest >> state >> ppid;
-        if (ppid != parent || state == 'Z') continue;
-        std::ifstream cmdline(entry.path() / "cmdline");
-        std::string title;
-        std::getline(cmdline, title, '\0');
-        if (title.find(": standby") != std::string::npos) found.push_back(std::stoi(name));
-    }
+    for (const auto& c : children_of(parent))
+        if (c.state != 'Z' && c.title.find(": standby") != std::string::npos) found.push_back(c.pid);
     return found;
 }
 
