@@ -31,11 +31,6 @@ struct overloaded : F... {
 template <class... F>
 overloaded(F...) -> overloaded<F...>;
 
-std::string ms(Duration d)
-{
-    return format_duration(d);
-}
-
 // Short intervals (a respawn takes well under a millisecond) are shown to the microsecond.
 std::string since(TimePoint from, TimePoint to)
 {
@@ -100,9 +95,7 @@ void Manager::manage()
 // A standby process is forked while the pool is steady, so that a replacement needs no fork.
 void Manager::prepare_ahead()
 {
-    const bool steady = state_.phase == Phase::running && !state_.rollout && !preflight_ &&
-                        std::all_of(state_.workers.begin(), state_.workers.end(), [](const auto& w) { return w.ready(); });
-    if (steady) ops_.prepare();
+    if (is_steady(state_) && !preflight_) ops_.prepare();
 }
 
 void Manager::handle(const Event& event, TimePoint now)
@@ -116,15 +109,14 @@ void Manager::execute(const Action& action, TimePoint now)
     std::visit(overloaded{
                    [&](const Spawn& a) { spawn(a.slot, a.generation, now); },
                    [&](const Retire& a) {
+                       const WorkerRecord& w = *state_.find(a.pid);   // plan() names only known workers
                        if (a.reason == Reason::no_heartbeat)
                            spdlog::warn("worker {} has no heartbeat for {} (timeout {}), retiring", a.pid,
-                                        ms(a.elapsed), ms(options_.heartbeat_timeout));
+                                        format_duration(a.elapsed), format_duration(options_.heartbeat_timeout));
                        else if (a.reason == Reason::max_requests)
-                           spdlog::info("worker {} retiring: max requests ({})", a.pid,
-                                        state_.find(a.pid) ? state_.find(a.pid)->requests : 0);
+                           spdlog::info("worker {} retiring: max requests ({})", a.pid, w.requests);
                        else if (a.reason == Reason::max_age)
-                           spdlog::info("worker {} retiring: max age ({})", a.pid,
-                                        state_.find(a.pid) ? since(state_.find(a.pid)->spawned_at, now) : "?");
+                           spdlog::info("worker {} retiring: max age ({})", a.pid, since(w.spawned_at, now));
                        else if (a.reason != Reason::shutdown)
                            spdlog::info("worker {} retiring: {}", a.pid, to_string(a.reason));
                        ops_.send(a.pid, SIGQUIT);
@@ -133,15 +125,15 @@ void Manager::execute(const Action& action, TimePoint now)
                    [&](const Kill& a) {
                        if (a.reason == Reason::boot_timeout)
                            spdlog::warn("worker {} not ready {} after spawn (boot timeout), killing", a.pid,
-                                        ms(a.elapsed));
+                                        format_duration(a.elapsed));
                        else if (a.reason == Reason::no_heartbeat)
                            spdlog::warn("worker {} has no heartbeat and cannot drain, killing", a.pid);
                        else if (a.reason == Reason::graceful_timeout)
                            spdlog::warn("worker {} still running {} after QUIT (graceful timeout), killing", a.pid,
-                                        ms(a.elapsed));
+                                        format_duration(a.elapsed));
                        else
                            spdlog::warn("worker {} still running {} after TERM (kill timeout), killing", a.pid,
-                                        ms(a.elapsed));
+                                        format_duration(a.elapsed));
                        ops_.send(a.pid, SIGKILL);
                        handle(Signalled{a.pid, SIGKILL, a.reason}, now);
                    },
@@ -151,15 +143,15 @@ void Manager::execute(const Action& action, TimePoint now)
                    },
                    [&](const BackOff& a) {
                        spdlog::warn("backing off: {} unexpected worker exits within {} (limit {}), next spawn in {}",
-                                    a.failures, ms(options_.restart_limit.window), options_.restart_limit.count,
-                                    ms(a.delay));
+                                    a.failures, format_duration(options_.restart_limit.window), options_.restart_limit.count,
+                                    format_duration(a.delay));
                        notify::status("backing off after " + std::to_string(a.failures) + " worker failures");
                        handle(BackoffStarted{now + a.delay, a.level}, now);
                    },
                    [&](const Exit& a) {
                        if (a.code == 3)
                            spdlog::critical("giving up: no worker ever became ready and {} exited within {}, exit code 3",
-                                            a.failures, ms(options_.restart_limit.window));
+                                            a.failures, format_duration(options_.restart_limit.window));
                        exit_code_ = a.code;
                    },
                    [&](const RolloutDone& a) { rollout_done(a); },
@@ -216,10 +208,10 @@ void Manager::on_signal(int signal)
         const bool graceful = *command == Command::graceful_stop;
         if (graceful)
             spdlog::info("received {}: graceful shutdown of {} workers (graceful timeout {})", name,
-                         state_.workers.size(), ms(options_.graceful_timeout));
+                         state_.workers.size(), format_duration(options_.graceful_timeout));
         else
             spdlog::info("received {}: fast shutdown of {} workers (kill timeout {})", name, state_.workers.size(),
-                         ms(options_.kill_timeout));
+                         format_duration(options_.kill_timeout));
         notify::stopping(graceful ? "stopping gracefully" : "stopping");
         ops_.discard();
         abandon_preflight();
@@ -316,10 +308,9 @@ void Manager::on_heartbeat_bytes(int pid, std::size_t n)
     if (!any) return;
     const auto now = Clock::now();
     const bool was_ready = w->ready();
-    // A routine heartbeat only moves a deadline later: the loop need not decide anything anew.
-    const bool routine = was_ready && !(w->request_limit && requests && *requests >= w->request_limit);
-    if (routine) apply(state_, HeartbeatSeen{pid, requests}, options_, now);
-    else handle(HeartbeatSeen{pid, requests}, now);
+    const HeartbeatSeen beat{pid, requests};
+    if (is_routine(state_, beat)) apply(state_, beat, options_, now);   // no plan() needed
+    else handle(beat, now);
     if (!was_ready) {
         spdlog::info("worker {} ready in slot {} after {}", pid, w->slot, since(w->spawned_at, now));
         check_readiness();
@@ -360,7 +351,7 @@ void Manager::reap(int pid, int status)
     const auto now = Clock::now();
     const std::string outcome = classify(*w, status);
     const WorkerEvent event = describe(*w, outcome);
-    const bool failure = is_failure(*w) && state_.phase == Phase::running;
+    const bool failure = is_failure(state_, *w);
     spdlog::log(failure ? spdlog::level::warn : spdlog::level::info, "worker {} reaped: {}, slot {}, ran {}", pid,
                 outcome, w->slot, since(w->spawned_at, now));
     channels_.erase(pid);
@@ -372,7 +363,7 @@ void Manager::reap(int pid, int status)
 // Readiness: announced each time the pool reaches its target
 void Manager::check_readiness()
 {
-    const bool ready = state_.phase == Phase::running && ready_count(state_) >= state_.target;
+    const bool ready = at_target(state_);
     // During a reload or upgrade the old generation keeps the pool ready; the rollout's own
     // "complete" line (and READY=1) says when the new generation took over.
     if (ready && !pool_ready_ && !state_.rollout) {

@@ -76,6 +76,7 @@ private:
     void stop_listening();
     void finish();
     void notify_reloading();
+    void use_options(Options next);
     void start_reload();
     void start_upgrade();
     void finish_preflight();

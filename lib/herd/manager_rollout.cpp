@@ -25,6 +25,13 @@
 
 namespace herd {
 
+namespace {
+
+// A --check that hangs must not hold the upgrade (and the next USR2) forever.
+constexpr Duration preflight_timeout = std::chrono::seconds(10);
+
+}  // namespace
+
 // Reload (HUP) and upgrade (USR2): a new generation rolls in, new before old
 void Manager::set_binary(std::string binary, std::vector<std::string> argv)
 {
@@ -94,13 +101,20 @@ void Manager::start_reload()
             return;
         }
     }
-    if (fresh.log_level != options_.log_level || fresh.log_file != options_.log_file)
-        log::setup(fresh.log_level, fresh.log_file, "manager");
-    previous_options_ = std::exchange(options_, fresh);
-    handle(Scale{options_.workers, 0}, Clock::now());
+    previous_options_ = options_;
+    use_options(std::move(fresh));
     handle(RolloutStarted{Reason::reload}, Clock::now());
     spdlog::info("received HUP: reloading; generation {} replaces {} workers of generation {}", state_.generation,
                  state_.workers.size(), state_.rollout->from_generation);
+}
+
+// Options take effect: the target now, the log at once, everything else with the next spawn.
+void Manager::use_options(Options next)
+{
+    if (next.log_level != options_.log_level || next.log_file != options_.log_file)
+        log::setup(next.log_level, next.log_file, "manager");
+    options_ = std::move(next);
+    handle(Scale{options_.workers, 0}, Clock::now());
 }
 
 // How the pre-flight check starts: without the manager's blocked signals (they are read from a
@@ -174,8 +188,7 @@ void Manager::start_upgrade()
         pf->exit_code = ec ? 255 : code;
         finish_preflight();
     });
-    // A --check that hangs must not hold the upgrade (and the next USR2) forever.
-    pf->timer.expires_after(std::chrono::seconds(10));
+    pf->timer.expires_after(preflight_timeout);
     pf->timer.async_wait([pf](const boost::system::error_code& ec) {
         if (ec) return;
         pf->timed_out = true;
@@ -192,7 +205,7 @@ void Manager::finish_preflight()
     done->timer.cancel();
     std::string first_line = done->output.substr(0, done->output.find('\n'));
     if (done->timed_out || *done->exit_code != 0) {
-        const std::string why = done->timed_out ? "did not finish within 10 s"
+        const std::string why = done->timed_out ? "did not finish within " + format_duration(preflight_timeout)
                                                 : "failed (exit code " + std::to_string(*done->exit_code) + ")";
         spdlog::error("upgrade abandoned: {} --check {}{}{}; generation {} keeps serving", binary_, why,
                       first_line.empty() ? "" : ": ", first_line, state_.generation);
@@ -315,10 +328,7 @@ void Manager::rollout_failed(const RolloutFailed& failed)
                   failed.kind == Reason::upgrade ? "upgrade" : "reload", failed.generation, failed.why,
                   state_.rollout ? state_.rollout->from_generation : state_.generation);
     handle(RolloutEnded{true}, Clock::now());
-    if (previous_options_) {
-        options_ = *std::exchange(previous_options_, std::nullopt);
-        handle(Scale{options_.workers, 0}, Clock::now());
-    }
+    if (previous_options_) use_options(*std::exchange(previous_options_, std::nullopt));
     if (!previous_listeners_.empty()) {
         close_listeners(listeners_, true);
         listeners_ = std::exchange(previous_listeners_, {});

@@ -257,21 +257,34 @@ WorkerRecord* PoolState::find(int pid)
     return const_cast<WorkerRecord*>(std::as_const(*this).find(pid));
 }
 
-std::size_t live_count(const PoolState& state)
-{
-    return std::size_t(std::count_if(state.workers.begin(), state.workers.end(),
-                                     [](const auto& w) { return !w.leaving(); }));
-}
-
 std::size_t ready_count(const PoolState& state)
 {
     return std::size_t(std::count_if(state.workers.begin(), state.workers.end(),
                                      [](const auto& w) { return !w.leaving() && w.ready(); }));
 }
 
-bool is_failure(const WorkerRecord& w)
+bool is_failure(const PoolState& state, const WorkerRecord& w)
 {
+    if (state.phase != Phase::running) return false;
     return w.reason == Reason::none || w.reason == Reason::no_heartbeat || w.reason == Reason::boot_timeout;
+}
+
+bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
+{
+    const WorkerRecord* w = state.find(beat.pid);
+    if (!w || !w->ready()) return false;   // a first heartbeat makes a worker ready
+    return !(w->request_limit && beat.requests && *beat.requests >= w->request_limit);
+}
+
+bool at_target(const PoolState& state)
+{
+    return state.phase == Phase::running && ready_count(state) >= state.target;
+}
+
+bool is_steady(const PoolState& state)
+{
+    return state.phase == Phase::running && !state.rollout &&
+           std::all_of(state.workers.begin(), state.workers.end(), [](const auto& w) { return w.ready(); });
 }
 
 std::string classify(const WorkerRecord& w, int status)
@@ -359,8 +372,7 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             std::string kind = classify(*it, e.status);
             kind = kind.substr(0, kind.find(" ("));
             ++s.exits[kind];
-            // Exits during a shutdown are expected whatever their cause.
-            if (is_failure(*it) && s.phase == Phase::running) s.failures.push_back(now);
+            if (is_failure(s, *it)) s.failures.push_back(now);
             s.workers.erase(it);
             while (!s.failures.empty() && now - s.failures.front() >= o.restart_limit.window) s.failures.pop_front();
         }

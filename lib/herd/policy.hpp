@@ -174,11 +174,19 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
 /// How a worker's exit reads in the log and status: "crashed (signal 9)", "retired (TTOU)", ...
 std::string classify(const WorkerRecord& worker, int wait_status);
 
-/// Unexpected exits count toward --restart-limit: nobody asked, or it hung.
-bool is_failure(const WorkerRecord& worker);
+/// Does this worker's exit count toward --restart-limit? Nobody asked for it, or it hung; and
+/// the manager was not shutting down (then every exit is expected).
+bool is_failure(const PoolState& state, const WorkerRecord& worker);
 
-/// Workers that count toward the target: not leaving.
-std::size_t live_count(const PoolState& state);
+/// A heartbeat that only moves a deadline later: nothing for plan() to decide anew.
+bool is_routine(const PoolState& state, const HeartbeatSeen& beat);
+
+/// Running with its target of ready workers.
+bool at_target(const PoolState& state);
+
+/// Running, no rollout, every worker ready: a quiet moment to prepare the next spawn ahead.
+bool is_steady(const PoolState& state);
+
 /// Live workers that are ready.
 std::size_t ready_count(const PoolState& state);
 

@@ -55,6 +55,21 @@ Identity resolve_identity(const Options& o)
     return id;
 }
 
+// Everything checked before a configuration is used, at start and on HUP; throws UsageError.
+Identity check(Options& o, const std::string& program)
+{
+    validate(o);
+    for (const auto& a : o.listen) {
+        try {
+            parse_listen(a);
+        } catch (const std::invalid_argument& e) {
+            throw UsageError("invalid value " + std::string(e.what()) + " for --listen");
+        }
+    }
+    if (o.name.empty()) o.name = program;
+    return resolve_identity(o);
+}
+
 void drop_privileges(const Identity& id)
 {
     if (id.gid) {
@@ -127,12 +142,12 @@ int run(int argc, char** argv, App app)
     const std::string program = std::filesystem::path(argc > 0 ? argv[0] : "herd").filename().string();
     CommandLine cl;
     Identity identity;
+    OptionsExtension ext;
+    ext.program = program;
+    ext.version = app.version;
+    ext.usage = program + " [options]";
+    ext.add_options = app.add_options;
     try {
-        OptionsExtension ext;
-        ext.program = program;
-        ext.version = app.version;
-        ext.usage = program + " [options]";
-        ext.add_options = app.add_options;
         cl = parse_command_line(argc, argv, ext);
         if (cl.help) {
             std::cout << cl.help_text;
@@ -142,21 +157,12 @@ int run(int argc, char** argv, App app)
             std::cout << program << " " << app.version << " (herd " << HERD_VERSION << ")\n";
             return 0;
         }
-        validate(cl.options);
-        for (const auto& a : cl.options.listen) {
-            try {
-                parse_listen(a);
-            } catch (const std::invalid_argument& e) {
-                throw UsageError("invalid value " + std::string(e.what()) + " for --listen");
-            }
-        }
-        identity = resolve_identity(cl.options);
+        identity = check(cl.options, program);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
         return 2;
     }
     Options& options = cl.options;
-    if (options.name.empty()) options.name = program;
     if (options.check) {
         // USR2's pre-flight asks whether this binary can adopt the running manager's state.
         if (options.adopt_check && !can_adopt(options.adopt_check)) {
@@ -237,7 +243,9 @@ int run(int argc, char** argv, App app)
         const std::string role = "worker[" + std::to_string(request.slot) + "]";
         log::set_role(role);
         proctitle::set(opts.name + ": " + role + " gen " + std::to_string(request.generation));
-        drop_privileges(identity);
+        // The identity resolved at start, unless a reload changed --user or --group since.
+        const bool same = opts.user == options.user && opts.group == options.group;
+        drop_privileges(same ? identity : resolve_identity(opts));
         auto worker = app.make_worker();
         detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts, args,
                                                 listeners});
@@ -247,15 +255,12 @@ int run(int argc, char** argv, App app)
     ops.set_child_setup([&] { manager->close_in_child(); });
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
     manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);
-    manager->set_reread([&, ext_program = program] {
-        std::vector<const char*> argv;
-        for (const auto& a : cl.argv) argv.push_back(a.c_str());
-        OptionsExtension ext;
-        ext.program = ext_program;
-        ext.add_options = app.add_options;
-        Options fresh = parse_command_line(int(argv.size()), argv.data(), ext).options;
-        validate(fresh);
-        if (fresh.name.empty()) fresh.name = ext_program;
+    // HUP parses the same command line again, with the config file as it is now.
+    manager->set_reread([&] {
+        std::vector<const char*> args;
+        for (const auto& a : cl.argv) args.push_back(a.c_str());
+        Options fresh = parse_command_line(int(args.size()), args.data(), ext).options;
+        check(fresh, program);
         return fresh;
     });
     if (handover) manager->adopt(*handover);

@@ -33,12 +33,16 @@ constexpr Reason all_reasons[] = {Reason::none,         Reason::ttou,         Re
                                   Reason::shutdown,     Reason::no_heartbeat, Reason::boot_timeout,
                                   Reason::graceful_timeout, Reason::kill_timeout};
 
+// Names with spaces ("max age", "no heartbeat") travel as one token each: "max_age".
+std::string replaced(std::string text, char from, char to)
+{
+    std::replace(text.begin(), text.end(), from, to);
+    return text;
+}
+
 std::string reason_key(Reason r)
 {
-    std::string key = to_string(r);
-    for (char& c : key)
-        if (c == ' ') c = '_';
-    return key;
+    return replaced(to_string(r), ' ', '_');
 }
 
 Reason reason_from(const std::string& key)
@@ -90,12 +94,7 @@ std::string encode(const Handover& h)
     out << "backoff " << p.backoff_level << " " << (p.backoff_until ? ns(*p.backoff_until) : -1) << " "
         << (p.backoff_mark ? ns(*p.backoff_mark) : -1) << "\n";
     for (TimePoint t : p.failures) out << "failure " << ns(t) << "\n";
-    for (const auto& [kind, n] : p.exits) {
-        std::string key = kind;
-        for (char& c : key)
-            if (c == ' ') c = '_';
-        out << "exits " << key << " " << n << "\n";
-    }
+    for (const auto& [kind, n] : p.exits) out << "exits " << replaced(kind, ' ', '_') << " " << n << "\n";
     for (const auto& l : h.listeners) out << "listener " << l.fd << " " << l.family << " " << l.address << "\n";
     if (h.pid_file_fd >= 0) out << "pid_file " << h.pid_file_fd << " " << h.pid_file_path << "\n";
     if (h.previous_binary_fd >= 0) out << "previous_binary " << h.previous_binary_fd << "\n";
@@ -155,9 +154,7 @@ Handover decode_handover(std::string_view text)
                 std::string kind;
                 std::uint64_t count = 0;
                 in >> kind >> count;
-                for (char& c : kind)
-                    if (c == '_') c = ' ';
-                h.pool.exits[kind] = count;
+                h.pool.exits[replaced(kind, '_', ' ')] = count;
             } else if (key == "listener") {
                 Listener l;
                 in >> l.fd >> l.family;

@@ -4,13 +4,10 @@
 
 #include <doctest/doctest.h>
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 
 #include <string>
 #include <vector>
@@ -43,25 +40,6 @@ void check_usage_error(const std::vector<std::string>& args, const std::string& 
     REQUIRE(lines.size() == 1);
     CHECK(std::regex_search(lines[0], std::regex(message)));
 }
-
-// A TCP socket listening on 127.0.0.1 at an ephemeral port, closed by the destructor.
-struct Occupied {
-    int fd = -1;
-    int port = -1;
-    Occupied()
-    {
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        REQUIRE(::listen(fd, 16) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-    }
-    ~Occupied() { ::close(fd); }
-};
 
 std::string file_text(const std::string& path)
 {
@@ -158,7 +136,7 @@ TEST_CASE("config file values apply and the command line wins")
 TEST_CASE("an address in use exits 1 with 'cannot bind'")
 {
     HardDeadline guard(10s);
-    Occupied taken;
+    LoopbackListener taken;
     const std::string address = "127.0.0.1:" + std::to_string(taken.port);
     const auto r = run({hello_http(), "-w", "1", "-l", address}, 5s);
     INFO(r.output());

@@ -838,6 +838,25 @@ int count_fds(pid_t pid, Keep keep)
 
 }  // namespace
 
+LoopbackListener::LoopbackListener(bool inheritable)
+{
+    fd = ::socket(AF_INET, SOCK_STREAM | (inheritable ? 0 : SOCK_CLOEXEC), 0);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 64) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        throw std::system_error(errno, std::generic_category(), "cannot listen on 127.0.0.1:0");
+    port = ntohs(a.sin_port);
+}
+
+LoopbackListener::~LoopbackListener()
+{
+    if (fd >= 0) ::close(fd);
+}
+
 std::vector<Child> children_of(pid_t parent)
 {
     std::vector<Child> found;

@@ -162,6 +162,17 @@ private:
 int try_connect(const std::string& host, int port, milliseconds timeout);
 
 /// A listener line ("listening on 127.0.0.1:43567", "listening on [::1]:43567"): the port, or -1.
+/// A TCP socket listening on 127.0.0.1 at an ephemeral port, closed by the destructor.
+/// `inheritable`: without close-on-exec, to be passed to a child (socket activation).
+struct LoopbackListener {
+    explicit LoopbackListener(bool inheritable = false);
+    ~LoopbackListener();
+    LoopbackListener(const LoopbackListener&) = delete;
+    LoopbackListener& operator=(const LoopbackListener&) = delete;
+    int fd = -1;
+    int port = -1;
+};
+
 int parse_port(const std::string& line);
 /// Wait for the first "listening on HOST:PORT" line of `p`; the port, or -1 after the deadline.
 int wait_for_port(Process& p, Deadline deadline, const std::string& host = "127.0.0.1");

@@ -4,12 +4,9 @@
 
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -136,22 +133,13 @@ TEST_CASE("sockets passed the systemd way (LISTEN_FDS) are adopted and served")
 {
     HardDeadline guard(15s);
     // The test binds, as systemd would, and passes the socket at fd 3 with LISTEN_PID = the server's pid.
-    const int sock = ::socket(AF_INET, SOCK_STREAM, 0);   // inherited: no close-on-exec
-    REQUIRE(sock >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(sock, 64) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len);
-    const int port = ntohs(addr.sin_port);
+    LoopbackListener listener(true);   // inherited by the shell: no close-on-exec
+    const int sock = listener.fd, port = listener.port;
     const std::string fd = std::to_string(sock);
     const std::string move_to_3 = sock == 3 ? "" : "exec 3<&" + fd + " " + fd + "<&-; ";
     std::string command = move_to_3 + "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec '" + hello_http() + "' -w 2";
     for (const auto& o : fast_options()) command += " " + o;
     Process p({"/bin/bash", "-c", command});
-    ::close(sock);
 
     const auto listening = p.wait_for_line(lines::listening, in(5s));
     REQUIRE_MESSAGE(listening, p.output());
@@ -309,4 +297,29 @@ TEST_CASE("as PID 1 the manager reaps adopted orphans, and USR2 still upgrades i
     const auto status = p.wait_exit(in(5s));
     REQUIRE_MESSAGE(status, p.output());
     CHECK(status->code == 0);
+}
+
+TEST_CASE("with WATCHDOG_USEC set the manager sends WATCHDOG=1 at half the interval")
+{
+    HardDeadline guard(10s);
+    TempDir dir;
+    NotifySocket notify(dir / "notify.sock");
+    Process p(concat({test_worker(), "-w", "1"}, fast_options()),
+              {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=200000"});
+    std::vector<std::string> seen;
+    REQUIRE(notify.wait_for("READY=1", in(5s), seen));
+    // 100 ms apart: three within 0.5 s (and the first came at start)
+    const auto from = Clock::now();
+    int watchdogs = 0;
+    while (watchdogs < 3 && notify.wait_for("WATCHDOG=1", from + 500ms, seen)) ++watchdogs;
+    CHECK_MESSAGE(watchdogs == 3, watchdogs << " WATCHDOG=1 in 500 ms");
+    // A WATCHDOG_PID naming another process is not for this manager
+    Process other(concat({test_worker(), "-w", "1"}, fast_options()),
+                  {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=200000", "WATCHDOG_PID=1"});
+    REQUIRE(other.wait_for_lines(lines::ready, 1, in(5s)).size() == 1);
+    p.kill_group();
+    while (notify.receive(in(0ms))) {   // what the first manager sent before it was killed
+    }
+    seen.clear();
+    CHECK_FALSE(notify.wait_for("WATCHDOG=1", in(400ms), seen));
 }

@@ -9,6 +9,7 @@
 
 #include <csignal>
 #include <map>
+#include <memory>
 #include <set>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,16 +86,27 @@ Options fast(unsigned workers)
     return o;
 }
 
-}  // namespace
-
-TEST_CASE("the manager spawns its pool, waits for readiness, and stops gracefully on QUIT")
-{
-    log::setup("off", "", "manager");
+// A manager over FakeOps, logging off; the hooks drive the fakes.
+struct Shell {
+    Shell() { log::setup("off", "", "manager"); }
+    /// Run a manager of `workers` to its end; its exit code.
+    int run(unsigned workers)
+    {
+        manager = std::make_unique<Manager>(io, fast(workers), listeners, ops, hooks);
+        return manager->run();
+    }
     boost::asio::io_context io;
     std::vector<Listener> listeners;
     FakeOps ops;
-    std::vector<int> ready;
     ManagerHooks hooks;
+    std::unique_ptr<Manager> manager;
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Shell, "the manager spawns its pool, waits for readiness, and stops gracefully on QUIT")
+{
+    std::vector<int> ready;
     // Each fake worker beats at once; once all three are ready, the operator sends QUIT.
     hooks.after_spawn = [&](const WorkerEvent& e) { ops.beat(e.pid); };
     hooks.on_heartbeat = [&](const WorkerEvent& e) {
@@ -102,8 +114,7 @@ TEST_CASE("the manager spawns its pool, waits for readiness, and stops gracefull
         ready.push_back(e.pid);
         if (ready.size() == 3) ::raise(SIGQUIT);
     };
-    Manager manager(io, fast(3), listeners, ops, hooks);
-    CHECK(manager.run() == 0);
+    CHECK(run(3) == 0);
 
     CHECK(ops.spawned.size() == 3);
     CHECK(ready.size() == 3);
@@ -112,16 +123,11 @@ TEST_CASE("the manager spawns its pool, waits for readiness, and stops gracefull
         if (sig == SIGQUIT) quit.insert(pid);
     CHECK(quit == std::set<int>(ops.spawned.begin(), ops.spawned.end()));
     CHECK(ops.reaped == quit);
-    CHECK(manager.state().workers.empty());
+    CHECK(manager->state().workers.empty());
 }
 
-TEST_CASE("the manager replaces a worker that exits, in its slot, and never signals a reaped pid")
+TEST_CASE_FIXTURE(Shell, "the manager replaces a worker that exits, in its slot, and never signals a reaped pid")
 {
-    log::setup("off", "", "manager");
-    boost::asio::io_context io;
-    std::vector<Listener> listeners;
-    FakeOps ops;
-    ManagerHooks hooks;
     int crashed = 0;
     hooks.after_spawn = [&](const WorkerEvent& e) { ops.beat(e.pid, "requests=0\n"); };
     hooks.on_heartbeat = [&](const WorkerEvent& e) {
@@ -132,29 +138,22 @@ TEST_CASE("the manager replaces a worker that exits, in its slot, and never sign
             ::raise(SIGTERM);           // its replacement is ready: fast shutdown
         }
     };
-    Manager manager(io, fast(2), listeners, ops, hooks);
-    CHECK(manager.run() == 0);
+    CHECK(run(2) == 0);
 
     REQUIRE(ops.spawned.size() == 3);
     CHECK(ops.fakes.at(ops.spawned[2]).slot == ops.fakes.at(crashed).slot);
-    CHECK(manager.state().exits.at("crashed") == 1);
+    CHECK(manager->state().exits.at("crashed") == 1);
     for (const auto& [pid, sig] : ops.signals) CHECK_MESSAGE(pid != crashed, "signal " << sig << " sent to reaped pid");
 }
 
-TEST_CASE("a malformed heartbeat record still counts as a heartbeat, and the manager keeps going")
+TEST_CASE_FIXTURE(Shell, "a malformed heartbeat record still counts as a heartbeat, and the manager keeps going")
 {
-    log::setup("off", "", "manager");
-    boost::asio::io_context io;
-    std::vector<Listener> listeners;
-    FakeOps ops;
-    ManagerHooks hooks;
     int beats = 0;
     hooks.after_spawn = [&](const WorkerEvent& e) { ops.beat(e.pid, "requests=lots\n"); };
     hooks.on_heartbeat = [&](const WorkerEvent& e) {
         if (++beats == 1) ops.beat(e.pid, "requests=7\n");
         else ::raise(SIGQUIT);
     };
-    Manager manager(io, fast(1), listeners, ops, hooks);
-    CHECK(manager.run() == 0);
+    CHECK(run(1) == 0);
     CHECK(beats == 2);
 }

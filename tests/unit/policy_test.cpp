@@ -628,3 +628,62 @@ TEST_CASE("old workers still draining at the upgrade timeout do not fail a rollo
     apply(s, WorkerExited{100, 0}, o, t0 + 20s);
     CHECK(only<RolloutDone>(plan(s, o, t0 + 20s)).size() == 1);
 }
+
+TEST_CASE("only a heartbeat that readies a worker or reaches its request limit needs a new plan")
+{
+    auto o = make_options(1);
+    o.max_requests = 10;
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    CHECK_FALSE(is_routine(s, HeartbeatSeen{100, std::nullopt}));   // the first: ready now
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0);
+    CHECK(is_routine(s, HeartbeatSeen{100, 9}));
+    CHECK_FALSE(is_routine(s, HeartbeatSeen{100, 10}));
+    CHECK_FALSE(is_routine(s, HeartbeatSeen{999, std::nullopt}));
+}
+
+TEST_CASE("the pool is at its target when enough live workers are ready, and never while stopping")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    CHECK_FALSE(at_target(s));
+    add_ready(s, o, 101, 1, t0);
+    CHECK(at_target(s));
+    apply(s, Signalled{101, SIGQUIT, Reason::ttou}, o, t0);
+    CHECK_FALSE(at_target(s));   // a retiring worker is no capacity
+    apply(s, Scale{1u, 0}, o, t0);
+    CHECK(at_target(s));
+    apply(s, StopRequested{true}, o, t0);
+    CHECK_FALSE(at_target(s));
+}
+
+TEST_CASE("the pool is steady when every worker is ready and nothing rolls")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, Spawned{101, 1, 1}, o, t0);
+    CHECK_FALSE(is_steady(s));
+    apply(s, HeartbeatSeen{101, std::nullopt}, o, t0);
+    CHECK(is_steady(s));
+    apply(s, RolloutStarted{Reason::reload}, o, t0);
+    CHECK_FALSE(is_steady(s));
+    apply(s, RolloutEnded{false}, o, t0);
+    apply(s, StopRequested{false}, o, t0);
+    CHECK_FALSE(is_steady(s));
+}
+
+TEST_CASE("an exit counts as a failure only if nobody asked for it or it hung, and not while stopping")
+{
+    auto s = pool(1);
+    WorkerRecord w;
+    CHECK(is_failure(s, w));
+    w.reason = Reason::no_heartbeat;
+    CHECK(is_failure(s, w));
+    w.reason = Reason::max_age;
+    CHECK_FALSE(is_failure(s, w));
+    w.reason = Reason::none;
+    s.phase = Phase::stopping_graceful;
+    CHECK_FALSE(is_failure(s, w));
+}
