@@ -118,8 +118,9 @@ void Manager::use_options(Options next)
 }
 
 // How the pre-flight check starts: without the manager's blocked signals (they are read from a
-// signalfd; a program must not inherit that mask), and at the lowest priority, so that checking
-// the new binary takes CPU from nobody serving requests.
+// signalfd; a program must not inherit that mask), at the lowest priority and with the kernel's
+// default time slice (not the manager's long one), so that checking the new binary takes CPU
+// from nobody serving requests.
 struct PreflightSetup {
     boost::process::v2::error_code on_exec_setup(boost::process::v2::posix::default_launcher&,
                                                  const boost::process::v2::filesystem::path&, const char* const*)
@@ -128,6 +129,7 @@ struct PreflightSetup {
         ::sigemptyset(&none);
         ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
         ::setpriority(PRIO_PROCESS, 0, 19);
+        default_time_slice();
         return {};
     }
 };

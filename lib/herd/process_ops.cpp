@@ -2,10 +2,13 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
@@ -20,12 +23,49 @@ struct Activation {
     unsigned generation;
 };
 
+// sched_setattr(2) and sched_getattr(2): glibc 2.36 has no wrappers.
+struct SchedAttr {
+    std::uint32_t size, sched_policy;
+    std::uint64_t sched_flags;
+    std::int32_t sched_nice;
+    std::uint32_t sched_priority;
+    std::uint64_t sched_runtime, sched_deadline, sched_period;   // runtime: the slice, for SCHED_OTHER
+    std::uint32_t util_min, util_max;
+};
+constexpr std::uint64_t manager_slice_ns = 50'000'000;   // the longest the kernel grants is 100 ms
+constexpr std::uint64_t reset_on_fork = 0x01;            // SCHED_FLAG_RESET_ON_FORK
+
+// The calling thread's time slice, leaving its policy and nice value as they are.
+bool set_time_slice(std::uint64_t ns)
+{
+    SchedAttr a{};
+    if (::syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0) return false;
+    if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH) return false;
+    a.size = sizeof a;
+    a.sched_flags &= reset_on_fork;
+    a.sched_runtime = ns;
+    if (::syscall(SYS_sched_setattr, 0, &a, 0) != 0) return false;
+    // Kernels before 6.12 take the value and ignore it; they report no slice back.
+    SchedAttr now{};
+    return ns == 0 || (::syscall(SYS_sched_getattr, 0, &now, sizeof now, 0) == 0 && now.sched_runtime == ns);
+}
+
 void make_pipe(int fds[2], const char* what)
 {
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), what);
 }
 
 }  // namespace
+
+bool yield_to_workers()
+{
+    return set_time_slice(manager_slice_ns);
+}
+
+void default_time_slice()
+{
+    set_time_slice(0);
+}
 
 bool send_signal(int pid, int signal)
 {
@@ -73,6 +113,7 @@ int ForkOps::fork_child(SpawnRequest request, int go_fd, std::initializer_list<i
             // A dead manager ends its children whatever they are doing.
             ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (::getppid() != request.manager_pid) ::_exit(0);
+            default_time_slice();   // the manager's long one is for the manager alone
             for (int fd : close_in_child) ::close(fd);
             if (standby_) {
                 ::close(standby_->go_fd);

@@ -232,6 +232,7 @@ int run(int argc, char** argv, App app)
     proctitle::init(argc, argv);
     proctitle::set(options.name + ": manager");
     ::prctl(PR_SET_PDEATHSIG, 0);
+    if (yield_to_workers()) spdlog::debug("manager time slice 50 ms: serving processes that wake up preempt the manager");
 
     // The manager and how its children start
     boost::asio::io_context io;

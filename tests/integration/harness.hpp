@@ -325,7 +325,6 @@ private:
     int port_ = -1;
 };
 
-/// Number of open descriptors of pid (/proc/PID/fd), or -1.
 /// A child process as /proc shows it.
 struct Child {
     int pid = 0;
@@ -334,7 +333,7 @@ struct Child {
 };
 /// The children of `parent` (scanning /proc).
 std::vector<Child> children_of(pid_t parent);
-
+/// Number of open descriptors of pid (/proc/PID/fd), or -1.
 int open_fds(pid_t pid);
 /// Number of open sockets of pid, or -1.
 int open_sockets(pid_t pid);

@@ -235,6 +235,31 @@ TEST_CASE("process titles name the manager and each worker's slot and generation
         CHECK(title_of(m.number(1)) == "shop: worker[" + m.groups[2] + "] gen 1");
 }
 
+// The time slice a process runs with (ns), from /proc/PID/sched; 0 if the kernel shows none.
+long long time_slice_of(int pid)
+{
+    for (const auto& line : read_lines("/proc/" + std::to_string(pid) + "/sched"))
+        if (line.rfind("se.slice", 0) == 0) return std::atoll(line.substr(line.find(':') + 1).c_str());
+    return 0;
+}
+
+TEST_CASE("the manager runs with a long time slice, its workers and standby with the default one")
+{
+    HardDeadline guard(10s);
+    Process p(concat({test_worker(), "-w", "2"}, fast_options()));
+    REQUIRE(p.wait_for_lines(lines::ready, 2, in(5s)).size() == 2);
+    REQUIRE(poll_until([&] { return children_of(p.pid()).size() == 3; }, in(3s)));   // 2 workers, the standby
+    const long long manager = time_slice_of(p.pid()), mine = time_slice_of(::getpid());
+    if (manager != 50'000'000) {
+        MESSAGE("skipped: this kernel grants no time slice on request (Linux 6.12 and later do)");
+        return;
+    }
+    for (const auto& child : children_of(p.pid())) {
+        INFO("child " << child.pid << " (" << child.title << ")");
+        CHECK(time_slice_of(child.pid) == mine);
+    }
+}
+
 TEST_CASE("USR1 makes the workers reopen the log file too")
 {
     HardDeadline guard(15s);
