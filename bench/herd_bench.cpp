@@ -443,7 +443,6 @@ private:
 
 struct RolloutRun {
     std::vector<double> complete_ms;      // signal sent -> "... complete in" line read
-    std::vector<double> last_reaped_ms;   // signal sent -> last old worker's "reaped" line read
     std::vector<double> exec_ms;          // USR2 sent -> the new image's "upgrade: manager P now runs" line
     std::vector<std::pair<Clock::time_point, Clock::time_point>> windows;   // signal sent .. complete
     std::vector<std::pair<Clock::time_point, Clock::time_point>> seconds;   // signal sent .. one second later
@@ -488,7 +487,6 @@ UpgradeResult upgrade_under_load(unsigned workers, unsigned connections, Clock::
 
     const std::regex exec_line(R"(upgrade: manager (\d+) now runs )");
     const std::regex ended(R"((upgrade|reload) to generation (\d+) (complete in|failed)|upgrade abandoned|configuration is invalid)");
-    const std::regex retired_reaped(R"(worker \d+ reaped: retired \((upgrade|reload)\))");
 
     Load load(port, connections, interval);
     drain_for(p, 500ms);   // connections open, workers warm
@@ -520,8 +518,6 @@ UpgradeResult upgrade_under_load(unsigned workers, unsigned connections, Clock::
         run.windows.emplace_back(t0, end->seen);
         drain_for(p, t0 + 1s - Clock::now());
         run.seconds.emplace_back(t0, std::max(t0 + 1s, end->seen));
-        const auto reaped = p.matches(retired_reaped, mark);
-        if (!reaped.empty()) run.last_reaped_ms.push_back(ms_between(t0, reaped.back().seen));
         if (sig == SIGUSR2) {
             const auto exec = p.matches(exec_line, mark);
             if (exec.empty() || exec.front().number(1) != p.pid()) {
