@@ -67,6 +67,27 @@ struct DaemonGuard {
     }
 };
 
+// hello-http with `option value`: the /proc/PID/status `field` of a worker (the one that answers
+// /pid) and of the manager.
+std::pair<std::string, std::string> worker_and_manager(const std::string& option, const std::string& value,
+                                                       const std::string& field)
+{
+    Process p(concat({hello_http(), "-w", "1", "-l", "127.0.0.1:0", option, value}, fast_options()));
+    const int port = wait_for_port(p, in(5s));
+    REQUIRE(p.wait_for_lines(lines::ready, 1, in(5s)).size() == 1);
+    const auto pid = http_get("127.0.0.1", port, "/pid", 2s);
+    REQUIRE_MESSAGE(pid.status == 200, pid.error);
+    return {status_field(std::stoi(pid.body), field), status_field(p.pid(), field)};
+}
+
+// The time slice a process runs with (ns), from /proc/PID/sched; 0 if the kernel shows none.
+long long time_slice_of(int pid)
+{
+    for (const auto& line : read_lines("/proc/" + std::to_string(pid) + "/sched"))
+        if (line.rfind("se.slice", 0) == 0) return std::atoll(line.substr(line.find(':') + 1).c_str());
+    return 0;
+}
+
 }  // namespace
 
 TEST_CASE("--daemon returns 0 once the pool is ready and leaves a manager that QUIT stops")
@@ -162,13 +183,9 @@ TEST_CASE("--user makes workers drop to that user while the manager keeps its ow
     const passwd* nobody = ::getpwnam("nobody");
     REQUIRE(nobody);
     HardDeadline guard(15s);
-    Process p(concat({hello_http(), "-w", "1", "-l", "127.0.0.1:0", "--user", "nobody"}, fast_options()));
-    const int port = wait_for_port(p, in(5s));
-    REQUIRE(p.wait_for_lines(lines::ready, 1, in(5s)).size() == 1);
-    const auto pid = http_get("127.0.0.1", port, "/pid", 2s);
-    REQUIRE_MESSAGE(pid.status == 200, pid.error);
-    CHECK(status_field(std::stoi(pid.body), "Uid") == std::to_string(nobody->pw_uid));
-    CHECK(status_field(p.pid(), "Uid") == "0");
+    const auto [worker, manager] = worker_and_manager("--user", "nobody", "Uid");
+    CHECK(worker == std::to_string(nobody->pw_uid));
+    CHECK(manager == "0");
 }
 
 TEST_CASE("--group makes workers drop to that group")
@@ -183,13 +200,9 @@ TEST_CASE("--group makes workers drop to that group")
         return;
     }
     HardDeadline guard(15s);
-    Process p(concat({hello_http(), "-w", "1", "-l", "127.0.0.1:0", "--group", "nogroup"}, fast_options()));
-    const int port = wait_for_port(p, in(5s));
-    REQUIRE(p.wait_for_lines(lines::ready, 1, in(5s)).size() == 1);
-    const auto pid = http_get("127.0.0.1", port, "/pid", 2s);
-    REQUIRE_MESSAGE(pid.status == 200, pid.error);
-    CHECK(status_field(std::stoi(pid.body), "Gid") == std::to_string(nogroup->gr_gid));
-    CHECK(status_field(p.pid(), "Gid") == "0");
+    const auto [worker, manager] = worker_and_manager("--group", "nogroup", "Gid");
+    CHECK(worker == std::to_string(nogroup->gr_gid));
+    CHECK(manager == "0");
 }
 
 TEST_CASE("--help and --version print and exit 0 without starting anything")
@@ -233,14 +246,6 @@ TEST_CASE("process titles name the manager and each worker's slot and generation
     CHECK(title_of(p.pid()) == "shop: manager");
     for (const auto& m : ready)
         CHECK(title_of(m.number(1)) == "shop: worker[" + m.groups[2] + "] gen 1");
-}
-
-// The time slice a process runs with (ns), from /proc/PID/sched; 0 if the kernel shows none.
-long long time_slice_of(int pid)
-{
-    for (const auto& line : read_lines("/proc/" + std::to_string(pid) + "/sched"))
-        if (line.rfind("se.slice", 0) == 0) return std::atoll(line.substr(line.find(':') + 1).c_str());
-    return 0;
 }
 
 TEST_CASE("the manager runs with a long time slice, its workers and standby with the default one")

@@ -2,6 +2,7 @@
 // upgrade, without a new binary; a changed config file applies (workers, listen), an invalid one
 // changes nothing. Also: systemd's notifications around USR2 and HUP, and wrk's view of an upgrade.
 #include "harness.hpp"
+#include "rollout_checks.hpp"
 
 #include <doctest/doctest.h>
 
@@ -61,21 +62,14 @@ struct Load {
     }
 };
 
-// Check a completed reload (or upgrade: `kind`) to `generation` since `mark`: every worker of
-// `old` retired for it and gone, `workers` of the new generation ready, capacity kept.
-void check_replaced(Process& p, std::size_t mark, const std::set<int>& old, int generation, unsigned workers,
-                    const std::string& kind)
+// hello-http started with `--config config`, the file holding `text`, and ready with `workers`.
+Process& start_configured(Deployment& d, const std::string& config, const std::string& text, unsigned workers)
 {
-    const auto reaped = reaped_pids(p, mark);
-    for (int pid : old) {
-        CHECK_MESSAGE(reaped.count(pid) == 1, "worker " << pid << " of the old generation was not reaped");
-        if (reaped.count(pid)) CHECK(reaped.at(pid) == "retired (" + kind + ")");
-        CHECK_FALSE(pid_alive(pid));
-    }
-    const std::set<int> fresh = generation_pids(p, generation);
-    CHECK(fresh.size() == workers);
-    CHECK(ready_pids(p) == fresh);
-    CHECK(p.count(std::regex(R"(\), killing$|reaped: crashed|reaped: killed)"), mark) == 0);
+    write_file(config, text);
+    Process& p = d.start(server_args({"--config", config}));
+    const std::string error = d.wait_ready(workers, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    return p;
 }
 
 std::uint64_t monotonic_usec()
@@ -120,10 +114,7 @@ TEST_CASE("HUP applies a changed worker count from the config file")
     HardDeadline guard(30s);
     Deployment d(hello_http());
     const std::string config = d.dir() / "app.conf";
-    write_file(config, "workers = 2\n");
-    Process& p = d.start(server_args({"--config", config}));
-    const std::string error = d.wait_ready(2, in(5s));
-    REQUIRE_MESSAGE(error.empty(), error);
+    Process& p = start_configured(d, config, "workers = 2\n", 2);
     Load load(d);
     const std::set<int> generation1 = generation_pids(p, 1);
     REQUIRE(generation1.size() == 2);
@@ -151,10 +142,7 @@ TEST_CASE("HUP with an invalid config file keeps the running configuration and w
     HardDeadline guard(30s);
     Deployment d(hello_http());
     const std::string config = d.dir() / "app.conf";
-    write_file(config, "workers = 3\n");
-    Process& p = d.start(server_args({"--config", config}));
-    const std::string error = d.wait_ready(3, in(5s));
-    REQUIRE_MESSAGE(error.empty(), error);
+    Process& p = start_configured(d, config, "workers = 3\n", 3);
     Load load(d);
     const std::set<int> generation1 = generation_pids(p, 1);
 

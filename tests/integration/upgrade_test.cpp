@@ -6,6 +6,7 @@
 // Every test copies the binary into a fresh directory, runs it from there, and deploys the new
 // one as a deploy does: copy beside it, rename over it, send USR2.
 #include "harness.hpp"
+#include "rollout_checks.hpp"
 
 #include <doctest/doctest.h>
 
@@ -167,17 +168,9 @@ TEST_CASE("USR2 under load replaces every worker without one failed request and 
     CHECK(done->number(3) == 4);
 
     // Every old worker retired for the upgrade and is gone; the pool is generation 2
-    const auto reaped = reaped_pids(p, mark);
-    for (int pid : generation1) {
-        CHECK_MESSAGE(reaped.count(pid) == 1, "worker " << pid << " of generation 1 was not reaped");
-        if (reaped.count(pid)) CHECK(reaped.at(pid) == "retired (upgrade)");
-        CHECK_FALSE(pid_alive(pid));
-    }
+    check_replaced(p, mark, generation1, 2, 4, "upgrade");
     const std::set<int> generation2 = generation_pids(p, 2);
-    CHECK(generation2.size() == 4);
-    CHECK(ready_pids(p) == generation2);
     CHECK_MESSAGE(min_serving(p, mark) >= 4, "capacity dropped below the target during the upgrade:\n" << p.output());
-    CHECK(p.count(std::regex(R"(\), killing$|reaped: crashed|reaped: killed)"), mark) == 0);
     // The pool never left its target, so it never "reached" it again (the contract's rule for
     // that line, which also tells systemd READY=1)
     CHECK_MESSAGE(p.count(lines::all_ready, mark) == 0, "'all 4 workers ready' during the upgrade:\n" << p.output());
