@@ -95,14 +95,20 @@ public:
     /// Graceful stop: close now if idle; a busy connection closes after its response.
     void stop()
     {
-        // Bytes already waiting in the kernel are a request in flight, not idleness.
-        error_code ec;
-        if (!reading_ || !parser_.idle() || socket_.available(ec) > 0) return;
+        if (!idle()) return;
         // A keep-alive client may be sending its next request right now: closing at once would
         // reset it. It gets a short grace, and a request in it is answered with Connection: close.
         // One accepted from the backlog but silent yet gets longer: its request is on the way.
         timer_.expires_after(served_ > 0 ? idle_grace : 1s);
-        timer_.async_wait([self = shared_from_this()](error_code ec) { if (!ec && self->parser_.idle()) self->close(); });
+        timer_.async_wait([self = shared_from_this()](error_code ec) { if (!ec && self->idle()) self->close(); });
+    }
+
+    /// Waiting for a request, and none has begun: bytes already in the kernel are a request in
+    /// flight (its read completes in this same turn of the loop), not idleness.
+    bool idle()
+    {
+        error_code ec;
+        return reading_ && parser_.idle() && socket_.available(ec) == 0 && !ec;
     }
 
     /// Read the next request.

@@ -196,14 +196,16 @@ TEST_CASE("a worker older than --max-worker-age is retired and replaced")
     REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
     const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: max age \((\S+ \S+)\))"), in(3s));
     REQUIRE_MESSAGE(retiring, p.output());
-    // The line names the worker's age: the limit less at most 10 % jitter, or more.
-    CHECK(parse_duration_ms(retiring->groups[2]) >= 540);
+    // The line names the worker's age: the limit plus at most 10 % jitter, or a little more.
+    CHECK(parse_duration_ms(retiring->groups[2]) >= 600);
     CHECK(parse_duration_ms(retiring->groups[2]) < 1500);
     const int pid = retiring->number(1);
     const auto spawned = p.wait_for_line(worker_line(pid, "spawned"), in(100ms));
     REQUIRE(spawned);
+    // The same from the log's clock: the age counts from the fork, the "spawned" line comes after
+    // it (tens of milliseconds on a loaded machine, or under a sanitizer).
     const double age = log_time_ms(retiring->line) - log_time_ms(spawned->line);
-    CHECK(age >= 599);
+    CHECK(age >= 550);
     CHECK(age < 1500);
     const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot)"), in(3s), retiring->index);
     REQUIRE_MESSAGE(reaped, p.output());

@@ -266,7 +266,8 @@ void check_rolled_back(const std::string& broken, const std::vector<std::string>
     for (int pid : failed) CHECK_MESSAGE(poll_until([&] { return !pid_alive(pid); }, in(5s)), "worker " << pid << " of the failed generation still runs");
     CHECK(poll_until([&] { return reaped_pids(p, mark).size() == failed.size(); }, in(2s)));
     for (const auto& [pid, why_reaped] : reaped_pids(p, mark))
-        CHECK_MESSAGE(failed.count(pid) == 1, "worker " << pid << " reaped (" << why_reaped << "), not of the failed generation");
+        CHECK_MESSAGE(failed.count(pid) == 1, "worker " << pid << " reaped (" << why_reaped << "), not of the failed generation:\n"
+                                                     << lines_naming(p, pid, mark));
     for (const auto& m : p.matches(std::regex(R"(worker (\d+) retiring)"), mark))
         CHECK_MESSAGE(generation1.count(m.number(1)) == 0, m.line);
     CHECK(ready_pids(p) == generation1);
