@@ -1,6 +1,6 @@
 // Rolling reload (HUP) under real load, DESIGN.md §3 and §4: the same rolling replacement as an
 // upgrade, without a new binary; a changed config file applies (workers, listen), an invalid one
-// changes nothing. Also: systemd's notifications around USR2 and HUP, and wrk's view of an upgrade.
+// changes nothing. Also: systemd's notifications around USR2 and HUP, and wrk's view of both.
 #include "harness.hpp"
 #include "rollout_checks.hpp"
 
@@ -275,7 +275,11 @@ TEST_CASE("systemd hears READY, RELOADING with MONOTONIC_USEC around USR2 and HU
     CHECK(status->code == 0);
 }
 
-TEST_CASE("wrk sees no socket error and no error response during USR2")
+namespace {
+
+// wrk (64 connections, back to back) against hello-http while `sig` rolls every worker: no socket
+// error, no error response, the rollout complete with every old worker retired for it.
+void wrk_through(int sig, const std::string& kind)
 {
     const std::string wrk = binary("WRK", "/usr/bin/wrk");
     if (::access(wrk.c_str(), X_OK) != 0) {
@@ -284,27 +288,26 @@ TEST_CASE("wrk sees no socket error and no error response during USR2")
     }
     HardDeadline guard(30s);
     Deployment d(hello_http());
-    Process& p = d.start(server_args({"-w", "4"}));
-    const std::string error = d.wait_ready(4, in(5s));
-    REQUIRE_MESSAGE(error.empty(), error);
+    const std::string config = d.dir() / "app.conf";
+    Process& p = start_configured(d, config, "workers = 4\n", 4);
     const std::set<int> generation1 = generation_pids(p, 1);
 
-    // wrk's output is a pipe, written at its end: its 32 sockets show when its load is on.
+    // wrk's output is a pipe, written at its end: its 64 sockets show when its load is on.
     // One thread: wrk sends back to back, and must leave the other core to the server.
-    Process w({wrk, "-t1", "-c32", "-d3s", "http://127.0.0.1:" + std::to_string(d.port()) + "/"});
-    REQUIRE_MESSAGE(poll_until([&] { return open_sockets(w.pid()) >= 32; }, in(3s)),
+    Process w({wrk, "-t1", "-c64", "-d3s", "http://127.0.0.1:" + std::to_string(d.port()) + "/"});
+    REQUIRE_MESSAGE(poll_until([&] { return open_sockets(w.pid()) >= 64; }, in(3s)),
                     "wrk has " << open_sockets(w.pid()) << " sockets open:\n" << w.output());
     // And a few of our own connections, that must not fail either.
     LoadClient probe(LoadOptions{.port = d.port(), .connections = 2, .duration = 10s});
     REQUIRE(probe.wait_answered(100, in(3s)));
 
-    deploy(hello_http(), d.app());
+    if (sig == SIGUSR2) deploy(hello_http(), d.app());
     const std::size_t mark = p.lines().size();
-    REQUIRE(p.signal(SIGUSR2));
-    const auto done = p.wait_for_line(lines::upgrade_complete, in(10s), mark);
+    REQUIRE(p.signal(sig));
+    const auto done = p.wait_for_line(sig == SIGUSR2 ? lines::upgrade_complete : lines::reload_complete, in(10s), mark);
     REQUIRE_MESSAGE(done, p.output());
-    check_replaced(p, mark, generation1, 2, 4, "upgrade");
-    CHECK_MESSAGE(!w.status(), "wrk ended before the upgrade completed: raise -d");
+    check_replaced(p, mark, generation1, 2, 4, kind);
+    CHECK_MESSAGE(!w.status(), "wrk ended before the " << kind << " completed: raise -d");
 
     const auto status = w.wait_exit(in(10s));
     REQUIRE_MESSAGE(status, w.output());
@@ -320,4 +323,16 @@ TEST_CASE("wrk sees no socket error and no error response during USR2")
     CHECK(r.timeouts == 0);
     CHECK(r.non_2xx == 0);
     CHECK_MESSAGE(probe.stats().failed() == 0, probe.stats().describe());
+}
+
+}  // namespace
+
+TEST_CASE("wrk -c64 sees no socket error and no error response during USR2")
+{
+    wrk_through(SIGUSR2, "upgrade");
+}
+
+TEST_CASE("wrk -c64 sees no socket error and no error response during HUP")
+{
+    wrk_through(SIGHUP, "reload");
 }
