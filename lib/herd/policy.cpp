@@ -303,6 +303,7 @@ std::string classify(const WorkerRecord& w, int status)
     }
     if (w.reason == Reason::no_heartbeat) return "no heartbeat";
     if (w.term_at && (sig == SIGTERM || (exited && code == 0))) return "stopped (shutdown)";
+    if (w.reason == Reason::shutdown && (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)) return "stopped (shutdown)";
     if (w.reason != Reason::none && exited && code == 0) return "retired (" + to_string(w.reason) + ")";
     if (sig) return "crashed (signal " + std::to_string(sig) + ")";
     if (code) return "crashed (exit code " + std::to_string(code) + ")";
@@ -386,6 +387,10 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             // A fast stop overrides a graceful one in progress, never the other way round.
             if (e.graceful && s.phase == Phase::stopping_fast) return;
             s.phase = e.graceful ? Phase::stopping_graceful : Phase::stopping_fast;
+            // Every worker now leaves for the shutdown, whoever signals it: Ctrl-C or a service
+            // manager signals the whole process group, workers included, as the manager does.
+            for (auto& w : s.workers)
+                if (w.reason == Reason::none) w.reason = Reason::shutdown;
         }
         void operator()(const BackoffStarted& e)
         {

@@ -32,15 +32,18 @@ void wait_ready(Process& p, unsigned workers)
                     p.command() << "\n" << p.output());
 }
 
-// TERM or INT: a fast shutdown within the kill timeout, exit 0, no worker left.
-void check_fast_shutdown(int sig, const std::string& name)
+// TERM or INT: a fast shutdown within the kill timeout, exit 0, no worker left, every worker
+// stopped. `to_group`: the signal goes to the whole process group at once, workers included, as
+// Ctrl-C in a terminal, timeout(1) and systemd's KillMode=control-group send it.
+void check_fast_shutdown(int sig, const std::string& name, bool to_group = false)
 {
     Process p(concat({hello_http(), "-w", "2", "-l", "127.0.0.1:0"}, fast_options({"--kill-timeout", "2s"})));
     wait_ready(p, 2);
     const std::vector<int> workers = spawned_pids(p);
 
     const auto sent = Clock::now();
-    REQUIRE(p.signal(sig));
+    if (to_group) REQUIRE(::kill(-p.pid(), sig) == 0);
+    else REQUIRE(p.signal(sig));
     CHECK_MESSAGE(p.wait_for_line(std::regex("received " + name + R"(: fast shutdown of 2 workers \(kill timeout 2 s\))"), in(2s)),
                   p.output());
     const auto status = p.wait_exit(in(3s));
@@ -51,6 +54,7 @@ void check_fast_shutdown(int sig, const std::string& name)
     CHECK(status->code == 0);
     CHECK(p.wait_for_line(std::regex("manager " + std::to_string(p.pid()) + " exiting with code 0"), in(100ms)));
     CHECK(p.count(lines::reaped) == 2);
+    CHECK_MESSAGE(p.count(std::regex(R"(reaped: stopped \(shutdown\))")) == 2, p.output());
     for (int pid : workers) CHECK_FALSE(pid_alive(pid));
 }
 
@@ -110,6 +114,13 @@ TEST_CASE("INT shuts down fast and exits 0")
 {
     HardDeadline guard(20s);
     check_fast_shutdown(SIGINT, "INT");
+}
+
+TEST_CASE("INT or TERM to the whole process group (Ctrl-C, timeout, systemd) stops the workers, none reads as crashed")
+{
+    HardDeadline guard(20s);
+    SUBCASE("INT") { check_fast_shutdown(SIGINT, "INT", true); }
+    SUBCASE("TERM") { check_fast_shutdown(SIGTERM, "TERM", true); }
 }
 
 TEST_CASE("a worker ignoring QUIT is killed after the graceful timeout, and the manager exits 0")

@@ -423,12 +423,31 @@ TEST_CASE("exits during shutdown and requested retirements are not failures")
     CHECK(s.failures.empty());
 }
 
+TEST_CASE("workers killed by the stop signal sent to the whole group (Ctrl-C, a service manager) stopped, not crashed")
+{
+    auto o = make_options(3);
+    auto s = pool(3);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    add_ready(s, o, 102, 2, t0);
+    apply(s, StopRequested{false}, o, t0 + 1s);   // INT: the manager and its workers got it at once
+    apply(s, WorkerExited{100, SIGINT}, o, t0 + 1s);
+    apply(s, WorkerExited{101, SIGTERM}, o, t0 + 1s);
+    apply(s, WorkerExited{102, SIGSEGV}, o, t0 + 1s);
+    CHECK(s.exits == std::map<std::string, std::uint64_t>{{"stopped", 2}, {"crashed", 1}});
+    CHECK(s.failures.empty());
+}
+
 TEST_CASE("exits are classified for the log and status")
 {
     WorkerRecord w;
     CHECK(classify(w, W_EXITCODE(0, 0)) == "finished (exit 0)");
     CHECK(classify(w, W_EXITCODE(3, 0)) == "crashed (exit code 3)");
     CHECK(classify(w, SIGSEGV) == "crashed (signal 11)");
+    WorkerRecord stopping;   // the manager is stopping; the signal came from elsewhere
+    stopping.reason = Reason::shutdown;
+    CHECK(classify(stopping, SIGINT) == "stopped (shutdown)");
+    CHECK(classify(stopping, SIGSEGV) == "crashed (signal 11)");
     w.reason = Reason::ttou;
     w.quit_at = t0;
     CHECK(classify(w, 0) == "retired (TTOU)");
