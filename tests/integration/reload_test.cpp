@@ -29,39 +29,6 @@ std::vector<std::string> server_args(const std::vector<std::string>& extra = {})
     return concat({"-l", "127.0.0.1:0"}, fast_options(extra));
 }
 
-// Load from 32 keep-alive connections and a watch on the pid file, until check().
-struct Load {
-    Deployment& d;
-    LoadClient client;
-    PidFileWatch watch;
-
-    explicit Load(Deployment& d, unsigned connections = 32)
-        : d(d), client(LoadOptions{.port = d.port(), .connections = connections, .duration = 40s}),
-          watch(d.pid_file(), d.pid())
-    {
-        REQUIRE_MESSAGE(client.wait_answered(200, in(5s)), "no load: " << client.stats().describe());
-    }
-
-    // Stop after a few more responses: not one request failed, and those sent from `since` on
-    // were answered by `pids` only.
-    void check(const std::set<int>& pids, Clock::time_point since)
-    {
-        CHECK_MESSAGE(client.wait_answered(300, in(5s)), "the load stalled: " << client.stats().describe());
-        client.stop();
-        watch.stop();
-        const LoadStats stats = client.stats();
-        MESSAGE("load: " << stats.describe());
-        CHECK_MESSAGE(stats.failed() == 0, stats.describe());
-        const std::set<int> served = stats.pids_sent_since(since);
-        CHECK(!served.empty());
-        for (int pid : served) CHECK_MESSAGE(pids.count(pid) == 1, "worker " << pid << " answered, not one of the expected workers");
-        CHECK(watch.samples() > 0);
-        CHECK_MESSAGE(watch.mismatches() == 0, watch.mismatches() << " samples of the pid file did not name manager "
-                                                   << d.pid() << ", first: " << watch.first_mismatch());
-        CHECK(pid_alive(d.pid()));
-    }
-};
-
 // hello-http started with `--config config`, the file holding `text`, and ready with `workers`.
 Process& start_configured(Deployment& d, const std::string& config, const std::string& text, unsigned workers)
 {
@@ -88,7 +55,7 @@ TEST_CASE("HUP under load replaces every worker without one failed request")
     Process& p = d.start(server_args({"-w", "4"}));
     const std::string error = d.wait_ready(4, in(5s));
     REQUIRE_MESSAGE(error.empty(), error);
-    Load load(d);
+    WatchedLoad load(d);
     const std::set<int> generation1 = generation_pids(p, 1);
 
     const std::size_t mark = p.lines().size();
@@ -99,11 +66,8 @@ TEST_CASE("HUP under load replaces every worker without one failed request")
     CHECK(reloading->number(1) == 2);
     CHECK(reloading->number(2) == 4);
     CHECK(reloading->number(3) == 1);
-    const auto done = p.wait_for_line(lines::reload_complete, in(10s), mark);
-    REQUIRE_MESSAGE(done, p.output());
-    MESSAGE("HUP to 'complete': " << ms_since(sent) << " ms; " << done->line);
-    CHECK(done->number(1) == 2);
-    CHECK(done->number(3) == 4);
+    const auto done = wait_complete(p, lines::reload_complete, mark, 2, 4);
+    MESSAGE("HUP to 'complete': " << ms_since(sent) << " ms; " << done.line);
     check_replaced(p, mark, generation1, 2, 4, "reload");
     CHECK(min_serving(p, mark) >= 4);
     load.check(generation_pids(p, 2), Clock::now());
@@ -115,7 +79,7 @@ TEST_CASE("HUP applies a changed worker count from the config file")
     Deployment d(hello_http());
     const std::string config = d.dir() / "app.conf";
     Process& p = start_configured(d, config, "workers = 2\n", 2);
-    Load load(d);
+    WatchedLoad load(d);
     const std::set<int> generation1 = generation_pids(p, 1);
     REQUIRE(generation1.size() == 2);
 
@@ -124,17 +88,14 @@ TEST_CASE("HUP applies a changed worker count from the config file")
     REQUIRE(p.signal(SIGHUP));
     const auto reloading = p.wait_for_line(lines::reloading, in(2s), mark);
     REQUIRE_MESSAGE(reloading, p.output());
-    const auto done = p.wait_for_line(lines::reload_complete, in(10s), mark);
-    REQUIRE_MESSAGE(done, p.output());
-    CHECK(done->number(1) == 2);
-    CHECK(done->number(3) == 3);
+    const auto done = wait_complete(p, lines::reload_complete, mark, 2, 3);
     check_replaced(p, mark, generation1, 2, 3, "reload");
     CHECK(min_serving(p, mark) >= 2);
     load.check(generation_pids(p, 2), Clock::now());
 
     // The new target holds: a TTIN counts from 3
     REQUIRE(p.signal(SIGTTIN));
-    CHECK(p.wait_for_line(std::regex("received TTIN: target is now 4 workers"), in(2s), done->index));
+    CHECK(p.wait_for_line(std::regex("received TTIN: target is now 4 workers"), in(2s), done.index));
 }
 
 TEST_CASE("HUP with an invalid config file keeps the running configuration and workers")
@@ -143,7 +104,7 @@ TEST_CASE("HUP with an invalid config file keeps the running configuration and w
     Deployment d(hello_http());
     const std::string config = d.dir() / "app.conf";
     Process& p = start_configured(d, config, "workers = 3\n", 3);
-    Load load(d);
+    WatchedLoad load(d);
     const std::set<int> generation1 = generation_pids(p, 1);
 
     write_file(config, "workers = abc\n");
@@ -166,9 +127,7 @@ TEST_CASE("HUP with an invalid config file keeps the running configuration and w
     write_file(config, "workers = 3\n");
     const std::size_t mark2 = p.lines().size();
     REQUIRE(p.signal(SIGHUP));
-    const auto done = p.wait_for_line(lines::reload_complete, in(10s), mark2);
-    REQUIRE_MESSAGE(done, p.output());
-    CHECK(done->number(1) == 2);
+    wait_complete(p, lines::reload_complete, mark2, 2, 3);
     check_replaced(p, mark2, generation1, 2, 3, "reload");
 }
 
@@ -304,8 +263,7 @@ void wrk_through(int sig, const std::string& kind)
     if (sig == SIGUSR2) deploy(hello_http(), d.app());
     const std::size_t mark = p.lines().size();
     REQUIRE(p.signal(sig));
-    const auto done = p.wait_for_line(sig == SIGUSR2 ? lines::upgrade_complete : lines::reload_complete, in(10s), mark);
-    REQUIRE_MESSAGE(done, p.output());
+    wait_complete(p, sig == SIGUSR2 ? lines::upgrade_complete : lines::reload_complete, mark, 2, 4);
     check_replaced(p, mark, generation1, 2, 4, kind);
     CHECK_MESSAGE(!w.status(), "wrk ended before the " << kind << " completed: raise -d");
 

@@ -38,8 +38,7 @@ std::vector<std::string> server_args(unsigned workers, const std::vector<std::st
 // A deployed hello-http with `workers` ready, under load from 32 keep-alive connections.
 struct Loaded {
     Deployment d;
-    std::unique_ptr<LoadClient> load;
-    std::unique_ptr<PidFileWatch> watch;
+    std::unique_ptr<WatchedLoad> load;
 
     Loaded(unsigned workers, const std::vector<std::string>& extra = {}, unsigned connections = 32)
         : d(hello_http())
@@ -47,34 +46,11 @@ struct Loaded {
         d.start(server_args(workers, extra));
         const std::string error = d.wait_ready(workers, in(5s));
         REQUIRE_MESSAGE(error.empty(), error);
-        load = std::make_unique<LoadClient>(LoadOptions{.port = d.port(), .connections = connections, .duration = 40s});
-        REQUIRE_MESSAGE(load->wait_answered(200, in(5s)), "no load: " << load->stats().describe());
-        watch = std::make_unique<PidFileWatch>(d.pid_file(), d.pid());
+        load = std::make_unique<WatchedLoad>(d, connections);
     }
 
     Process& p() { return d.process(); }
-
-    // Keep the load running a little longer, stop it and check that not one request failed and
-    // that the requests sent from `since` on were answered by `pids` only.
-    void check_load(const std::set<int>& pids, Clock::time_point since)
-    {
-        CHECK_MESSAGE(load->wait_answered(300, in(5s)), "the load stalled: " << load->stats().describe());
-        load->stop();
-        watch->stop();
-        const LoadStats stats = load->stats();
-        MESSAGE("load: " << stats.describe());
-        CHECK_MESSAGE(stats.failed() == 0, stats.describe());
-        CHECK(stats.ok > 0);
-        const std::set<int> served = stats.pids_sent_since(since);
-        CHECK(!served.empty());
-        for (int pid : served) CHECK_MESSAGE(pids.count(pid) == 1, "worker " << pid << " answered, not one of the expected workers");
-        CHECK_MESSAGE(watch->samples() > 0, "the pid file was sampled " << watch->samples() << " times");
-        CHECK_MESSAGE(watch->mismatches() == 0, watch->mismatches() << " of " << watch->samples()
-                                                     << " samples of the pid file did not name manager " << d.pid()
-                                                     << ", first: " << watch->first_mismatch());
-        CHECK(pid_alive(d.pid()));
-        CHECK_FALSE(d.process().status());
-    }
+    void check_load(const std::set<int>& pids, Clock::time_point since) { load->check(pids, since); }
 };
 
 // Send USR2 and wait for the new generation to complete; returns its number (0 on failure).
@@ -161,11 +137,8 @@ TEST_CASE("USR2 under load replaces every worker without one failed request and 
     CHECK(runs->number(4) == 4);
     CHECK(runs->number(5) == 1);
 
-    const auto done = p.wait_for_line(lines::upgrade_complete, in(10s), mark);
-    REQUIRE_MESSAGE(done, p.output());
-    MESSAGE("USR2 to 'complete': " << ms_since(sent) << " ms; " << done->line);
-    CHECK(done->number(1) == 2);
-    CHECK(done->number(3) == 4);
+    const auto done = wait_complete(p, lines::upgrade_complete, mark, 2, 4);
+    MESSAGE("USR2 to 'complete': " << ms_since(sent) << " ms; " << done.line);
 
     // Every old worker retired for the upgrade and is gone; the pool is generation 2
     check_replaced(p, mark, generation1, 2, 4, "upgrade");
@@ -363,7 +336,7 @@ TEST_CASE("ten upgrades in a row under load leak no descriptor and no memory in 
         const int generation = upgrade(s, in(10s));
         REQUIRE(generation == i + 1);
         // The manager finishes the roll right after its line; a few responses later it is idle.
-        REQUIRE(s.load->wait_answered(100, in(5s)));
+        REQUIRE(s.load->client.wait_answered(100, in(5s)));
         if (i == 1) {
             fds_after_first = open_fds(manager);
             rss_after_first = vm_rss_kb(manager);
