@@ -177,13 +177,31 @@ void Manager::watch_signals()
     signal_fd_.async_read_some(boost::asio::buffer(signal_buffer_), [this](const boost::system::error_code& ec,
                                                                             std::size_t n) {
         if (ec) return;
-        for (std::size_t off = 0; off + sizeof(signalfd_siginfo) <= n; off += sizeof(signalfd_siginfo)) {
-            signalfd_siginfo info;
-            std::memcpy(&info, signal_buffer_.data() + off, sizeof info);
-            on_signal(int(info.ssi_signo));
-        }
+        dispatch_signals(signal_buffer_.data(), n);
         watch_signals();
     });
+}
+
+void Manager::dispatch_signals(const char* data, std::size_t n)
+{
+    for (std::size_t off = 0; off + sizeof(signalfd_siginfo) <= n; off += sizeof(signalfd_siginfo)) {
+        signalfd_siginfo info;
+        std::memcpy(&info, data + off, sizeof info);
+        on_signal(int(info.ssi_signo));
+    }
+}
+
+// Signals already delivered but not yet read. A worker's exit is seen first on its heartbeat
+// channel at times; the INT or TERM that the whole process group got (and that killed it) must be
+// acted on before that exit is judged, or a shutdown reads as a crash.
+void Manager::read_pending_signals()
+{
+    std::array<char, sizeof signal_buffer_> buffer;
+    for (;;) {
+        const ssize_t n = ::read(signal_fd_.native_handle(), buffer.data(), buffer.size());
+        if (n <= 0) return;   // EAGAIN: nothing pending
+        dispatch_signals(buffer.data(), std::size_t(n));
+    }
 }
 
 void Manager::on_signal(int signal)
@@ -277,6 +295,7 @@ void Manager::watch_heartbeats(int pid)
         if (ec) {
             // EOF: the worker is gone (or closed its end); reap it now if it already exited.
             channels_.erase(pid);
+            read_pending_signals();
             if (auto status = ops_.try_reap(pid)) reap(pid, *status);
             return;
         }

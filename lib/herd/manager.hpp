@@ -67,6 +67,8 @@ private:
     void execute(const Action& action, TimePoint now);
     void on_signal(int signal);
     void watch_signals();
+    void dispatch_signals(const char* data, std::size_t n);
+    void read_pending_signals();
     void spawn(int slot, unsigned generation, TimePoint now);
     void watch_heartbeats(int pid);
     void on_heartbeat_bytes(int pid, std::size_t n);
