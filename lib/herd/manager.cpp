@@ -146,6 +146,9 @@ void Manager::execute(const Action& action, TimePoint now)
                                     a.failures, format_duration(options_.restart_limit.window), options_.restart_limit.count,
                                     format_duration(a.delay));
                        notify::status("backing off after " + std::to_string(a.failures) + " worker failures");
+                       fail_waiting(control::Op::scale, "backing off after " + std::to_string(a.failures) +
+                                                            " worker failures: " + std::to_string(ready_count(state_)) +
+                                                            " of " + std::to_string(state_.target) + " workers ready");
                        handle(BackoffStarted{now + a.delay, a.level}, now);
                    },
                    [&](const Exit& a) {
@@ -208,60 +211,90 @@ void Manager::on_signal(int signal)
 {
     const auto command = command_for(signal);
     if (!command) return;
-    const auto now = Clock::now();
-    const std::string name = signal_name(signal);
+    const std::string said = "received " + signal_name(signal);
     switch (*command) {
     case Command::reap:
         reap_exited();
         break;
     case Command::scale_up:
     case Command::scale_down:
-        if (state_.phase != Phase::running) break;
-        handle(Scale{std::nullopt, *command == Command::scale_up ? 1 : -1}, now);
-        spdlog::info("received {}: target is now {} workers", name, state_.target);
-        check_readiness();
+        scale(Scale{std::nullopt, *command == Command::scale_up ? 1 : -1}, said);
         break;
     case Command::graceful_stop:
-    case Command::fast_stop: {
-        const bool graceful = *command == Command::graceful_stop;
-        if (graceful)
-            spdlog::info("received {}: graceful shutdown of {} workers (graceful timeout {})", name,
-                         state_.workers.size(), format_duration(options_.graceful_timeout));
-        else
-            spdlog::info("received {}: fast shutdown of {} workers (kill timeout {})", name, state_.workers.size(),
-                         format_duration(options_.kill_timeout));
-        notify::stopping(graceful ? "stopping gracefully" : "stopping");
-        ops_.discard();
-        abandon_preflight();
-        // Nobody is left waiting in a backlog that will be reset: the manager's copies close now,
-        // each worker closes its own after accepting what was already queued.
-        stop_listening();
-        handle(StopRequested{graceful}, now);
+    case Command::fast_stop:
+        stop(*command == Command::graceful_stop, said);
         break;
-    }
     case Command::reopen_logs:
-        spdlog::info("received {}: reopening log files", name);
+        spdlog::info("{}: reopening log files", said);
         log::reopen();
         ops_.discard();   // a standby would log to the old file
         for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
         break;
     case Command::reload:
     case Command::upgrade:
-        if (state_.phase != Phase::running) {
-            spdlog::warn("received {}: the manager is stopping, ignored", name);
-        } else if (state_.rollout || preflight_) {
-            spdlog::warn("received {}: {} is in progress, ignored", name,
-                         preflight_ || (state_.rollout && state_.rollout->kind == Reason::upgrade) ? "an upgrade"
-                                                                                                    : "a reload");
-        } else if (*command == Command::reload) {
-            notify_reloading();
-            start_reload();
-        } else {
-            notify_reloading();
-            spdlog::info("received {}: upgrading to {}", name, binary_);
-            start_upgrade();
-        }
+        start_rollout(*command == Command::reload ? Reason::reload : Reason::upgrade, said);
         break;
+    }
+}
+
+// Commands: from a signal, or from the control socket with a client waiting for the outcome
+// (answered when the operation has finished or failed). `said` is who asked, for the log.
+void Manager::scale(const Scale& request, const std::string& said, std::optional<std::uint64_t> client)
+{
+    if (state_.phase != Phase::running) {
+        spdlog::warn("{}: the manager is stopping, ignored", said);
+        if (client) control_->answer(*client, control::error_answer("the manager is stopping"));
+        return;
+    }
+    handle(request, Clock::now());
+    spdlog::info("{}: target is now {} workers", said, state_.target);
+    if (client) waiting_.push_back({*client, control::Op::scale});
+    check_readiness();
+}
+
+void Manager::stop(bool graceful, const std::string& said, std::optional<std::uint64_t> client)
+{
+    if (client) waiting_.push_back({*client, control::Op::stop});
+    if (graceful)
+        spdlog::info("{}: graceful shutdown of {} workers (graceful timeout {})", said, state_.workers.size(),
+                     format_duration(options_.graceful_timeout));
+    else
+        spdlog::info("{}: fast shutdown of {} workers (kill timeout {})", said, state_.workers.size(),
+                     format_duration(options_.kill_timeout));
+    notify::stopping(graceful ? "stopping gracefully" : "stopping");
+    ops_.discard();
+    abandon_preflight();
+    // Nobody is left waiting in a backlog that will be reset: the manager's copies close now,
+    // each worker closes its own after accepting what was already queued.
+    stop_listening();
+    handle(StopRequested{graceful}, Clock::now());
+    for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade})
+        fail_waiting(op, "the manager is stopping");
+}
+
+// Why a reload or an upgrade cannot start now; nothing when it can.
+std::optional<std::string> Manager::rollout_refusal() const
+{
+    if (state_.phase != Phase::running) return "the manager is stopping";
+    if (preflight_ || (state_.rollout && state_.rollout->kind == Reason::upgrade)) return "an upgrade is in progress";
+    if (state_.rollout) return "a reload is in progress";
+    return std::nullopt;
+}
+
+void Manager::start_rollout(Reason kind, const std::string& said, std::optional<std::uint64_t> client)
+{
+    if (const auto refusal = rollout_refusal()) {
+        spdlog::warn("{}: {}, ignored", said, *refusal);
+        if (client) control_->answer(*client, control::error_answer(*refusal));
+        return;
+    }
+    if (client) waiting_.push_back({*client, kind == Reason::reload ? control::Op::reload : control::Op::upgrade});
+    notify_reloading();
+    if (kind == Reason::reload) {
+        start_reload(said);
+    } else {
+        spdlog::info("{}: upgrading to {}", said, binary_);
+        start_upgrade();
     }
 }
 
@@ -373,6 +406,7 @@ void Manager::reap(int pid, int status)
     const bool failure = is_failure(state_, *w);
     spdlog::log(failure ? spdlog::level::warn : spdlog::level::info, "worker {} reaped: {}, slot {}, ran {}", pid,
                 outcome, w->slot, since(w->spawned_at, now));
+    history_.add(w->slot, {pid, outcome, std::chrono::duration_cast<Duration>(now - w->spawned_at), now});
     channels_.erase(pid);
     handle(WorkerExited{pid, status}, now);
     if (hooks_.after_reap) hooks_.after_reap(event);
@@ -391,6 +425,7 @@ void Manager::check_readiness()
         if (on_first_ready_) std::exchange(on_first_ready_, nullptr)();
     }
     pool_ready_ = ready;
+    if (is_settled(state_)) answer_waiting(control::Op::scale, control::scale_answer(state_));
 }
 
 void Manager::stop_listening()
@@ -409,6 +444,12 @@ void Manager::finish()
         }
     }
     channels_.clear();
+    if (control_) {
+        answer_waiting(control::Op::stop, control::stop_answer(*exit_code_));
+        for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade})
+            fail_waiting(op, "the manager exited with code " + std::to_string(*exit_code_));
+        control_->close_and_unlink();
+    }
     if (hooks_.on_shutdown) hooks_.on_shutdown();
     spdlog::info("manager {} exiting with code {}", ::getpid(), *exit_code_);
 }
@@ -426,6 +467,7 @@ void Manager::close_in_child()
     for (const auto& l : previous_listeners_) ::close(l.fd);
     if (previous_binary_fd_ >= 0) ::close(previous_binary_fd_);
     if (pid_file_fd_ >= 0) ::close(pid_file_fd_);
+    if (control_) control_->close_in_child();
 }
 
 // systemd's watchdog: WATCHDOG=1 at half the interval it asked for, from the manager loop

@@ -3,6 +3,8 @@
 // and one log line per action. Single-threaded; it sleeps until the next event or deadline.
 #pragma once
 
+#include <herd/control.hpp>
+#include <herd/control_server.hpp>
 #include <herd/heartbeat.hpp>
 #include <herd/hooks.hpp>
 #include <herd/options.hpp>
@@ -46,6 +48,8 @@ public:
     void set_reread(std::function<Options()> reread) { reread_ = std::move(reread); }
     /// The pid file to hand over to the next image.
     void set_pid_file(int fd, std::string path);
+    /// Serve the control socket (DESIGN.md §6) on a bound listening socket; before adopt() and run().
+    void set_control(int fd, std::string path);
     /// Take over the state a previous image handed over (USR2, or a rollback); before run().
     void adopt(const Handover& handover);
 
@@ -66,6 +70,14 @@ private:
     void handle(const Event& event, TimePoint now);
     void execute(const Action& action, TimePoint now);
     void on_signal(int signal);
+    void scale(const Scale& request, const std::string& said, std::optional<std::uint64_t> client = {});
+    void stop(bool graceful, const std::string& said, std::optional<std::uint64_t> client = {});
+    std::optional<std::string> rollout_refusal() const;
+    void start_rollout(Reason kind, const std::string& said, std::optional<std::uint64_t> client = {});
+    void on_request(std::uint64_t client, const control::Peer& peer, const control::Request& request);
+    void answer_waiting(control::Op op, const std::string& line);
+    void fail_waiting(control::Op op, const std::string& why);
+    void report_rollout_failure(Reason kind, unsigned generation, const std::string& why);
     void watch_signals();
     void dispatch_signals(const char* data, std::size_t n);
     void read_pending_signals();
@@ -79,7 +91,9 @@ private:
     void finish();
     void notify_reloading();
     void use_options(Options next);
-    void start_reload();
+    void start_reload(const std::string& said);
+    void refuse_reload(const std::string& line, const std::string& why);
+    void abandon_upgrade(const std::string& why);
     void start_upgrade();
     void finish_preflight();
     void abandon_preflight();
@@ -121,6 +135,16 @@ private:
     std::string pid_file_path_;
     int previous_binary_fd_ = -1;                 // upgrade: the binary to roll back to
     std::unique_ptr<boost::asio::steady_timer> watchdog_;
+    unsigned adopted_version_ = handover_version;  // the version the previous image wrote: a rollback writes it too
+
+    // Control socket
+    struct Waiting {
+        std::uint64_t client;
+        control::Op op;
+    };
+    std::unique_ptr<control::Server> control_;
+    std::vector<Waiting> waiting_;                // clients waiting for an operation to finish
+    control::History history_;
 };
 
 }  // namespace herd

@@ -48,6 +48,13 @@ void Manager::set_pid_file(int fd, std::string path)
 void Manager::adopt(const Handover& h)
 {
     adopted_ = true;
+    adopted_version_ = h.version;
+    history_ = h.history;
+    for (const auto& [fd, op] : h.clients) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if (control_) waiting_.push_back({control_->adopt_client(fd), op});
+        else ::close(fd);
+    }
     state_ = h.pool;
     started_at_ = h.started;
     previous_binary_fd_ = h.previous_binary_fd;
@@ -77,7 +84,7 @@ void Manager::adopt(const Handover& h)
                  binary_, state_.generation, state_.workers.size(), state_.rollout->from_generation);
 }
 
-void Manager::start_reload()
+void Manager::start_reload(const std::string& said)
 {
     ops_.discard();   // it was forked with the old options and sockets
     Options fresh;
@@ -85,10 +92,13 @@ void Manager::start_reload()
         if (!reread_) throw UsageError("no configuration to re-read");
         fresh = reread_();
     } catch (const std::exception& e) {
-        spdlog::error("received HUP: the configuration is invalid, keeping the running one: {}", e.what());
-        notify::send("READY=1\nSTATUS=reload refused: the configuration is invalid");
+        refuse_reload(said + ": the configuration is invalid, keeping the running one: " + e.what(),
+                      "the configuration is invalid: " + std::string(e.what()));
         return;
     }
+    if (fresh.control != options_.control)
+        spdlog::warn("{}: --control changes from '{}' to '{}' at the next start; the socket stays where it is", said,
+                     options_.control, fresh.control);
     // New addresses are bound before any worker needs them; the old ones close after the old generation.
     if (fresh.listen != options_.listen) {
         try {
@@ -96,16 +106,31 @@ void Manager::start_reload()
             for (const auto& l : bound) spdlog::info("listening on {}", local_address(l.fd));
             previous_listeners_ = std::exchange(listeners_, std::move(bound));
         } catch (const std::exception& e) {
-            spdlog::error("received HUP: {}; keeping the running configuration", e.what());
-            notify::send("READY=1\nSTATUS=reload refused: " + std::string(e.what()));
+            refuse_reload(said + ": " + e.what() + "; keeping the running configuration", e.what());
             return;
         }
     }
     previous_options_ = options_;
     use_options(std::move(fresh));
     handle(RolloutStarted{Reason::reload}, Clock::now());
-    spdlog::info("received HUP: reloading; generation {} replaces {} workers of generation {}", state_.generation,
+    spdlog::info("{}: reloading; generation {} replaces {} workers of generation {}", said, state_.generation,
                  state_.workers.size(), state_.rollout->from_generation);
+}
+
+// A reload that never started: one line, systemd told, the waiting client answered.
+void Manager::refuse_reload(const std::string& line, const std::string& why)
+{
+    spdlog::error("{}", line);
+    notify::send("READY=1\nSTATUS=reload refused: " + why);
+    report_rollout_failure(Reason::reload, state_.last_generation + 1, "reload refused: " + why);
+}
+
+// An upgrade that stops before exec: the running image and its generation carry on.
+void Manager::abandon_upgrade(const std::string& why)
+{
+    spdlog::error("upgrade abandoned: {}; generation {} keeps serving", why, state_.generation);
+    notify::send("READY=1\nSTATUS=upgrade abandoned: " + why);
+    report_rollout_failure(Reason::upgrade, state_.last_generation + 1, "upgrade abandoned: " + why);
 }
 
 // Options take effect: the target now, the log at once, everything else with the next spawn.
@@ -151,9 +176,7 @@ bool Manager::is_preflight(int pid) const
 void Manager::start_upgrade()
 {
     if (::access(binary_.c_str(), X_OK) != 0) {
-        spdlog::error("upgrade abandoned: cannot execute {}: {}; generation {} keeps serving", binary_,
-                      std::strerror(errno), state_.generation);
-        notify::send("READY=1\nSTATUS=upgrade abandoned: cannot execute " + binary_);
+        abandon_upgrade("cannot execute " + binary_ + ": " + std::strerror(errno));
         return;
     }
     std::vector<std::string> args(argv_.begin() + (argv_.empty() ? 0 : 1), argv_.end());
@@ -164,9 +187,7 @@ void Manager::start_upgrade()
         p->process = std::make_unique<bp2::process>(io_, binary_, args, bp2::process_stdio{nullptr, nullptr, p->err},
                                                     PreflightSetup{});
     } catch (const std::exception& e) {
-        spdlog::error("upgrade abandoned: cannot run {} --check: {}; generation {} keeps serving", binary_, e.what(),
-                      state_.generation);
-        notify::send("READY=1");
+        abandon_upgrade("cannot run " + binary_ + " --check: " + e.what());
         return;
     }
     preflight_ = std::move(p);
@@ -209,9 +230,7 @@ void Manager::finish_preflight()
     if (done->timed_out || *done->exit_code != 0) {
         const std::string why = done->timed_out ? "did not finish within " + format_duration(preflight_timeout)
                                                 : "failed (exit code " + std::to_string(*done->exit_code) + ")";
-        spdlog::error("upgrade abandoned: {} --check {}{}{}; generation {} keeps serving", binary_, why,
-                      first_line.empty() ? "" : ": ", first_line, state_.generation);
-        notify::send("READY=1\nSTATUS=upgrade abandoned: --check " + why);
+        abandon_upgrade(binary_ + " --check " + why + (first_line.empty() ? "" : ": ") + first_line);
         return;
     }
     // A shutdown that began during the check wins: the next image would not know of it.
@@ -223,8 +242,7 @@ void Manager::finish_preflight()
     try {
         exec_image(-1, 0, {});
     } catch (const std::exception& e) {
-        spdlog::error("upgrade abandoned: {}; generation {} keeps serving", e.what(), state_.generation);
-        notify::send("READY=1");
+        abandon_upgrade(e.what());
     }
 }
 
@@ -242,6 +260,19 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     h.started = started_at_;
     h.rollback_from = rollback_from;
     h.rollback_why = why;
+    // Going back, the record is written in the version the previous binary wrote (it may know no newer).
+    h.version = rollback_from ? adopted_version_ : handover_version;
+    if (h.version >= 2) {
+        h.history = history_;
+        if (control_) {
+            h.control_fd = control_->listen_fd();
+            h.control_path = control_->path();
+            for (const auto& w : waiting_) h.clients.emplace_back(control_->client_fd(w.client), w.op);
+        }
+    } else {
+        for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade, control::Op::stop})
+            fail_waiting(op, "the manager goes back to a binary without a control socket");
+    }
     // Going forward the running binary is what we roll back to; going back, nothing is.
     int previous = -1;
     if (!rollback_from) {
@@ -269,6 +300,8 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     for (const auto& [pid, fd] : h.channels) inherited.push_back(fd);
     if (pid_file_fd_ >= 0) inherited.push_back(pid_file_fd_);
     if (previous >= 0) inherited.push_back(previous);
+    if (h.control_fd >= 0) inherited.push_back(h.control_fd);
+    for (const auto& [fd, op] : h.clients) inherited.push_back(fd);
     for (int fd : inherited) ::fcntl(fd, F_SETFD, 0);
     ::setenv(handover_env, std::to_string(record).c_str(), 1);
 
@@ -302,6 +335,9 @@ void Manager::rollout_done(const RolloutDone& done)
     const bool upgrade = done.kind == Reason::upgrade;
     spdlog::info("{} to generation {} complete in {}: {} workers ready", upgrade ? "upgrade" : "reload",
                  done.generation, format_duration(done.took), ready_count(state_));
+    history_.add(control::RolloutRecord{done.kind, done.generation, false, {}, Clock::now()});
+    answer_waiting(upgrade ? control::Op::upgrade : control::Op::reload,
+                   control::rollout_answer(done.kind, done.generation, done.took));
     handle(RolloutEnded{false}, Clock::now());
     close_listeners(previous_listeners_, false);
     previous_listeners_.clear();
@@ -317,6 +353,9 @@ void Manager::rollout_failed(const RolloutFailed& failed)
     if (failed.kind == Reason::upgrade && previous_binary_fd_ >= 0) {
         spdlog::error("upgrade to generation {} failed: {}; going back to the previous binary", failed.generation,
                       failed.why);
+        report_rollout_failure(failed.kind, failed.generation,
+                               "upgrade to generation " + std::to_string(failed.generation) + " failed: " + failed.why +
+                                   "; the previous binary serves again");
         handle(RolloutEnded{true}, Clock::now());
         try {
             exec_image(previous_binary_fd_, failed.generation, failed.why);
@@ -329,6 +368,9 @@ void Manager::rollout_failed(const RolloutFailed& failed)
     spdlog::error("{} to generation {} failed: {}; generation {} keeps serving",
                   failed.kind == Reason::upgrade ? "upgrade" : "reload", failed.generation, failed.why,
                   state_.rollout ? state_.rollout->from_generation : state_.generation);
+    report_rollout_failure(failed.kind, failed.generation,
+                           std::string(failed.kind == Reason::upgrade ? "upgrade" : "reload") + " to generation " +
+                               std::to_string(failed.generation) + " failed: " + failed.why);
     handle(RolloutEnded{true}, Clock::now());
     if (previous_options_) use_options(*std::exchange(previous_options_, std::nullopt));
     if (!previous_listeners_.empty()) {

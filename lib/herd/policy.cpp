@@ -38,13 +38,6 @@ Reason due_reason(const WorkerRecord& w, const PoolState& state, TimePoint now)
     return Reason::max_requests;
 }
 
-std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now)
-{
-    return std::size_t(std::count_if(state.failures.begin(), state.failures.end(), [&](TimePoint t) {
-        return now - t < options.restart_limit.window;
-    }));
-}
-
 unsigned backoff_level(const PoolState& state, const Options& options, TimePoint now)
 {
     // A whole quiet window since the last backoff ended starts the ladder again.
@@ -279,6 +272,19 @@ bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
 bool at_target(const PoolState& state)
 {
     return state.phase == Phase::running && ready_count(state) >= state.target;
+}
+
+std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now)
+{
+    return std::size_t(std::count_if(state.failures.begin(), state.failures.end(), [&](TimePoint t) {
+        return now - t < options.restart_limit.window;
+    }));
+}
+
+bool is_settled(const PoolState& state)
+{
+    return state.phase == Phase::running && !state.rollout && state.workers.size() == state.target &&
+           std::all_of(state.workers.begin(), state.workers.end(), [](const auto& w) { return w.ready() && !w.leaving(); });
 }
 
 bool is_steady(const PoolState& state)

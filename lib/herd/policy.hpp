@@ -184,8 +184,15 @@ bool is_routine(const PoolState& state, const HeartbeatSeen& beat);
 /// Running with its target of ready workers.
 bool at_target(const PoolState& state);
 
+/// Running, no rollout, exactly the target of workers, each ready and none leaving: a scale
+/// (control socket) has finished.
+bool is_settled(const PoolState& state);
+
 /// Running, no rollout, every worker ready: a quiet moment to prepare the next spawn ahead.
 bool is_steady(const PoolState& state);
+
+/// Unexpected exits within the --restart-limit window ending now.
+std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now);
 
 /// Live workers that are ready.
 std::size_t ready_count(const PoolState& state);

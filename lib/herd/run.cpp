@@ -166,7 +166,7 @@ int run(int argc, char** argv, App app)
     if (options.check) {
         // USR2's pre-flight asks whether this binary can adopt the running manager's state.
         if (options.adopt_check && !can_adopt(options.adopt_check)) {
-            std::fprintf(stderr, "%s: cannot adopt hand-over version %u (this binary adopts version %u)\n",
+            std::fprintf(stderr, "%s: cannot adopt hand-over version %u (this binary adopts versions 1 to %u)\n",
                          program.c_str(), options.adopt_check, handover_version);
             return 2;
         }
@@ -207,16 +207,25 @@ int run(int argc, char** argv, App app)
     // Listeners and pid file: failures here are runtime failures, exit 1
     std::vector<Listener> listeners;
     std::optional<PidFile> pid_file;
+    int control_fd = -1;
+    std::string control_path = options.control;
     try {
         if (handover) {
             listeners = handover->listeners;
             for (const auto& l : listeners) ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
             if (handover->pid_file_fd >= 0) pid_file.emplace(PidFile::adopt(handover->pid_file_path, handover->pid_file_fd));
+            if (handover->control_fd >= 0) {
+                control_fd = handover->control_fd;
+                control_path = handover->control_path;
+                ::fcntl(control_fd, F_SETFD, FD_CLOEXEC);
+            }
         } else {
             listeners = adopt_systemd_listeners();
             if (listeners.empty()) listeners = bind_listeners(options.listen);
             if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
         }
+        // An image adopting a record of version 1 (no control socket yet) binds its own.
+        if (control_fd < 0 && !control_path.empty()) control_fd = control::Server::bind(control_path);
     } catch (const std::exception& e) {
         const std::string line = program + ": " + e.what();
         std::fprintf(stderr, "%s\n", line.c_str());
@@ -226,8 +235,7 @@ int run(int argc, char** argv, App app)
     }
     if (!handover)
         for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
-    if (!options.control.empty())
-        spdlog::warn("--control {}: the control socket is not available in this version, ignored", options.control);
+    if (control_fd >= 0 && !(handover && handover->control_fd >= 0)) spdlog::info("control socket at {}", control_path);
 
     proctitle::init(argc, argv);
     proctitle::set(options.name + ": manager");
@@ -255,6 +263,7 @@ int run(int argc, char** argv, App app)
     manager = std::make_unique<Manager>(io, options, listeners, ops, app.hooks);
     ops.set_child_setup([&] { manager->close_in_child(); });
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
+    if (control_fd >= 0) manager->set_control(control_fd, control_path);
     manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);
     // HUP parses the same command line again, with the config file as it is now.
     manager->set_reread([&] {

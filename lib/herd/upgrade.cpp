@@ -78,7 +78,22 @@ std::string rest_of(std::istringstream& in)
 
 bool can_adopt(unsigned version)
 {
-    return version == handover_version;
+    return version >= 1 && version <= handover_version;
+}
+
+// Version 2: the control socket, the clients waiting on it, and the history status reports.
+void encode_control(std::ostream& out, const Handover& h)
+{
+    if (h.control_fd >= 0) out << "control " << h.control_fd << " " << h.control_path << "\n";
+    for (const auto& [fd, op] : h.clients) out << "client " << fd << " " << control::to_string(op) << "\n";
+    for (const auto& [kind, n] : h.history.rollouts) out << "rollouts " << replaced(kind, ' ', '_') << " " << n << "\n";
+    if (const auto& r = h.history.last_rollout)
+        out << "last_rollout " << reason_key(r->kind) << " " << r->generation << " " << (r->failed ? 1 : 0) << " "
+            << ns(r->at) << " " << r->why << "\n";
+    for (const auto& [slot, exits] : h.history.exits)
+        for (auto e = exits.rbegin(); e != exits.rend(); ++e)   // oldest first: decoding adds newest first
+            out << "slot_exit " << slot << " " << e->pid << " " << e->ran.count() << " " << ns(e->at) << " "
+                << e->outcome << "\n";
 }
 
 std::string encode(const Handover& h)
@@ -101,6 +116,7 @@ std::string encode(const Handover& h)
     out << "binary " << h.binary << "\n";
     out << "started " << ns(h.started) << "\n";
     if (h.rollback_from) out << "rollback " << h.rollback_from << " " << h.rollback_why << "\n";
+    if (h.version >= 2) encode_control(out, h);
     std::map<int, int> fds(h.channels.begin(), h.channels.end());
     for (const auto& w : p.workers) {
         out << "worker pid=" << w.pid << " slot=" << w.slot << " gen=" << w.generation
@@ -132,7 +148,7 @@ Handover decode_handover(std::string_view text)
                 in >> h.version;
                 if (!can_adopt(h.version))
                     throw std::invalid_argument("hand-over version " + std::to_string(h.version) +
-                                                " is not supported (this binary adopts version " +
+                                                " is not supported (this binary adopts versions 1 to " +
                                                 std::to_string(handover_version) + ")");
                 continue;
             }
@@ -200,6 +216,41 @@ Handover decode_handover(std::string_view text)
                 const int fd = int(number(get("fd")));
                 if (fd >= 0) h.channels.emplace_back(w.pid, fd);
                 h.pool.workers.push_back(w);
+            } else if (key == "control") {
+                in >> h.control_fd;
+                h.control_path = rest_of(in);
+            } else if (key == "client") {
+                int fd = -1;
+                std::string op;
+                in >> fd >> op;
+                const auto parsed = control::op_from(op);
+                if (!parsed) throw std::invalid_argument("unknown control operation '" + op + "'");
+                h.clients.emplace_back(fd, *parsed);
+            } else if (key == "rollouts") {
+                std::string kind;
+                std::uint64_t count = 0;
+                in >> kind >> count;
+                h.history.rollouts[replaced(kind, '_', ' ')] = count;
+            } else if (key == "last_rollout") {
+                control::RolloutRecord r;
+                std::string kind;
+                int failed = 0;
+                std::int64_t t = 0;
+                in >> kind >> r.generation >> failed >> t;
+                r.kind = reason_from(kind);
+                r.failed = failed != 0;
+                r.at = at(t);
+                r.why = rest_of(in);
+                h.history.last_rollout = r;
+            } else if (key == "slot_exit") {
+                int slot = 0;
+                control::ExitRecord e;
+                std::int64_t ran = 0, t = 0;
+                in >> slot >> e.pid >> ran >> t;
+                e.ran = Duration(ran);
+                e.at = at(t);
+                e.outcome = rest_of(in);
+                h.history.add(slot, e);
             } else if (key == "end") {
                 ended = true;
                 break;
@@ -208,7 +259,8 @@ Handover decode_handover(std::string_view text)
             }
             // Items that end in free text (or key=value fields) consume the whole line themselves.
             const bool free_text = key == "worker" || key == "listener" || key == "pid_file" || key == "binary" ||
-                                   key == "rollback";
+                                   key == "rollback" || key == "control" || key == "last_rollout" ||
+                                   key == "slot_exit";
             if (!free_text && in.fail()) throw std::invalid_argument("malformed value");
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("hand-over line " + std::to_string(n) + ": " + e.what());

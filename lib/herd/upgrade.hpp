@@ -9,12 +9,15 @@
 //   backoff LEVEL UNTIL_NS MARK_NS (-1: none) / failure T_NS / exits KIND_WITH_UNDERSCORES N
 //   listener FD ADDRESS / pid_file FD PATH / previous_binary FD / binary PATH / started T_NS
 //   rollback GENERATION WHY...   (the new binary failed and this is the previous one again)
+//   version 2: control FD PATH / client FD OPERATION / rollouts KIND_RESULT N
+//              last_rollout KIND GENERATION FAILED AT_NS WHY... / slot_exit SLOT PID RAN_MS AT_NS OUTCOME...
 //   worker pid=.. slot=.. gen=.. fd=.. spawned=.. ready=.. beat=.. requests=.. age_limit=..
 //          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=..
 //   end
 // Times are steady_clock (CLOCK_MONOTONIC) nanoseconds, which exec does not reset.
 #pragma once
 
+#include <herd/control.hpp>
 #include <herd/policy.hpp>
 #include <herd/worker.hpp>
 
@@ -25,7 +28,7 @@
 
 namespace herd {
 
-inline constexpr unsigned handover_version = 1;
+inline constexpr unsigned handover_version = 2;
 inline constexpr const char* handover_env = "HERD_HANDOVER_FD";
 
 /// Everything a manager hands to the image that replaces it.
@@ -41,9 +44,14 @@ struct Handover {
     TimePoint started{};                         // when the manager first started
     unsigned rollback_from = 0;                  // a failed generation, when this is a rollback
     std::string rollback_why;
+    // Version 2
+    int control_fd = -1;                         // the control socket's listening descriptor
+    std::string control_path;
+    std::vector<std::pair<int, control::Op>> clients;   // connections waiting for an operation's outcome
+    control::History history;                    // what status reports: exits by slot, rollouts
 };
 
-/// Can this binary adopt a hand-over of version `version`?
+/// Can this binary adopt a hand-over of version `version` (1: no control socket; 2: with it)?
 bool can_adopt(unsigned version);
 
 /// The record's text.

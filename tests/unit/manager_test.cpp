@@ -6,6 +6,10 @@
 #include <doctest/doctest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
 
 #include <csignal>
 #include <map>
@@ -93,8 +97,10 @@ struct Shell {
     int run(unsigned workers)
     {
         manager = std::make_unique<Manager>(io, fast(workers), listeners, ops, hooks);
+        if (!control_path.empty()) manager->set_control(control::Server::bind(control_path), control_path);
         return manager->run();
     }
+    std::string control_path;
     boost::asio::io_context io;
     std::vector<Listener> listeners;
     FakeOps ops;
@@ -156,4 +162,49 @@ TEST_CASE_FIXTURE(Shell, "a malformed heartbeat record still counts as a heartbe
     };
     CHECK(run(1) == 0);
     CHECK(beats == 2);
+}
+
+TEST_CASE_FIXTURE(Shell, "a control client's scale is answered once the new worker is ready, and stop once the manager ends")
+{
+    using boost::asio::local::stream_protocol;
+    control_path = "/tmp/herd-unit-control-" + std::to_string(::getpid()) + ".sock";
+    stream_protocol::socket client(io);
+    boost::asio::streambuf input;
+    boost::asio::steady_timer slow_boot(io);
+    std::vector<std::string> answers;
+    std::function<void(const std::string&, std::function<void()>)> request = [&](const std::string& line,
+                                                                                 std::function<void()> then) {
+        boost::asio::write(client, boost::asio::buffer(line + "\n"));
+        boost::asio::async_read_until(client, input, '\n', [&, then](const boost::system::error_code& ec, std::size_t n) {
+            REQUIRE_FALSE(ec);
+            answers.emplace_back(boost::asio::buffers_begin(input.data()), boost::asio::buffers_begin(input.data()) + n);
+            input.consume(n);
+            if (then) then();
+        });
+    };
+    hooks.after_spawn = [&](const WorkerEvent& e) {
+        if (ops.spawned.size() == 1) {
+            ops.beat(e.pid);
+            return;
+        }
+        // The second worker is slow to boot: the scale must not be answered before it is ready.
+        slow_boot.expires_after(100ms);
+        slow_boot.async_wait([&, pid = e.pid](const boost::system::error_code&) {
+            CHECK(answers.empty());
+            ops.beat(pid);
+        });
+    };
+    hooks.on_heartbeat = [&](const WorkerEvent& e) {
+        if (e.pid != ops.spawned.front() || client.is_open()) return;
+        client.connect(stream_protocol::endpoint(control_path));
+        request(R"({"command":"scale","workers":2})", [&] { request(R"({"command":"stop"})", nullptr); });
+    };
+    CHECK(run(1) == 0);
+    io.restart();
+    while (answers.size() < 2 && io.run_one_for(1s)) {   // the stop answer, written as the manager ended
+    }
+    REQUIRE(answers.size() == 2);
+    CHECK(answers[0] == "{\"ok\":true,\"target\":2,\"ready\":2}\n");
+    CHECK(answers[1] == "{\"ok\":true,\"exit_code\":0}\n");
+    CHECK(::access(control_path.c_str(), F_OK) != 0);   // the socket file is gone with the manager
 }

@@ -677,6 +677,27 @@ TEST_CASE("the pool is at its target when enough live workers are ready, and nev
     CHECK_FALSE(at_target(s));
 }
 
+TEST_CASE("a scale has settled when exactly the target is ready and nobody is still leaving")
+{
+    auto o = make_options(2);
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    CHECK_FALSE(is_settled(s));
+    add_ready(s, o, 101, 1, t0);
+    CHECK(is_settled(s));
+    apply(s, Scale{1u, 0}, o, t0);
+    CHECK_FALSE(is_settled(s));   // one too many until TTOU's worker has gone
+    apply(s, Signalled{101, SIGQUIT, Reason::ttou}, o, t0);
+    CHECK_FALSE(is_settled(s));
+    apply(s, WorkerExited{101, 0}, o, t0);
+    CHECK(is_settled(s));
+    apply(s, RolloutStarted{Reason::reload}, o, t0);
+    CHECK_FALSE(is_settled(s));
+    apply(s, RolloutEnded{false}, o, t0);
+    apply(s, StopRequested{true}, o, t0);
+    CHECK_FALSE(is_settled(s));
+}
+
 TEST_CASE("the pool is steady when every worker is ready and nothing rolls")
 {
     auto o = make_options(2);

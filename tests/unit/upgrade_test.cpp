@@ -102,9 +102,10 @@ TEST_CASE("a binary adopts only the hand-over versions it knows")
     CHECK(can_adopt(handover_version));
     CHECK_FALSE(can_adopt(handover_version + 1));
     CHECK_FALSE(can_adopt(0));
+    CHECK(can_adopt(1));   // a manager started before the control socket existed
     std::string text = encode(sample());
     text.replace(0, text.find('\n'), "herd-handover 99");
-    CHECK(error_of(text) == "hand-over line 1: hand-over version 99 is not supported (this binary adopts version 1)");
+    CHECK(error_of(text) == "hand-over line 1: hand-over version 99 is not supported (this binary adopts versions 1 to 2)");
 }
 
 TEST_CASE("a truncated or malformed hand-over record is refused, naming the line")
@@ -116,6 +117,46 @@ TEST_CASE("a truncated or malformed hand-over record is refused, naming the line
     CHECK(error_of("herd-handover 1\ntarget lots\nend\n") == "hand-over line 2: malformed value");
     CHECK(error_of("herd-handover 1\ncolour blue\nend\n") == "hand-over line 2: unknown item 'colour'");
     CHECK(error_of("herd-handover 1\nworker pid=1\nend\n") == "hand-over line 2: worker without slot");
+}
+
+TEST_CASE("version 2 hands over the control socket, the clients waiting on it and the status history")
+{
+    Handover in = sample();
+    in.control_fd = 11;
+    in.control_path = "/run/app/control sock";
+    in.clients = {{12, control::Op::upgrade}, {13, control::Op::scale}};
+    in.history.add(0, control::ExitRecord{90, "crashed (signal 9)", 1500ms, t0 - 10s});
+    in.history.add(0, control::ExitRecord{95, "retired (max age)", 3600s, t0 - 5s});
+    in.history.add(2, control::ExitRecord{96, "no heartbeat", 20s, t0 - 1s});
+    in.history.add(control::RolloutRecord{Reason::upgrade, 4, true, "2 workers of generation 4 crashed at boot", t0});
+    in.history.add(control::RolloutRecord{Reason::reload, 5, false, "", t0 + 1s});
+    const Handover out = decode_handover(encode(in));
+    CHECK(out.version == 2);
+    CHECK(out.control_fd == 11);
+    CHECK(out.control_path == "/run/app/control sock");
+    CHECK(out.clients == in.clients);
+    CHECK(out.history == in.history);
+    REQUIRE(out.history.exits.at(0).size() == 2);
+    CHECK(out.history.exits.at(0).front().pid == 95);   // newest first
+}
+
+TEST_CASE("going back to a binary of version 1, the record leaves out what that binary cannot read")
+{
+    Handover in = sample();
+    in.version = 1;
+    in.control_fd = 11;
+    in.control_path = "/run/app/control.sock";
+    in.clients = {{12, control::Op::scale}};
+    in.history.add(0, control::ExitRecord{90, "crashed (signal 9)", 1500ms, t0});
+    const std::string text = encode(in);
+    CHECK(text.starts_with("herd-handover 1\n"));
+    CHECK(text.find("control") == std::string::npos);
+    CHECK(text.find("client") == std::string::npos);
+    CHECK(text.find("slot_exit") == std::string::npos);
+    const Handover out = decode_handover(text);   // and this binary still adopts version 1
+    CHECK(out.version == 1);
+    CHECK(out.control_fd == -1);
+    CHECK(out.pool == in.pool);
 }
 
 TEST_CASE("the binary path keeps symlinks and is absolute")

@@ -1,0 +1,92 @@
+// The control socket's protocol (DESIGN.md §6), pure: requests parsed from one JSON line each,
+// answers rendered as one JSON line each, status from the pool state and the manager's history.
+// No I/O here (that is control_server.hpp), so every rule is a unit test.
+//
+// Requests: {"command":"status"}, {"command":"scale","workers":N} or {"command":"scale","delta":K},
+// {"command":"reload"}, {"command":"upgrade"}, {"command":"stop","graceful":true|false}.
+// Answers: {"ok":true,...} or {"ok":false,"error":"one sentence"}.
+#pragma once
+
+#include <herd/options.hpp>
+#include <herd/policy.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace herd::control {
+
+enum class Op { status, scale, reload, upgrade, stop };
+
+/// "status", "scale", ...
+std::string_view to_string(Op op);
+std::optional<Op> op_from(std::string_view name);
+
+struct Request {
+    Op op = Op::status;
+    std::optional<unsigned> workers;   // scale: exact target
+    int delta = 0;                     // scale: relative
+    bool graceful = true;              // stop
+    friend bool operator==(const Request&, const Request&) = default;
+};
+
+/// One request line; the error names what is wrong with it ("unknown command 'scael'", ...).
+std::variant<Request, std::string> parse_request(std::string_view line);
+
+/// {"ok":false,"error":...}
+std::string error_answer(std::string_view why);
+
+/// One worker's exit, as status reports it.
+struct ExitRecord {
+    int pid = 0;
+    std::string outcome;      // "crashed (signal 9)", "retired (TTOU)", ...
+    Duration ran{0};
+    TimePoint at{};
+    friend bool operator==(const ExitRecord&, const ExitRecord&) = default;
+};
+
+/// How a reload or an upgrade ended.
+struct RolloutRecord {
+    Reason kind = Reason::reload;   // reload or upgrade
+    unsigned generation = 0;
+    bool failed = false;
+    std::string why;                // failed: the reason, one sentence
+    TimePoint at{};
+    friend bool operator==(const RolloutRecord&, const RolloutRecord&) = default;
+};
+
+/// What status reports beyond the pool state; handed over to the next image on upgrade.
+struct History {
+    static constexpr std::size_t exits_per_slot = 5;
+    std::map<int, std::deque<ExitRecord>> exits;          // by slot, newest first
+    std::optional<RolloutRecord> last_rollout;
+    std::map<std::string, std::uint64_t> rollouts;        // "upgrade complete", "reload failed", ...
+
+    void add(int slot, ExitRecord exit);
+    void add(RolloutRecord rollout);
+    friend bool operator==(const History&, const History&) = default;
+};
+
+/// The manager's own facts for status.
+struct ManagerFacts {
+    int pid = 0;
+    std::string name;
+    std::string binary;
+    TimePoint started{};
+    bool checking = false;          // an upgrade's pre-flight check is running
+};
+
+/// {"ok":true,"manager":{...},"workers":[...]}
+std::string status_answer(const PoolState& state, const Options& options, const ManagerFacts& facts,
+                          const History& history, TimePoint now);
+
+/// Answers of operations that finished: {"ok":true,"target":N,"ready":N}, and so on.
+std::string scale_answer(const PoolState& state);
+std::string rollout_answer(Reason kind, unsigned generation, Duration took);
+std::string stop_answer(int exit_code);
+
+}  // namespace herd::control

@@ -1,0 +1,190 @@
+// The control protocol, pure: requests parsed from a line, answers rendered to a line.
+#include <herd/control.hpp>
+
+#include <boost/json.hpp>
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace herd;
+using namespace herd::control;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TimePoint t0 = TimePoint{} + 1000h;
+
+std::string error_of(std::string_view line)
+{
+    auto parsed = parse_request(line);
+    return std::holds_alternative<std::string>(parsed) ? std::get<std::string>(parsed) : "no error";
+}
+
+Request request_of(std::string_view line)
+{
+    auto parsed = parse_request(line);
+    REQUIRE_MESSAGE(std::holds_alternative<Request>(parsed), std::get<std::string>(parsed));
+    return std::get<Request>(parsed);
+}
+
+boost::json::object parse(const std::string& line)
+{
+    REQUIRE(line.ends_with("\n"));
+    REQUIRE(line.find('\n') == line.size() - 1);   // one line
+    return boost::json::parse(line).as_object();
+}
+
+WorkerRecord worker(int pid, int slot, unsigned generation, bool ready)
+{
+    WorkerRecord w;
+    w.pid = pid;
+    w.slot = slot;
+    w.generation = generation;
+    w.spawned_at = t0;
+    if (ready) w.ready_at = t0 + 10ms;
+    w.last_heartbeat = t0 + 9s;
+    w.requests = 42;
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("every command parses, with its arguments")
+{
+    CHECK(request_of(R"({"command":"status"})").op == Op::status);
+    CHECK(request_of(R"({"command":"scale","workers":8})") == Request{Op::scale, 8u, 0, true});
+    CHECK(request_of(R"({"command":"scale","delta":-2})") == Request{Op::scale, std::nullopt, -2, true});
+    CHECK(request_of(R"({"command":"reload"})").op == Op::reload);
+    CHECK(request_of(R"({"command":"upgrade"})").op == Op::upgrade);
+    CHECK(request_of(R"({"command":"stop"})") == Request{Op::stop, std::nullopt, 0, true});
+    CHECK(request_of(R"({"command":"stop","graceful":false})").graceful == false);
+    CHECK(request_of(" {\"command\" : \"status\"} \r\n").op == Op::status);   // spaces and CRLF
+}
+
+TEST_CASE("a bad request is answered with one sentence that names what is wrong")
+{
+    CHECK(error_of("status") == "malformed request (not JSON: syntax error)");
+    CHECK(error_of(R"({"command":"status")").starts_with("malformed request (not JSON"));
+    CHECK(error_of("[1,2]") == "malformed request: expected a JSON object");
+    CHECK(error_of("{}") == "malformed request: no \"command\"");
+    CHECK(error_of(R"({"command":7})") == "malformed request: \"command\" must be a string");
+    CHECK(error_of(R"({"command":"scael"})") == "unknown command 'scael' (status, scale, reload, upgrade or stop)");
+    CHECK(error_of(R"({"command":"scale"})") == "scale needs either \"workers\" (exact) or \"delta\" (relative)");
+    CHECK(error_of(R"({"command":"scale","workers":2,"delta":1})") ==
+          "scale needs either \"workers\" (exact) or \"delta\" (relative)");
+    CHECK(error_of(R"({"command":"scale","workers":-1})") == "invalid value -1 for \"workers\": must be 0 to 4096");
+    CHECK(error_of(R"({"command":"scale","workers":5000})") == "invalid value 5000 for \"workers\": must be 0 to 4096");
+    CHECK(error_of(R"({"command":"scale","workers":1.5})") == "invalid value 1.500 for \"workers\": not an integer");
+    CHECK(error_of(R"({"command":"scale","workers":"8"})") == "invalid value \"8\" for \"workers\": not an integer");
+    CHECK(error_of(R"({"command":"scale","worker":8})") == "unknown key \"worker\" for scale");
+    CHECK(error_of(R"({"command":"stop","graceful":"yes"})") ==
+          "invalid value \"yes\" for \"graceful\": not true or false");
+    CHECK(error_of(R"({"command":"status","verbose":true})") == "unknown key \"verbose\" for status");
+}
+
+TEST_CASE("error answers are one JSON line")
+{
+    const auto o = parse(error_answer("the manager is \"stopping\"\nnow"));
+    CHECK(o.at("ok") == false);
+    CHECK(o.at("error") == "the manager is \"stopping\"\nnow");
+}
+
+TEST_CASE("status reports the manager and each worker, sorted by slot, with the slot's exit history")
+{
+    PoolState s;
+    s.target = 2;
+    s.generation = 3;
+    s.last_generation = 3;
+    s.workers = {worker(300, 1, 3, true), worker(200, 0, 3, false)};
+    s.exits = {{"crashed", 2}};
+    s.failures = {t0 - 60s, t0 + 5s};   // one within the 10 s window
+    History h;
+    h.add(0, ExitRecord{150, "crashed (signal 9)", 2500ms, t0 + 8s});
+    h.add(RolloutRecord{Reason::upgrade, 3, false, "", t0 + 1s});
+    Options o;
+    const ManagerFacts facts{77, "app", "/srv/app", t0 - 50s, false};
+    const auto status = parse(status_answer(s, o, facts, h, t0 + 10s));
+
+    CHECK(status.at("ok") == true);
+    const auto& m = status.at("manager").as_object();
+    CHECK(m.at("pid") == 77);
+    CHECK(m.at("name") == "app");
+    CHECK(m.at("generation") == 3);
+    CHECK(m.at("target") == 2);
+    CHECK(m.at("ready") == 1);
+    CHECK(m.at("at_target") == false);
+    CHECK(m.at("phase") == "running");
+    CHECK(m.at("uptime_s").as_double() == doctest::Approx(60.0));
+    CHECK(m.at("rollout").is_null());
+    CHECK(m.at("last_rollout").at("result") == "complete");
+    CHECK(m.at("last_rollout").at("ago_s").as_double() == doctest::Approx(9.0));
+    CHECK(m.at("rollouts").at("upgrade").at("complete") == 1);
+    CHECK(m.at("rollouts").at("reload").at("failed") == 0);
+    CHECK(m.at("exits").at("crashed") == 2);
+    CHECK(m.at("failures") == 1);
+    CHECK(m.at("backoff_s").is_null());
+
+    const auto& w = status.at("workers").as_array();
+    REQUIRE(w.size() == 2);
+    CHECK(w[0].at("slot") == 0);
+    CHECK(w[0].at("state") == "booting");
+    CHECK(w[0].at("heartbeat_age_s").is_null());
+    REQUIRE(w[0].at("exits").as_array().size() == 1);
+    CHECK(w[0].at("exits").at(0).at("outcome") == "crashed (signal 9)");
+    CHECK(w[0].at("exits").at(0).at("ran_s").as_double() == doctest::Approx(2.5));
+    CHECK(w[1].at("pid") == 300);
+    CHECK(w[1].at("state") == "ready");
+    CHECK(w[1].at("heartbeat_age_s").as_double() == doctest::Approx(1.0));
+    CHECK(w[1].at("requests") == 42);
+    CHECK(w[1].at("exits").as_array().empty());
+}
+
+TEST_CASE("status shows a rollout in progress, a pre-flight check, and a backoff")
+{
+    PoolState s;
+    s.target = 1;
+    s.generation = 5;
+    s.last_generation = 5;
+    s.rollout = Rollout{Reason::reload, 4, t0, false};
+    s.backoff_until = t0 + 3s;
+    Options o;
+    ManagerFacts facts{1, "app", "/srv/app", t0, false};
+    auto m = parse(status_answer(s, o, facts, {}, t0 + 1s)).at("manager").as_object();
+    CHECK(m.at("rollout").at("kind") == "reload");
+    CHECK(m.at("rollout").at("state") == "rolling");
+    CHECK(m.at("rollout").at("from_generation") == 4);
+    CHECK(m.at("rollout").at("elapsed_s").as_double() == doctest::Approx(1.0));
+    CHECK(m.at("backoff_s").as_double() == doctest::Approx(2.0));
+
+    s.rollout.reset();
+    facts.checking = true;
+    m = parse(status_answer(s, o, facts, {}, t0 + 1s)).at("manager").as_object();
+    CHECK(m.at("rollout").at("kind") == "upgrade");
+    CHECK(m.at("rollout").at("state") == "checking");
+    CHECK(m.at("rollout").at("generation") == 6);
+}
+
+TEST_CASE("the history keeps the newest exits of each slot, and counts rollouts by kind and result")
+{
+    History h;
+    for (int i = 0; i < 8; ++i) h.add(0, ExitRecord{100 + i, "crashed (exit code 1)", 1s, t0 + std::chrono::seconds(i)});
+    REQUIRE(h.exits.at(0).size() == History::exits_per_slot);
+    CHECK(h.exits.at(0).front().pid == 107);
+    CHECK(h.exits.at(0).back().pid == 103);
+    h.add(RolloutRecord{Reason::upgrade, 2, true, "it crashed", t0});
+    h.add(RolloutRecord{Reason::upgrade, 3, false, "", t0});
+    CHECK(h.rollouts.at("upgrade failed") == 1);
+    CHECK(h.rollouts.at("upgrade complete") == 1);
+    CHECK(h.last_rollout->generation == 3);
+}
+
+TEST_CASE("operation answers")
+{
+    PoolState s;
+    s.target = 2;
+    s.workers = {worker(1, 0, 1, true), worker(2, 1, 1, true)};
+    CHECK(scale_answer(s) == "{\"ok\":true,\"target\":2,\"ready\":2}\n");
+    CHECK(rollout_answer(Reason::upgrade, 4, 850ms) ==
+          "{\"ok\":true,\"kind\":\"upgrade\",\"generation\":4,\"took_ms\":850}\n");
+    CHECK(stop_answer(0) == "{\"ok\":true,\"exit_code\":0}\n");
+}
