@@ -50,7 +50,7 @@ json::value rollout_now(const PoolState& state, const ManagerFacts& facts, TimeP
 {
     if (facts.checking)
         return {{"kind", "upgrade"}, {"state", "checking"}, {"generation", state.last_generation + 1},
-                {"from_generation", state.generation}, {"elapsed_s", nullptr}};
+                {"from_generation", state.generation}, {"elapsed_s", seconds(now - *facts.checking)}};
     if (!state.rollout) return nullptr;
     const Rollout& r = *state.rollout;
     return {{"kind", kind_name(r.kind)}, {"state", "rolling"}, {"generation", state.generation},

@@ -77,7 +77,7 @@ struct ManagerFacts {
     std::string name;
     std::string binary;
     TimePoint started{};
-    bool checking = false;          // an upgrade's pre-flight check is running
+    std::optional<TimePoint> checking;   // an upgrade's pre-flight check runs, since then
 };
 
 /// {"ok":true,"manager":{...},"workers":[...]}

@@ -128,7 +128,7 @@ std::uint64_t Server::add(stream_protocol::socket socket)
     // Not inherited by the next image on upgrade, unless it is handed over on purpose.
     ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
     const auto id = next_id_++;
-    sessions_.emplace(id, std::make_unique<Session>(std::move(socket)));
+    sessions_.emplace(id, std::make_shared<Session>(std::move(socket)));
     return id;
 }
 
@@ -147,18 +147,21 @@ void Server::read(std::uint64_t client)
 {
     auto it = sessions_.find(client);
     if (it == sessions_.end()) return;
-    Session& s = *it->second;
-    boost::asio::async_read_until(s.socket, s.input, '\n', [this, client](const boost::system::error_code& ec,
-                                                                          std::size_t n) {
+    // The handler keeps its session alive: a session closed meanwhile still owns the buffer
+    // that the cancelled read completes into.
+    auto session = it->second;
+    boost::asio::async_read_until(session->socket, session->input, '\n', [this, client, session](
+                                                                              const boost::system::error_code& ec,
+                                                                              std::size_t n) {
         auto it = sessions_.find(client);
-        if (it == sessions_.end() || ec == boost::asio::error::operation_aborted) return;
-        Session& s = *it->second;
+        if (it == sessions_.end() || it->second != session || ec == boost::asio::error::operation_aborted) return;
+        Session& s = *session;
         if (ec == boost::asio::error::not_found) {
             write(client, error_answer("request longer than " + std::to_string(max_request_bytes) + " bytes"), true);
             return;
         }
         if (ec) {   // the client went away
-            sessions_.erase(it);
+            drop(it);
             return;
         }
         std::string line(boost::asio::buffers_begin(s.input.data()), boost::asio::buffers_begin(s.input.data()) + n);
@@ -192,7 +195,7 @@ void Server::answer(std::uint64_t client, std::string line)
         return;
     }
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {   // the client went away
-        sessions_.erase(it);
+        drop(it);
         return;
     }
     write(client, line.substr(n > 0 ? std::size_t(n) : 0), false);
@@ -202,18 +205,28 @@ void Server::write(std::uint64_t client, std::string line, bool close_after)
 {
     auto it = sessions_.find(client);
     if (it == sessions_.end()) return;
-    Session& s = *it->second;
-    s.output = std::move(line);
-    boost::asio::async_write(s.socket, boost::asio::buffer(s.output),
-                             [this, client, close_after](const boost::system::error_code& ec, std::size_t) {
+    auto session = it->second;
+    session->output = std::move(line);
+    boost::asio::async_write(session->socket, boost::asio::buffer(session->output),
+                             [this, client, close_after, session](const boost::system::error_code& ec, std::size_t) {
                                  auto it = sessions_.find(client);
-                                 if (it == sessions_.end() || ec == boost::asio::error::operation_aborted) return;
+                                 if (it == sessions_.end() || it->second != session ||
+                                     ec == boost::asio::error::operation_aborted)
+                                     return;
                                  if (ec || close_after) {
-                                     sessions_.erase(it);
+                                     drop(it);
                                      return;
                                  }
                                  read(client);
                              });
+}
+
+// Closed now, so that a pending read or write ends (its handler still holds the session).
+void Server::drop(Sessions::iterator it)
+{
+    boost::system::error_code ignored;
+    it->second->socket.close(ignored);
+    sessions_.erase(it);
 }
 
 void Server::close_in_child() const
@@ -226,7 +239,7 @@ void Server::close_and_unlink()
 {
     struct stat st{};
     const bool still_ours = ::stat(path_.c_str(), &st) == 0 && path_id_ == std::pair(st.st_dev, st.st_ino);
-    sessions_.clear();
+    while (!sessions_.empty()) drop(sessions_.begin());
     boost::system::error_code ignored;
     acceptor_->close(ignored);
     if (still_ours) ::unlink(path_.c_str());

@@ -57,6 +57,8 @@ public:
 
 private:
     struct Session;
+    using Sessions = std::map<std::uint64_t, std::shared_ptr<Session>>;
+    void drop(Sessions::iterator it);
     void accept();
     void read(std::uint64_t client);
     void on_line(std::uint64_t client, std::string line);
@@ -68,7 +70,7 @@ private:
     std::string path_;
     Handler handler_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
-    std::map<std::uint64_t, std::unique_ptr<Session>> sessions_;
+    Sessions sessions_;
     std::uint64_t next_id_ = 1;
     std::pair<dev_t, ino_t> path_id_{};   // the socket file as bound (device, inode)
 };

@@ -289,6 +289,7 @@ void Manager::start_rollout(Reason kind, const std::string& said, std::optional<
         return;
     }
     if (client) waiting_.push_back({*client, kind == Reason::reload ? control::Op::reload : control::Op::upgrade});
+    rollout_requested_ = Clock::now();
     notify_reloading();
     if (kind == Reason::reload) {
         start_reload(said);

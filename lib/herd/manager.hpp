@@ -144,6 +144,7 @@ private:
     };
     std::unique_ptr<control::Server> control_;
     std::vector<Waiting> waiting_;                // clients waiting for an operation to finish
+    TimePoint rollout_requested_{};               // when the latest reload or upgrade was asked for
     control::History history_;
 };
 

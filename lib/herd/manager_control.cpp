@@ -25,7 +25,8 @@ void Manager::on_request(std::uint64_t client, const control::Peer& peer, const 
 {
     using control::Op;
     if (request.op == Op::status) {
-        const control::ManagerFacts facts{::getpid(), options_.name, binary_, started_at_, preflight_ != nullptr};
+        const control::ManagerFacts facts{::getpid(), options_.name, binary_, started_at_,
+                                          preflight_ ? std::optional(rollout_requested_) : std::nullopt};
         control_->answer(client, control::status_answer(state_, options_, facts, history_, Clock::now()));
         return;
     }

@@ -64,8 +64,8 @@ void Manager::adopt(const Handover& h)
         channels_.emplace(pid, std::make_unique<Channel>(io_, fd));
         watch_heartbeats(pid);
     }
-    // The target and the timeouts come from this image's options; the pool from the hand-over.
-    state_.target = options_.workers;
+    // The pool and its target (TTIN, TTOU and scale included) come from the hand-over: an upgrade
+    // replaces the binary, not the pool size. The timeouts come from this image's options.
     const auto now = Clock::now();
     // Heartbeats sent while the images changed wait unread in the pipes: silence of our making.
     handle(ManagerResumed{}, now);
@@ -79,7 +79,10 @@ void Manager::adopt(const Handover& h)
                        " failed)");
         return;
     }
-    handle(RolloutStarted{Reason::upgrade}, now);
+    // The upgrade took as long as it has since it was asked for, pre-flight and exec included.
+    handle(RolloutStarted{Reason::upgrade, h.upgrade_requested == TimePoint{} ? std::nullopt
+                                                                            : std::optional(h.upgrade_requested)},
+           now);
     spdlog::info("upgrade: manager {} now runs {}; generation {} replaces {} workers of generation {}", ::getpid(),
                  binary_, state_.generation, state_.workers.size(), state_.rollout->from_generation);
 }
@@ -264,6 +267,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     h.version = rollback_from ? adopted_version_ : handover_version;
     if (h.version >= 2) {
         h.history = history_;
+        h.upgrade_requested = rollout_requested_;
         if (control_) {
             h.control_fd = control_->listen_fd();
             h.control_path = control_->path();

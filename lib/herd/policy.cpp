@@ -407,7 +407,7 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
         }
         void operator()(const RolloutStarted& e)
         {
-            s.rollout = Rollout{e.kind, s.generation, now, false};
+            s.rollout = Rollout{e.kind, s.generation, e.since.value_or(now), false};
             s.generation = ++s.last_generation;
         }
         void operator()(const RolloutEnded& e)

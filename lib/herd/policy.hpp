@@ -109,7 +109,10 @@ struct Scale { std::optional<unsigned> workers; int delta = 0; };
 struct StopRequested { bool graceful; };
 struct BackoffStarted { TimePoint until; unsigned level; };
 struct ManagerResumed {};
-struct RolloutStarted { Reason kind; };            // a new generation replaces every worker
+struct RolloutStarted {                            // a new generation replaces every worker
+    Reason kind;
+    std::optional<TimePoint> since;                // asked for then (an upgrade: before the exec), else now
+};
 struct RolloutEnded { bool reverted; };            // reverted: the previous generation is current again
 using Event = std::variant<Spawned, SpawnFailed, HeartbeatSeen, Signalled, WorkerExited, Scale,
                            StopRequested, BackoffStarted, ManagerResumed, RolloutStarted, RolloutEnded>;

@@ -85,6 +85,7 @@ bool can_adopt(unsigned version)
 void encode_control(std::ostream& out, const Handover& h)
 {
     if (h.control_fd >= 0) out << "control " << h.control_fd << " " << h.control_path << "\n";
+    if (h.upgrade_requested != TimePoint{}) out << "upgrade_requested " << ns(h.upgrade_requested) << "\n";
     for (const auto& [fd, op] : h.clients) out << "client " << fd << " " << control::to_string(op) << "\n";
     for (const auto& [kind, n] : h.history.rollouts) out << "rollouts " << replaced(kind, ' ', '_') << " " << n << "\n";
     if (const auto& r = h.history.last_rollout)
@@ -219,6 +220,10 @@ Handover decode_handover(std::string_view text)
             } else if (key == "control") {
                 in >> h.control_fd;
                 h.control_path = rest_of(in);
+            } else if (key == "upgrade_requested") {
+                std::int64_t t = 0;
+                in >> t;
+                h.upgrade_requested = at(t);
             } else if (key == "client") {
                 int fd = -1;
                 std::string op;

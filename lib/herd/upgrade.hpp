@@ -11,6 +11,7 @@
 //   rollback GENERATION WHY...   (the new binary failed and this is the previous one again)
 //   version 2: control FD PATH / client FD OPERATION / rollouts KIND_RESULT N
 //              last_rollout KIND GENERATION FAILED AT_NS WHY... / slot_exit SLOT PID RAN_MS AT_NS OUTCOME...
+//              upgrade_requested T_NS
 //   worker pid=.. slot=.. gen=.. fd=.. spawned=.. ready=.. beat=.. requests=.. age_limit=..
 //          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=..
 //   end
@@ -49,6 +50,7 @@ struct Handover {
     std::string control_path;
     std::vector<std::pair<int, control::Op>> clients;   // connections waiting for an operation's outcome
     control::History history;                    // what status reports: exits by slot, rollouts
+    TimePoint upgrade_requested{};               // when the upgrade was asked for (USR2 or herdctl)
 };
 
 /// Can this binary adopt a hand-over of version `version` (1: no control socket; 2: with it)?

@@ -102,7 +102,7 @@ TEST_CASE("status reports the manager and each worker, sorted by slot, with the 
     h.add(0, ExitRecord{150, "crashed (signal 9)", 2500ms, t0 + 8s});
     h.add(RolloutRecord{Reason::upgrade, 3, false, "", t0 + 1s});
     Options o;
-    const ManagerFacts facts{77, "app", "/srv/app", t0 - 50s, false};
+    const ManagerFacts facts{77, "app", "/srv/app", t0 - 50s, std::nullopt};
     const auto status = parse(status_answer(s, o, facts, h, t0 + 10s));
 
     CHECK(status.at("ok") == true);
@@ -148,7 +148,7 @@ TEST_CASE("status shows a rollout in progress, a pre-flight check, and a backoff
     s.rollout = Rollout{Reason::reload, 4, t0, false};
     s.backoff_until = t0 + 3s;
     Options o;
-    ManagerFacts facts{1, "app", "/srv/app", t0, false};
+    ManagerFacts facts{1, "app", "/srv/app", t0, std::nullopt};
     auto m = parse(status_answer(s, o, facts, {}, t0 + 1s)).at("manager").as_object();
     CHECK(m.at("rollout").at("kind") == "reload");
     CHECK(m.at("rollout").at("state") == "rolling");
@@ -157,11 +157,12 @@ TEST_CASE("status shows a rollout in progress, a pre-flight check, and a backoff
     CHECK(m.at("backoff_s").as_double() == doctest::Approx(2.0));
 
     s.rollout.reset();
-    facts.checking = true;
+    facts.checking = t0 + 500ms;
     m = parse(status_answer(s, o, facts, {}, t0 + 1s)).at("manager").as_object();
     CHECK(m.at("rollout").at("kind") == "upgrade");
     CHECK(m.at("rollout").at("state") == "checking");
     CHECK(m.at("rollout").at("generation") == 6);
+    CHECK(m.at("rollout").at("elapsed_s").as_double() == doctest::Approx(0.5));
 }
 
 TEST_CASE("the history keeps the newest exits of each slot, and counts rollouts by kind and result")

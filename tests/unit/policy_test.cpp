@@ -631,6 +631,18 @@ TEST_CASE("a reverted rollout keeps the old generation and retires the failed on
     CHECK(s.generation == 3);
 }
 
+TEST_CASE("an upgrade's time counts from when it was asked for, before the exec")
+{
+    auto o = make_options(1);
+    o.upgrade_timeout = 10s;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::upgrade, t0 - 3s}, o, t0);
+    REQUIRE(s.rollout);
+    CHECK(s.rollout->started == t0 - 3s);
+    CHECK(next_deadline(s, o, t0) <= t0 + 7s);   // the upgrade timeout, from the request
+}
+
 TEST_CASE("old workers still draining at the upgrade timeout do not fail a rollout whose new generation is ready")
 {
     auto o = make_options(1);

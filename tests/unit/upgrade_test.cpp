@@ -130,12 +130,14 @@ TEST_CASE("version 2 hands over the control socket, the clients waiting on it an
     in.history.add(2, control::ExitRecord{96, "no heartbeat", 20s, t0 - 1s});
     in.history.add(control::RolloutRecord{Reason::upgrade, 4, true, "2 workers of generation 4 crashed at boot", t0});
     in.history.add(control::RolloutRecord{Reason::reload, 5, false, "", t0 + 1s});
+    in.upgrade_requested = t0 + 2s;
     const Handover out = decode_handover(encode(in));
     CHECK(out.version == 2);
     CHECK(out.control_fd == 11);
     CHECK(out.control_path == "/run/app/control sock");
     CHECK(out.clients == in.clients);
     CHECK(out.history == in.history);
+    CHECK(out.upgrade_requested == in.upgrade_requested);
     REQUIRE(out.history.exits.at(0).size() == 2);
     CHECK(out.history.exits.at(0).front().pid == 95);   // newest first
 }
