@@ -294,3 +294,24 @@ TEST_CASE("an upgrade keeps the pool size an operator scaled to; a reload goes b
     json = s.ctl({"--json", "status"});
     CHECK_MESSAGE(json.output().find("\"target\":2,") != std::string::npos, json.output());
 }
+
+TEST_CASE("herdctl upgrade to a binary whose workers crash answers with the failure once the previous binary serves again")
+{
+    HardDeadline guard(40s);
+    Controlled s(2, {"--restart-limit", "3/10s"});
+    const pid_t manager = s.d.pid();
+    deploy(binary("TEST_WORKER_BROKEN"), s.d.app());
+    const auto r = s.ctl({"upgrade"});
+    CHECK(code_of(r) == 1);
+    REQUIRE(r.lines.size() == 1);
+    CHECK_MESSAGE(std::regex_search(r.lines[0], std::regex("upgrade to generation 2 failed: .+; the previous binary "
+                                                           "serves again")),
+                  r.lines[0]);
+    CHECK(s.p().wait_for_line(lines::upgrade_rolled_back, in(10s)));
+    CHECK(pid_alive(manager));
+    // The previous binary answers status now, and remembers the failure.
+    CHECK(poll_until([&] { return code_of(s.ctl({"ready"})) == 0; }, in(10s), 50ms));
+    const auto json = s.ctl({"--json", "status"});
+    CHECK(json.output().find(R"("upgrade":{"complete":0,"failed":1})") != std::string::npos);
+    CHECK(json.output().find(R"("result":"failed")") != std::string::npos);
+}
