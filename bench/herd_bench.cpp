@@ -555,6 +555,46 @@ UpgradeResult upgrade_under_load(unsigned workers, unsigned connections, Clock::
     return r;
 }
 
+// Control socket: a status round trip, and a scale answered when the pool has settled
+
+struct ControlResult {
+    std::vector<double> status_ms;      // status request to its answer, one connection
+    std::vector<double> scale_up_ms;    // scale +1 to its answer: fork, first heartbeat, answer
+    std::vector<double> scale_down_ms;  // scale -1 to its answer: QUIT, exit, reap, answer
+    std::string error;
+};
+
+ControlResult control_latency(unsigned workers, int rounds)
+{
+    ControlResult r;
+    TempDir dir;
+    const std::string socket = dir / "control.sock";
+    Process p(server_args(workers, {"--heartbeat-interval", "100ms", "--heartbeat-timeout", "5s",
+                                    "--control", socket}));
+    if (p.wait_for_lines(lines::ready, workers, in(20s)).size() < workers) {
+        r.error = "pool not ready";
+        return r;
+    }
+    ControlClient c(socket);
+    if (c.error()) {
+        r.error = std::string("cannot connect to the control socket: ") + std::strerror(c.error());
+        return r;
+    }
+    auto timed = [&](const std::string& request, std::vector<double>& into) {
+        const auto t0 = Clock::now();
+        const std::string answer = c.ask(request);
+        into.push_back(ms_between(t0, Clock::now()));
+        if (answer.rfind("{\"ok\":true", 0) != 0 && r.error.empty()) r.error = request + " answered " + answer;
+    };
+    for (int i = 0; i < rounds * 10; ++i) timed("{\"command\":\"status\"}\n", r.status_ms);
+    for (int i = 0; i < rounds && r.error.empty(); ++i) {
+        timed("{\"command\":\"scale\",\"delta\":1}\n", r.scale_up_ms);
+        timed("{\"command\":\"scale\",\"delta\":-1}\n", r.scale_down_ms);
+        p.pump();   // the manager must never block on a full log pipe
+    }
+    return r;
+}
+
 // Table
 
 struct Row {
@@ -599,8 +639,9 @@ int main(int argc, char** argv)
     // herd-bench [spawn|respawn|hang|load|upgrade ...]: only those parts; all of them without arguments.
     const std::vector<std::string_view> only(argv + 1, argv + argc);
     for (auto part : only)
-        if (part != "spawn" && part != "respawn" && part != "hang" && part != "load" && part != "upgrade") {
-            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, load, upgrade)\n",
+        if (part != "spawn" && part != "respawn" && part != "hang" && part != "load" && part != "upgrade" &&
+            part != "control") {
+            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, load, upgrade, control)\n",
                          int(part.size()), part.data());
             return 2;
         }
@@ -667,6 +708,21 @@ int main(int argc, char** argv)
         rows.push_back({"manager CPU, 256 workers x 10 heartbeats/s", r.cpu_percent, "%", false, "< 3 %",
                         std::isnan(r.cpu_percent) ? std::nullopt : std::optional<bool>(r.cpu_percent < 3)});
         rows.push_back({"manager RSS, 256 workers", r.rss_kb / 1024.0, "MB", false, "", std::nullopt});
+    }
+
+    // Control socket, 8 workers
+    if (wanted("control")) {
+        std::printf("control socket: 8 workers, 500 status requests, 50 x scale +1 and -1 ...\n");
+        const auto r = control_latency(8, 50);
+        if (!r.error.empty()) errors.push_back("control: " + r.error);
+        const Stats status = stats(r.status_ms), up = stats(r.scale_up_ms), down = stats(r.scale_down_ms);
+        ms_row("control status round trip, 8 workers, p50", status.p50, "< 1 ms",
+               status.n ? std::optional<bool>(status.p50 < 1) : std::nullopt);
+        ms_row("control status round trip, p99", status.p99);
+        ms_row("scale +1 answered (spawn, ready, answer), p50", up.p50, "<= 3x raw p50",
+               up.n ? std::optional<bool>(up.p50 <= 3 * raw.p50) : std::nullopt);
+        ms_row("scale +1 answered, p99", up.p99);
+        ms_row("scale -1 answered (QUIT, exit, reap), p50", down.p50);
     }
 
     // Upgrade and reload under load, hello-http with 8 workers

@@ -51,43 +51,6 @@ int code_of(const RunResult& r)
     return r.status && r.status->exited() ? r.status->code : -1;
 }
 
-// One request line over a raw connection; the answer line (without "\n"), or the error.
-class RawClient {
-public:
-    explicit RawClient(const std::string& path)
-    {
-        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) error_ = errno;
-        timeval tv{5, 0};
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    }
-    ~RawClient() { ::close(fd_); }
-    int error() const { return error_; }
-
-    std::string ask(const std::string& bytes)
-    {
-        if (::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) != ssize_t(bytes.size())) return "send failed";
-        return read_line();
-    }
-    std::string read_line()
-    {
-        std::string line;
-        char c;
-        while (::recv(fd_, &c, 1, 0) == 1) {
-            if (c == '\n') return line;
-            line += c;
-        }
-        return line.empty() ? "EOF" : line;
-    }
-
-private:
-    int fd_ = -1;
-    int error_ = 0;
-};
-
 }  // namespace
 
 TEST_CASE("herdctl status shows the pool as the log tells it; --json gives the object; ready exits 0")
@@ -205,7 +168,7 @@ TEST_CASE("bad requests are answered with one line each, and the manager and its
     HardDeadline guard(30s);
     Controlled s(2);
     const auto before = ready_pids(s.p());
-    RawClient c(s.socket);
+    ControlClient c(s.socket);
     REQUIRE(c.error() == 0);
     CHECK(c.ask("hello\n") == R"j({"ok":false,"error":"malformed request (not JSON: syntax error)"})j");
     CHECK(c.ask("{\"command\":\"scale\",\"workers\":-4}\n") ==
@@ -214,7 +177,7 @@ TEST_CASE("bad requests are answered with one line each, and the manager and its
     // The same connection still works.
     CHECK(c.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true,"manager":)"));
     // A line too long is refused and that connection closed; others are unaffected.
-    RawClient flood(s.socket);
+    ControlClient flood(s.socket);
     CHECK(flood.ask(std::string(70'000, 'x')).find("request longer than 65536 bytes") != std::string::npos);
     CHECK(flood.read_line() == "EOF");
     CHECK(ready_pids(s.p()) == before);
@@ -243,7 +206,7 @@ TEST_CASE("the control socket is mode 0600, and another uid is refused even when
     if (child == 0) {
         ::close(fds[0]);
         if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
-        RawClient c(s.socket);
+        ControlClient c(s.socket);
         const std::string answer = c.error() ? "connect: " + std::string(std::strerror(c.error())) : c.read_line();
         [[maybe_unused]] auto n = ::write(fds[1], answer.data(), answer.size());
         ::_exit(0);

@@ -944,6 +944,45 @@ std::string PidFileWatch::first_mismatch() const
     return first_mismatch_;
 }
 
+ControlClient::ControlClient(const std::string& path, milliseconds timeout)
+{
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) error_ = errno;
+    const timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+ControlClient::~ControlClient()
+{
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::string ControlClient::ask(const std::string& bytes)
+{
+    if (::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size())) return "send failed";
+    return read_line();
+}
+
+std::string ControlClient::read_line()
+{
+    for (;;) {
+        const auto eol = buffer_.find('\n');
+        if (eol != std::string::npos) {
+            std::string line = buffer_.substr(0, eol);
+            buffer_.erase(0, eol + 1);
+            return line;
+        }
+        char chunk[4096];
+        const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return buffer_.empty() ? "EOF" : std::exchange(buffer_, {});
+        buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
 NotifySocket::NotifySocket(std::string path) : path_(std::move(path))
 {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

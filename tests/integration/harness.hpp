@@ -366,6 +366,28 @@ private:
     std::thread thread_;
 };
 
+/// A connection to a manager's control socket (--control): request lines out, answer lines in.
+class ControlClient {
+public:
+    /// Connect to `path`; a read waits at most `timeout`.
+    explicit ControlClient(const std::string& path, milliseconds timeout = milliseconds(5000));
+    ~ControlClient();
+    ControlClient(const ControlClient&) = delete;
+    ControlClient& operator=(const ControlClient&) = delete;
+    /// errno of the connect, 0 when connected.
+    int error() const { return error_; }
+    /// Send `bytes` as they are and read one answer line (without "\n"); "EOF" if the
+    /// connection closed first, "send failed" if it could not be sent.
+    std::string ask(const std::string& bytes);
+    /// The next line (without "\n"), or "EOF".
+    std::string read_line();
+
+private:
+    int fd_ = -1;
+    int error_ = 0;
+    std::string buffer_;
+};
+
 /// A unix datagram socket standing in for systemd's $NOTIFY_SOCKET.
 class NotifySocket {
 public:
