@@ -113,6 +113,11 @@ void Server::accept()
                 write(id, error_answer("permission denied: uid " + std::to_string(cred.uid) +
                                        " may not control this manager"),
                       true);
+            } else if (sessions_.size() > max_connections) {
+                // Bounded: a client that opens connections in a loop must not take the manager's descriptors.
+                spdlog::warn("control: refused a connection from pid {}: {} connections are open already", cred.pid,
+                             max_connections);
+                write(id, error_answer("too many control connections (" + std::to_string(max_connections) + ")"), true);
             } else {
                 read(id);
             }

@@ -76,5 +76,6 @@ private:
 };
 
 inline constexpr std::size_t max_request_bytes = 64 * 1024;
+inline constexpr std::size_t max_connections = 64;   // open at once; one more is answered and closed
 
 }  // namespace herd::control

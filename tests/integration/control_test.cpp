@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -180,6 +181,15 @@ TEST_CASE("bad requests are answered with one line each, and the manager and its
     ControlClient flood(s.socket);
     CHECK(flood.ask(std::string(70'000, 'x')).find("request longer than 65536 bytes") != std::string::npos);
     CHECK(flood.read_line() == "EOF");
+    // Connections are bounded: the 65th open one is answered and closed, and room comes back.
+    {
+        std::vector<std::unique_ptr<ControlClient>> many;
+        for (int i = 0; i < 63; ++i) many.push_back(std::make_unique<ControlClient>(s.socket));   // and c: 64
+        CHECK(many.back()->ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
+        ControlClient extra(s.socket);
+        CHECK(extra.read_line() == R"j({"ok":false,"error":"too many control connections (64)"})j");
+    }
+    CHECK(c.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
     CHECK(ready_pids(s.p()) == before);
     CHECK(code_of(s.ctl({"ready"})) == 0);
     // Usage errors never reach the manager: exit 2.
