@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace herd::log {
 
@@ -19,6 +20,10 @@ void setup(const std::string& level, const std::string& file, const std::string&
 
 /// Tag lines with a new role and the current pid (in a worker right after fork).
 void set_role(const std::string& role);
+
+/// Log one line (info) in another process's name: "[worker[2] 1240] [info] <text>". Exec mode logs
+/// its programs' output this way, so it reads like a herd worker's own lines.
+void write_as(const std::string& role, int pid, std::string_view text);
 
 /// Reopen the log file (USR1); nothing to do for stderr. If the file cannot be opened, logs
 /// the reason and keeps writing to the old one.

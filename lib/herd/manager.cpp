@@ -31,6 +31,9 @@ struct overloaded : F... {
 template <class... F>
 overloaded(F...) -> overloaded<F...>;
 
+// How long the loop runs handlers that are ready before it plans again.
+constexpr auto ready_handlers_limit = std::chrono::milliseconds(5);
+
 // Short intervals (a respawn takes well under a millisecond) are shown to the microsecond.
 std::string since(TimePoint from, TimePoint to)
 {
@@ -86,10 +89,13 @@ void Manager::manage()
     }
     prepare_ahead();
 
-    // Wait for heartbeats, signals and exits
+    // Wait for heartbeats, signals and exits; not while an action's outcome is still to be planned
     if (io_.stopped()) io_.restart();
-    io_.run_one_until(wake_at_);
-    io_.poll();
+    if (!replan_) io_.run_one_until(wake_at_);
+    // Then whatever else is ready, for a while: a worker that writes without pause (exec mode's
+    // output, heartbeats in a loop) must not keep the manager from deciding
+    for (const auto until = Clock::now() + ready_handlers_limit; Clock::now() < until && io_.poll_one();) {
+    }
 }
 
 // A standby process is forked while the pool is steady, so that a replacement needs no fork.
@@ -119,7 +125,9 @@ void Manager::execute(const Action& action, TimePoint now)
                            spdlog::info("worker {} retiring: max age ({})", a.pid, since(w.spawned_at, now));
                        else if (a.reason != Reason::shutdown)
                            spdlog::info("worker {} retiring: {}", a.pid, to_string(a.reason));
-                       ops_.send(a.pid, SIGQUIT);
+                       // QUIT to a herd worker; exec mode's --stop-signal to a program. Either
+                       // way the policy counts it as the graceful request (SIGQUIT).
+                       ops_.send(a.pid, options_.stop_signal);
                        handle(Signalled{a.pid, SIGQUIT, a.reason}, now);
                    },
                    [&](const Kill& a) {
@@ -129,8 +137,8 @@ void Manager::execute(const Action& action, TimePoint now)
                        else if (a.reason == Reason::no_heartbeat)
                            spdlog::warn("worker {} has no heartbeat and cannot drain, killing", a.pid);
                        else if (a.reason == Reason::graceful_timeout)
-                           spdlog::warn("worker {} still running {} after QUIT (graceful timeout), killing", a.pid,
-                                        format_duration(a.elapsed));
+                           spdlog::warn("worker {} still running {} after {} (graceful timeout), killing", a.pid,
+                                        format_duration(a.elapsed), signal_name(options_.stop_signal));
                        else
                            spdlog::warn("worker {} still running {} after TERM (kill timeout), killing", a.pid,
                                         format_duration(a.elapsed));
@@ -156,6 +164,12 @@ void Manager::execute(const Action& action, TimePoint now)
                            spdlog::critical("giving up: no worker ever became ready and {} exited within {}, exit code 3",
                                             a.failures, format_duration(options_.restart_limit.window));
                        exit_code_ = a.code;
+                   },
+                   [&](const DeclareReady& a) {
+                       const WorkerRecord& w = *state_.find(a.pid);
+                       spdlog::info("worker {} ready in slot {} after {}", a.pid, w.slot, format_duration(a.ran));
+                       handle(HeartbeatSeen{a.pid, std::nullopt}, now);
+                       check_readiness();
                    },
                    [&](const RolloutDone& a) { rollout_done(a); },
                    [&](const RolloutFailed& a) { rollout_failed(a); },
@@ -228,7 +242,8 @@ void Manager::on_signal(int signal)
         spdlog::info("{}: reopening log files", said);
         log::reopen();
         ops_.discard();   // a standby would log to the old file
-        for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
+        if (ops_.forwards_log_reopen())
+            for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
         break;
     case Command::reload:
     case Command::upgrade:
@@ -402,7 +417,7 @@ void Manager::reap(int pid, int status)
     const auto* w = state_.find(pid);
     if (!w) return;
     const auto now = Clock::now();
-    const std::string outcome = classify(*w, status);
+    const std::string outcome = classify(*w, status, options_.stop_signal);
     const WorkerEvent event = describe(*w, outcome);
     const bool failure = is_failure(state_, *w);
     spdlog::log(failure ? spdlog::level::warn : spdlog::level::info, "worker {} reaped: {}, slot {}, ran {}", pid,

@@ -57,6 +57,12 @@ void Manager::adopt(const Handover& h)
     }
     state_ = h.pool;
     started_at_ = h.started;
+    // Exec mode: the programs' output goes on being logged, by this image now.
+    for (const auto& [pid, fd] : h.outputs) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        const WorkerRecord* w = state_.find(pid);
+        ops_.adopt_output(pid, w ? w->slot : -1, fd);
+    }
     previous_binary_fd_ = h.previous_binary_fd;
     if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
     for (const auto& [pid, fd] : h.channels) {
@@ -182,8 +188,7 @@ void Manager::start_upgrade()
         abandon_upgrade("cannot execute " + binary_ + ": " + std::strerror(errno));
         return;
     }
-    std::vector<std::string> args(argv_.begin() + (argv_.empty() ? 0 : 1), argv_.end());
-    args.insert(args.end(), {"--check", "--adopt-check", std::to_string(handover_version)});
+    const std::vector<std::string> args = preflight_args(argv_, handover_version);
     auto p = std::make_unique<Preflight>(io_);
     try {
         namespace bp2 = boost::process::v2;
@@ -256,6 +261,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     h.pool = state_;
     h.pool.rollout.reset();
     for (const auto& [pid, ch] : channels_) h.channels.emplace_back(pid, ch->pipe.native_handle());
+    h.outputs = ops_.hand_over();
     h.listeners = listeners_;
     h.pid_file_fd = pid_file_fd_;
     h.pid_file_path = pid_file_path_;
@@ -302,6 +308,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     std::vector<int> inherited;
     for (const auto& l : listeners_) inherited.push_back(l.fd);
     for (const auto& [pid, fd] : h.channels) inherited.push_back(fd);
+    for (const auto& [pid, fd] : h.outputs) inherited.push_back(fd);
     if (pid_file_fd_ >= 0) inherited.push_back(pid_file_fd_);
     if (previous >= 0) inherited.push_back(previous);
     if (h.control_fd >= 0) inherited.push_back(h.control_fd);

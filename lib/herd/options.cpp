@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cctype>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -107,6 +109,7 @@ struct Spec {
     Kind kind;
     void (*set)(Options&, const std::string&);
     bool command_line_only = false;
+    bool exec_only = false;   // exec mode (herd -- COMMAND) only
 };
 
 std::string long_name(const Spec& spec)
@@ -115,9 +118,15 @@ std::string long_name(const Spec& spec)
     return names.substr(0, names.find(','));
 }
 
-std::vector<Spec> standard_specs()
+std::string signal_text(int signal)
 {
-    const Options d;
+    const char* abbrev = ::sigabbrev_np(signal);
+    return abbrev ? abbrev : std::to_string(signal);
+}
+
+/// The options of this mode, `d` giving the defaults shown in --help.
+std::vector<Spec> standard_specs(const Options& d, bool exec)
+{
     // Defaults in the syntax the options take ("10s"), so they can be pasted
     const auto dur = [](Duration v) {
         std::string text = format_duration(v);
@@ -130,7 +139,7 @@ std::vector<Spec> standard_specs()
 
     using O = Options;
     using S = const std::string&;
-    return {
+    std::vector<Spec> specs = {
         {"Pool", "workers,w", "N", "target pool size; 0 idles until TTIN",
          std::to_string(d.workers), Kind::value, [](O& o, S v) { o.workers = parse_unsigned(v); }},
         {"Pool", "listen,l", "ADDR", "HOST:PORT, [V6]:PORT, :PORT, unix:PATH (repeatable)", "",
@@ -162,9 +171,13 @@ std::vector<Spec> standard_specs()
          dur(d.kill_timeout), Kind::value, [](O& o, S v) { o.kill_timeout = parse_duration(v); }},
         {"Heartbeats and timeouts", "upgrade-timeout", "D", "USR2: new generation ready within",
          dur(d.upgrade_timeout), Kind::value, [](O& o, S v) { o.upgrade_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "ready-after", "D",
-         "exec mode, heartbeat timeout 0: ready after running D", dur(d.ready_after),
-         Kind::value, [](O& o, S v) { o.ready_after = parse_duration(v); }},
+
+        {"Exec mode", "ready-after", "D", "with --heartbeat-timeout 0, a program is ready once it has run D",
+         d.ready_after ? dur(*d.ready_after) : "", Kind::value,
+         [](O& o, S v) { o.ready_after = parse_duration(v); }, false, true},
+        {"Exec mode", "stop-signal", "SIG", "asks a program to finish and exit (retire, QUIT to herd); "
+         "KILL follows after --graceful-timeout", signal_text(d.stop_signal), Kind::value,
+         [](O& o, S v) { o.stop_signal = parse_signal(v); }, false, true},
 
         {"Process", "pid-file", "PATH", "write the manager's pid here, locked", "", Kind::value,
          [](O& o, S v) { o.pid_file = v; }},
@@ -194,6 +207,9 @@ std::vector<Spec> standard_specs()
         {"General", "help,h", nullptr, "show this help and exit", "", Kind::flag, nullptr, true},
         {"General", "version", nullptr, "show the version and exit", "", Kind::flag, nullptr, true},
     };
+    // Exec mode's own options are unknown to a server binary, whose workers are herd::Workers.
+    std::erase_if(specs, [&](const Spec& s) { return s.exec_only && !exec; });
+    return specs;
 }
 
 po::typed_value<std::string>* flag_value()
@@ -457,14 +473,16 @@ void store_command_line(const std::vector<std::string>& args, const po::options_
 
 /// Store the file's values where the command line left none; returns where each one came from.
 Sources store_config_file(const std::string& path, const std::vector<Spec>& specs, const po::options_description& all,
-                          po::variables_map& vm)
+                          bool exec, po::variables_map& vm)
 {
     Sources sources;
     std::map<std::string, std::string> last_line;   // a "given more than once" is about the last one
     po::parsed_options from_file(&all);
     for (const ConfigEntry& entry : parse_config_text(path, read_file(path))) {
         const std::string at = "config file " + path + ", line " + std::to_string(entry.line) + ": ";
-        // Named pools ([pool.web]) arrive with exec mode; until then a section is a mistake.
+        // Named pools ([pool.web]) are for a later version of exec mode; anything else is a mistake.
+        if (exec && entry.section.starts_with("pool."))
+            throw UsageError(at + "several pools ([" + entry.section + "]) are not supported yet: run one herd per pool");
         if (!entry.section.empty()) throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
         const auto spec =
             std::find_if(specs.begin(), specs.end(), [&](const Spec& s) { return long_name(s) == entry.key; });
@@ -562,6 +580,38 @@ std::string format_duration(Duration d)
     return std::to_string(ms) + " ms";
 }
 
+int parse_signal(std::string_view text)
+{
+    constexpr const char* expected = "expected a signal name such as TERM or INT, or its number";
+    int signal = 0;
+    if (all_digits(text)) {
+        const std::uint64_t n = parse_whole(text);
+        signal = n < std::uint64_t(NSIG) ? int(n) : 0;
+    } else {
+        std::string name(text);
+        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return char(std::toupper(c)); });
+        if (name.starts_with("SIG")) name.erase(0, 3);
+        for (int s = 1; s < NSIG && !signal; ++s)
+            if (const char* abbrev = ::sigabbrev_np(s); abbrev && name == abbrev) signal = s;
+    }
+    if (signal <= 0) throw std::invalid_argument(expected);
+    // These stop, continue or are ignored by default: a program that does not handle one would
+    // never leave, and each is the graceful timeout's KILL in disguise.
+    for (int s : {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD, SIGURG, SIGWINCH})
+        if (signal == s)
+            throw std::invalid_argument(signal_text(s) + " does not end a process by default; use TERM, INT, QUIT, HUP, "
+                                        "USR1, USR2 or KILL");
+    return signal;
+}
+
+Options exec_defaults()
+{
+    Options o;
+    o.ready_after = std::chrono::seconds(1);
+    o.stop_signal = SIGTERM;
+    return o;
+}
+
 RestartLimit parse_restart_limit(std::string_view text)
 {
     constexpr const char* expected = "expected COUNT/WINDOW such as 10/10s";
@@ -581,8 +631,9 @@ RestartLimit parse_restart_limit(std::string_view text)
 CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext)
 {
     CommandLine result;
+    result.options = ext.defaults;
     result.argv.assign(argv, argv + argc);
-    const std::vector<Spec> specs = standard_specs();
+    const std::vector<Spec> specs = standard_specs(ext.defaults, ext.accepts_command);
     const Descriptions desc = make_descriptions(specs, ext);
     const std::string program = ext.program.empty() ? basename_of(argc > 0 ? argv[0] : nullptr) : ext.program;
     result.help_text = make_help_text(desc, specs, ext, program);
@@ -608,7 +659,7 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
 
     // Config file: fills what the command line left unset
     Sources sources;
-    if (vm->count("config")) sources = store_config_file((*vm)["config"].as<std::string>(), specs, desc.all, *vm);
+    if (vm->count("config")) sources = store_config_file((*vm)["config"].as<std::string>(), specs, desc.all, ext.accepts_command, *vm);
     try {
         po::notify(*vm);
     } catch (const po::error& e) {
@@ -658,6 +709,10 @@ void validate(const Options& o)
         std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
     if (o.restart_limit.count < 1) fail("restart-limit", "needs a count of at least 1", restart);
     if (o.restart_limit.window.count() <= 0) fail("restart-limit", "needs a window above 0", restart);
+    // Exec mode: a program that sends no heartbeat must get to be ready before it is killed for not being ready.
+    if (o.ready_after && o.heartbeat_timeout.count() == 0 && o.boot_timeout.count() > 0 && *o.ready_after >= o.boot_timeout)
+        throw UsageError("--ready-after (" + format_duration(*o.ready_after) + ") must be below --boot-timeout (" +
+                         format_duration(o.boot_timeout) + ")");
     if (std::find(std::begin(log_levels), std::end(log_levels), o.log_level) == std::end(log_levels))
         throw UsageError("invalid value '" + o.log_level + "' for --log-level: expected one of " + join_levels());
 }

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,7 +48,9 @@ struct Options {
     unsigned spare = 1;
     RestartLimit restart_limit;
     Duration upgrade_timeout = std::chrono::seconds(60);
-    Duration ready_after = std::chrono::seconds(1);           // exec mode, with heartbeat timeout 0
+    // Exec mode only (herd -- COMMAND; see exec_defaults()):
+    std::optional<Duration> ready_after;                      // with heartbeat timeout 0: ready after running this long
+    int stop_signal = SIGQUIT;                                // asks a worker to finish and exit (retire, graceful stop)
     std::string pid_file;
     std::string control;
     std::string log_level = "info";
@@ -74,8 +78,12 @@ struct OptionsExtension {
     std::string version;      // shown in --version
     std::string usage;        // first line of --help, e.g. "hello-http [options]"
     std::function<void(boost::program_options::options_description&)> add_options;
-    bool accepts_command = false;   // exec mode: `-- COMMAND [ARGS...]`
+    bool accepts_command = false;   // exec mode: `-- COMMAND [ARGS...]`, --ready-after and --stop-signal
+    Options defaults;               // what an option not given is (exec mode: exec_defaults())
 };
+
+/// The defaults of exec mode: --ready-after 1s, --stop-signal TERM (a program may not know QUIT).
+Options exec_defaults();
 
 /// The outcome of parsing a command line.
 struct CommandLine {
@@ -96,6 +104,10 @@ void validate(const Options& options);
 
 /// "250ms", "2s", "1.5s", "3m", "1h" or a bare number of seconds; throws std::invalid_argument.
 Duration parse_duration(std::string_view text);
+
+/// "TERM", "SIGTERM", "term" or a number: a signal that ends a process by default; throws
+/// std::invalid_argument.
+int parse_signal(std::string_view text);
 
 /// "10/10s": a count and a window; throws std::invalid_argument.
 RestartLimit parse_restart_limit(std::string_view text);

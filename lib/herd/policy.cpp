@@ -88,19 +88,29 @@ void plan_stop(const PoolState& state, Actions& out)
     }
 }
 
+// Programs that send no heartbeat (exec mode): ready once they have run --ready-after
+void plan_readiness(const PoolState& state, const Options& options, TimePoint now, Actions& out)
+{
+    for (const auto& w : state.workers)
+        if (!w.leaving() && ready_by_time(w, options, now))
+            out.push_back(DeclareReady{w.pid, std::chrono::duration_cast<Duration>(now - w.spawned_at)});
+}
+
 // Hung and late workers
 void plan_timeouts(const PoolState& state, const Options& options, TimePoint now, Actions& out,
                    std::set<int>& leaving)
 {
     for (const auto& w : state.workers) {
         if (w.leaving()) continue;
-        if (!w.ready()) {
+        // Declared ready by plan_readiness in this same plan: not late for its boot.
+        if (!w.ready() && !ready_by_time(w, options, now)) {
             if (options.boot_timeout.count() > 0 && now - w.spawned_at >= options.boot_timeout) {
                 out.push_back(Kill{w.pid, Reason::boot_timeout,
                                    std::chrono::duration_cast<Duration>(now - w.spawned_at)});
                 leaving.insert(w.pid);
             }
-        } else if (options.heartbeat_timeout.count() > 0 && now - w.last_heartbeat >= options.heartbeat_timeout) {
+        } else if (w.ready() && options.heartbeat_timeout.count() > 0 &&
+                   now - w.last_heartbeat >= options.heartbeat_timeout) {
             out.push_back(Retire{w.pid, Reason::no_heartbeat,
                                  std::chrono::duration_cast<Duration>(now - w.last_heartbeat)});
             leaving.insert(w.pid);
@@ -293,11 +303,19 @@ bool is_steady(const PoolState& state)
            std::all_of(state.workers.begin(), state.workers.end(), [](const auto& w) { return w.ready(); });
 }
 
-std::string classify(const WorkerRecord& w, int status)
+bool ready_by_time(const WorkerRecord& w, const Options& options, TimePoint now)
+{
+    return !w.ready() && options.heartbeat_timeout.count() == 0 && options.ready_after &&
+           now - w.spawned_at >= *options.ready_after;
+}
+
+std::string classify(const WorkerRecord& w, int status, int stop_signal)
 {
     const bool exited = WIFEXITED(status);
     const int code = exited ? WEXITSTATUS(status) : 0;
     const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    // Ended by the signal it was sent, or exited the way a shell reports that (128 + N).
+    const auto ended_by = [&](int s) { return sig == s || (exited && code == 128 + s); };
     if (w.kill_at) {
         switch (w.kill_reason) {
         case Reason::boot_timeout: return "boot timeout";
@@ -308,9 +326,14 @@ std::string classify(const WorkerRecord& w, int status)
         }
     }
     if (w.reason == Reason::no_heartbeat) return "no heartbeat";
-    if (w.term_at && (sig == SIGTERM || (exited && code == 0))) return "stopped (shutdown)";
-    if (w.reason == Reason::shutdown && (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)) return "stopped (shutdown)";
-    if (w.reason != Reason::none && exited && code == 0) return "retired (" + to_string(w.reason) + ")";
+    if (w.term_at && (ended_by(SIGTERM) || (exited && code == 0))) return "stopped (shutdown)";
+    if (w.reason == Reason::shutdown &&
+        (ended_by(SIGTERM) || ended_by(SIGINT) || ended_by(SIGQUIT) || (w.quit_at && ended_by(stop_signal))))
+        return "stopped (shutdown)";
+    // A program that does as it is told and dies of its stop signal (the default action of TERM)
+    // has retired, not crashed.
+    if (w.reason != Reason::none && ((exited && code == 0) || (w.quit_at && ended_by(stop_signal))))
+        return "retired (" + to_string(w.reason) + ")";
     if (sig) return "crashed (signal " + std::to_string(sig) + ")";
     if (code) return "crashed (exit code " + std::to_string(code) + ")";
     return "finished (exit 0)";
@@ -376,7 +399,7 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             auto* found = s.find(e.pid);
             if (!found) return;
             const auto it = s.workers.begin() + (found - s.workers.data());
-            std::string kind = classify(*it, e.status);
+            std::string kind = classify(*it, e.status, o.stop_signal);
             kind = kind.substr(0, kind.find(" ("));
             ++s.exits[kind];
             if (is_failure(s, *it)) s.failures.push_back(now);
@@ -435,6 +458,7 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
     }
 
     std::set<int> leaving;
+    plan_readiness(state, options, now, out);
     plan_timeouts(state, options, now, out, leaving);
     if (!plan_rollout(state, options, now, out)) return out;
 
@@ -468,6 +492,8 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
         else if (w.quit_at) consider(*w.quit_at + options.graceful_timeout);
         else if (!w.ready() && options.boot_timeout.count() > 0) consider(w.spawned_at + options.boot_timeout);
         else if (w.ready() && options.heartbeat_timeout.count() > 0) consider(w.last_heartbeat + options.heartbeat_timeout);
+        if (!w.leaving() && !w.ready() && options.heartbeat_timeout.count() == 0 && options.ready_after)
+            consider(w.spawned_at + *options.ready_after);
         if (!w.leaving() && w.age_limit.count() > 0) consider(w.spawned_at + w.age_limit);
     }
     if (state.backoff_until) consider(*state.backoff_until);

@@ -10,6 +10,7 @@
 #include <herd/options.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -111,7 +112,7 @@ struct BackoffStarted { TimePoint until; unsigned level; };
 struct ManagerResumed {};
 struct RolloutStarted {                            // a new generation replaces every worker
     Reason kind;
-    std::optional<TimePoint> since;                // asked for then (an upgrade: before the exec), else now
+    std::optional<TimePoint> since = std::nullopt; // asked for then (an upgrade: before the exec), else now
 };
 struct RolloutEnded { bool reverted; };            // reverted: the previous generation is current again
 using Event = std::variant<Spawned, SpawnFailed, HeartbeatSeen, Signalled, WorkerExited, Scale,
@@ -126,7 +127,7 @@ struct Spawn {
     unsigned generation;
     friend bool operator==(const Spawn&, const Spawn&) = default;
 };
-struct Retire {                  // SIGQUIT: finish the current work, then exit
+struct Retire {                  // SIGQUIT (exec mode: --stop-signal): finish the current work, then exit
     int pid;
     Reason reason;
     Duration elapsed{0};         // no_heartbeat: the silence
@@ -137,6 +138,11 @@ struct Kill {                    // SIGKILL
     Reason reason;               // boot_timeout, graceful_timeout, kill_timeout
     Duration elapsed{0};
     friend bool operator==(const Kill&, const Kill&) = default;
+};
+struct DeclareReady {            // exec mode, heartbeats not watched: a program is ready once it ran --ready-after
+    int pid;
+    Duration ran;
+    friend bool operator==(const DeclareReady&, const DeclareReady&) = default;
 };
 struct Terminate {               // SIGTERM: fast shutdown
     int pid;
@@ -165,7 +171,7 @@ struct RolloutFailed {           // the new generation did not come up: go back 
     std::string why;
     friend bool operator==(const RolloutFailed&, const RolloutFailed&) = default;
 };
-using Action = std::variant<Spawn, Retire, Kill, Terminate, BackOff, Exit, RolloutDone, RolloutFailed>;
+using Action = std::variant<Spawn, Retire, Kill, Terminate, BackOff, Exit, RolloutDone, RolloutFailed, DeclareReady>;
 using Actions = std::vector<Action>;
 
 /// Decide what to do now.
@@ -175,7 +181,13 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now);
 TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now);
 
 /// How a worker's exit reads in the log and status: "crashed (signal 9)", "retired (TTOU)", ...
-std::string classify(const WorkerRecord& worker, int wait_status);
+/// `stop_signal` is what the manager sends to retire a worker (Options::stop_signal): dying of
+/// it once asked (or exiting 128 + its number, as shells and the JVM do) is an expected exit.
+std::string classify(const WorkerRecord& worker, int wait_status, int stop_signal = SIGQUIT);
+
+/// Exec mode's readiness without heartbeats: heartbeats are not watched (--heartbeat-timeout 0),
+/// --ready-after is set, and this booting worker has run that long.
+bool ready_by_time(const WorkerRecord& worker, const Options& options, TimePoint now);
 
 /// Does this worker's exit count toward --restart-limit? Nobody asked for it, or it hung; and
 /// the manager was not shutting down (then every exit is expected).

@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <optional>
+#include <utility>
+#include <vector>
 
 namespace herd {
 
@@ -37,6 +39,14 @@ public:
     virtual void discard() {}
     /// Is pid a child that prepare() made (and that is not a worker yet)?
     virtual bool owns(int /*pid*/) const { return false; }
+    /// Do the workers reopen their own log files on USR1? herd workers do. Exec mode's programs
+    /// log through the manager, and USR1's default action would end one that does not handle it.
+    virtual bool forwards_log_reopen() const { return true; }
+    /// Descriptors held for workers beside their heartbeat pipes (exec mode: each program's output
+    /// pipe), by worker pid, for USR2's hand-over; what was read from them is logged first.
+    virtual std::vector<std::pair<int, int>> hand_over() { return {}; }
+    /// Take over a worker's output pipe that the previous image handed over (closes it by default).
+    virtual void adopt_output(int pid, int slot, int fd);
 };
 
 /// The manager asks the kernel for a long time slice (Linux 6.12 and later; EEVDF's sched_runtime

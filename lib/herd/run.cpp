@@ -1,13 +1,18 @@
-// herd::run: from argv to a running manager. Startup errors end here as one line on stderr:
-// exit 2 for bad input, 1 for a runtime failure (address in use, pid file held, no permission).
+// herd::run and herd::run_exec: from argv to a running manager. Startup errors end here as one
+// line on stderr: exit 2 for bad input, 1 for a runtime failure (address in use, pid file held,
+// no permission). Both kinds of binary share this start-up (detail/run.hpp); they differ in the
+// Mode: fork mode forks herd::Workers of this program, exec mode execs a command (exec_ops.hpp).
 #include <herd/herd.hpp>
 
+#include <herd/detail/run.hpp>
 #include <herd/detail/worker_runtime.hpp>
+#include <herd/exec_ops.hpp>
 #include <herd/listeners.hpp>
 #include <herd/log.hpp>
 #include <herd/manager.hpp>
 #include <herd/pid_file.hpp>
 #include <herd/proctitle.hpp>
+#include <herd/signals.hpp>
 #include <herd/upgrade.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -15,13 +20,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
-#include <grp.h>
 #include <iostream>
 #include <optional>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -30,33 +34,8 @@ namespace herd {
 
 namespace {
 
-struct Identity {
-    std::optional<uid_t> uid;
-    std::optional<gid_t> gid;
-    std::string user;
-};
-
-// --user / --group are resolved at start: a typo is a usage error, not a worker crash loop.
-Identity resolve_identity(const Options& o)
-{
-    Identity id;
-    if (!o.user.empty()) {
-        const passwd* pw = ::getpwnam(o.user.c_str());
-        if (!pw) throw UsageError("invalid value '" + o.user + "' for --user: no such user");
-        id.uid = pw->pw_uid;
-        id.gid = pw->pw_gid;
-        id.user = o.user;
-    }
-    if (!o.group.empty()) {
-        const group* gr = ::getgrnam(o.group.c_str());
-        if (!gr) throw UsageError("invalid value '" + o.group + "' for --group: no such group");
-        id.gid = gr->gr_gid;
-    }
-    return id;
-}
-
 // Everything checked before a configuration is used, at start and on HUP; throws UsageError.
-Identity check(Options& o, const std::string& program)
+Identity check(Options& o, const CommandLine& cl, const std::string& program, const detail::Mode& mode)
 {
     validate(o);
     for (const auto& a : o.listen) {
@@ -67,20 +46,8 @@ Identity check(Options& o, const std::string& program)
         }
     }
     if (o.name.empty()) o.name = program;
+    if (mode.check) mode.check(cl);
     return resolve_identity(o);
-}
-
-void drop_privileges(const Identity& id)
-{
-    if (id.gid) {
-        if (::setgroups(0, nullptr) != 0 && errno != EPERM) throw std::system_error(errno, std::generic_category(), "setgroups");
-        if (::setgid(*id.gid) != 0) throw std::system_error(errno, std::generic_category(), "cannot switch to group");
-    }
-    if (id.uid) {
-        if (::initgroups(id.user.c_str(), id.gid.value_or(0)) != 0 && errno != EPERM) {
-        }
-        if (::setuid(*id.uid) != 0) throw std::system_error(errno, std::generic_category(), "cannot switch to user");
-    }
 }
 
 // Daemon: the starting command waits on a pipe until the pool is ready (or the manager failed).
@@ -137,16 +104,13 @@ void report(int fd, const std::string& message)
 
 }  // namespace
 
-int run(int argc, char** argv, App app)
+int detail::run(int argc, char** argv, Mode mode)
 {
     const std::string program = std::filesystem::path(argc > 0 ? argv[0] : "herd").filename().string();
     CommandLine cl;
     Identity identity;
-    OptionsExtension ext;
+    OptionsExtension& ext = mode.ext;
     ext.program = program;
-    ext.version = app.version;
-    ext.usage = program + " [options]";
-    ext.add_options = app.add_options;
     try {
         cl = parse_command_line(argc, argv, ext);
         if (cl.help) {
@@ -154,10 +118,12 @@ int run(int argc, char** argv, App app)
             return 0;
         }
         if (cl.version) {
-            std::cout << program << " " << app.version << " (herd " << HERD_VERSION << ")\n";
+            // A server names its own version and herd's; herd itself has only the one.
+            if (ext.version.empty()) std::cout << program << " " << HERD_VERSION << "\n";
+            else std::cout << program << " " << ext.version << " (herd " << HERD_VERSION << ")\n";
             return 0;
         }
-        identity = check(cl.options, program);
+        identity = check(cl.options, cl, program, mode);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
         return 2;
@@ -244,24 +210,24 @@ int run(int argc, char** argv, App app)
 
     // The manager and how its children start
     boost::asio::io_context io;
-    const auto* args = cl.app_args.get();
+    std::unique_ptr<ProcessOps> ops;
     std::unique_ptr<Manager> manager;
-    ForkOps ops([&](const SpawnRequest& request) {
-        if (ready_fd >= 0) ::close(ready_fd);
-        const Options& opts = manager->options();   // after a reload, the new ones
-        const std::string role = "worker[" + std::to_string(request.slot) + "]";
-        log::set_role(role);
-        proctitle::set(opts.name + ": " + role + " gen " + std::to_string(request.generation));
-        // The identity resolved at start, unless a reload changed --user or --group since.
-        const bool same = opts.user == options.user && opts.group == options.group;
-        drop_privileges(same ? identity : resolve_identity(opts));
-        auto worker = app.make_worker();
-        detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts, args,
-                                                listeners});
-        return runtime.run();
-    }, options.spare > 0);   // --spare 0: no extra process at all, not even a standby
-    manager = std::make_unique<Manager>(io, options, listeners, ops, app.hooks);
-    ops.set_child_setup([&] { manager->close_in_child(); });
+    detail::Startup startup{io, cl, listeners, ready_fd, [&]() -> Manager& { return *manager; }, [&] {
+                                // The identity resolved at start, unless a reload changed --user or --group since.
+                                const Options& now = manager->options();
+                                const bool same = now.user == options.user && now.group == options.group;
+                                return same ? identity : resolve_identity(now);
+                            }};
+    try {
+        ops = mode.make_ops(startup);
+    } catch (const std::exception& e) {
+        const std::string line = program + ": " + e.what();
+        std::fprintf(stderr, "%s\n", line.c_str());
+        report(ready_fd, line + "\n");
+        close_listeners(listeners, true);
+        return 1;
+    }
+    manager = std::make_unique<Manager>(io, options, listeners, *ops, mode.hooks);
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
     if (control_fd >= 0) manager->set_control(control_fd, control_path);
     manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);
@@ -269,9 +235,9 @@ int run(int argc, char** argv, App app)
     manager->set_reread([&] {
         std::vector<const char*> args;
         for (const auto& a : cl.argv) args.push_back(a.c_str());
-        Options fresh = parse_command_line(int(args.size()), args.data(), ext).options;
-        check(fresh, program);
-        return fresh;
+        CommandLine fresh = parse_command_line(int(args.size()), args.data(), ext);
+        check(fresh.options, fresh, program, mode);
+        return fresh.options;
     });
     if (handover) manager->adopt(*handover);
     manager->on_first_ready([&] {
@@ -287,6 +253,63 @@ int run(int argc, char** argv, App app)
     }
     close_listeners(listeners, true);
     return code;
+}
+
+// Fork mode: workers are herd::Workers of this program, forked by the manager
+int run(int argc, char** argv, App app)
+{
+    detail::Mode mode;
+    mode.ext.version = app.version;
+    mode.ext.add_options = app.add_options;
+    mode.hooks = app.hooks;
+    mode.make_ops = [make_worker = app.make_worker](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
+        auto ops = std::make_unique<ForkOps>(
+            [&s, make_worker](const SpawnRequest& request) {
+                if (s.ready_fd >= 0) ::close(s.ready_fd);
+                const Options& opts = s.manager().options();   // after a reload, the new ones
+                const std::string role = "worker[" + std::to_string(request.slot) + "]";
+                log::set_role(role);
+                proctitle::set(opts.name + ": " + role + " gen " + std::to_string(request.generation));
+                if (const int err = take_identity(s.identity()))
+                    throw std::system_error(err, std::generic_category(), "cannot switch to --user or --group");
+                auto worker = make_worker();
+                detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts,
+                                                        s.command_line.app_args.get(), s.listeners});
+                return runtime.run();
+            },
+            s.command_line.options.spare > 0);   // --spare 0: no extra process at all, not even a standby
+        ops->set_child_setup([&s] { s.manager().close_in_child(); });
+        return ops;
+    };
+    return detail::run(argc, argv, std::move(mode));
+}
+
+// Exec mode: workers are copies of the command after `--`, exec'd by the manager
+int run_exec(int argc, char** argv)
+{
+    const auto path_env = [] {
+        const char* path = std::getenv("PATH");
+        return std::string(path ? path : "/usr/local/bin:/usr/bin:/bin");
+    };
+    detail::Mode mode;
+    mode.ext.version = "";   // --version: herd's own
+    mode.ext.accepts_command = true;
+    mode.ext.defaults = exec_defaults();
+    mode.check = [path_env](const CommandLine& cl) { resolve_command(cl.command, path_env()); };
+    mode.make_ops = [path_env](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
+        Program program = resolve_command(s.command_line.command, path_env());
+        const Options& o = s.command_line.options;
+        std::string shown = program.path;
+        for (std::size_t i = 1; i < program.argv.size(); ++i) shown += " " + program.argv[i];
+        if (o.heartbeat_timeout.count() == 0 && o.ready_after)
+            spdlog::info("workers run {}; each is ready once it has run {} (--ready-after) and is asked to stop with {}",
+                         shown, format_duration(*o.ready_after), signal_name(o.stop_signal));
+        else
+            spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked to "
+                         "stop with {}", shown, signal_name(o.stop_signal));
+        return std::make_unique<ExecOps>(s.io, std::move(program), s.listeners, s.identity);
+    };
+    return detail::run(argc, argv, std::move(mode));
 }
 
 }  // namespace herd

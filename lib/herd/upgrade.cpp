@@ -119,13 +119,16 @@ std::string encode(const Handover& h)
     if (h.rollback_from) out << "rollback " << h.rollback_from << " " << h.rollback_why << "\n";
     if (h.version >= 2) encode_control(out, h);
     std::map<int, int> fds(h.channels.begin(), h.channels.end());
+    const std::map<int, int> outputs(h.outputs.begin(), h.outputs.end());
     for (const auto& w : p.workers) {
         out << "worker pid=" << w.pid << " slot=" << w.slot << " gen=" << w.generation
             << " fd=" << (fds.count(w.pid) ? fds[w.pid] : -1) << " spawned=" << ns(w.spawned_at)
             << " ready=" << opt_ns(w.ready_at) << " beat=" << ns(w.last_heartbeat) << " requests=" << w.requests
             << " age_limit=" << w.age_limit.count() << " request_limit=" << w.request_limit
             << " reason=" << reason_key(w.reason) << " quit=" << opt_ns(w.quit_at) << " term=" << opt_ns(w.term_at)
-            << " kill=" << opt_ns(w.kill_at) << " kill_reason=" << reason_key(w.kill_reason) << "\n";
+            << " kill=" << opt_ns(w.kill_at) << " kill_reason=" << reason_key(w.kill_reason);
+        if (const auto it = outputs.find(w.pid); it != outputs.end()) out << " out=" << it->second;
+        out << "\n";
     }
     out << "end\n";
     return out.str();
@@ -216,6 +219,7 @@ Handover decode_handover(std::string_view text)
                 w.kill_reason = reason_from(get("kill_reason"));
                 const int fd = int(number(get("fd")));
                 if (fd >= 0) h.channels.emplace_back(w.pid, fd);
+                if (f.count("out")) h.outputs.emplace_back(w.pid, int(number(f["out"])));
                 h.pool.workers.push_back(w);
             } else if (key == "control") {
                 in >> h.control_fd;
@@ -275,6 +279,15 @@ Handover decode_handover(std::string_view text)
     if (n == 0) throw std::invalid_argument("hand-over record is empty");
     if (!ended) throw std::invalid_argument("hand-over record is truncated (no 'end' line)");
     return h;
+}
+
+std::vector<std::string> preflight_args(const std::vector<std::string>& argv, unsigned version)
+{
+    std::vector<std::string> args(argv.begin() + (argv.empty() ? 0 : 1), argv.end());
+    // The parser splits at the first "--" (options.cpp), and so does this.
+    const auto dashes = std::find(args.begin(), args.end(), "--");
+    args.insert(dashes, {"--check", "--adopt-check", std::to_string(version)});
+    return args;
 }
 
 std::string resolve_binary(const std::string& argv0)

@@ -13,7 +13,10 @@
 //              last_rollout KIND GENERATION FAILED AT_NS WHY... / slot_exit SLOT PID RAN_MS AT_NS OUTCOME...
 //              upgrade_requested T_NS
 //   worker pid=.. slot=.. gen=.. fd=.. spawned=.. ready=.. beat=.. requests=.. age_limit=..
-//          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=..
+//          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=.. [out=..]
+//   (out=FD: exec mode, the read end of the program's stdout and stderr pipe. Only exec mode's
+//   herd writes it and every herd that does reads it; readers of version 2 ignore fields they do
+//   not know, so the version stays 2.)
 //   end
 // Times are steady_clock (CLOCK_MONOTONIC) nanoseconds, which exec does not reset.
 #pragma once
@@ -51,6 +54,7 @@ struct Handover {
     std::vector<std::pair<int, control::Op>> clients;   // connections waiting for an operation's outcome
     control::History history;                    // what status reports: exits by slot, rollouts
     TimePoint upgrade_requested{};               // when the upgrade was asked for (USR2 or herdctl)
+    std::vector<std::pair<int, int>> outputs;    // exec mode: worker pid -> output pipe read fd
 };
 
 /// Can this binary adopt a hand-over of version `version` (1: no control socket; 2: with it)?
@@ -61,6 +65,10 @@ std::string encode(const Handover& handover);
 
 /// Parse a record; throws std::invalid_argument naming the line.
 Handover decode_handover(std::string_view text);
+
+/// USR2's pre-flight arguments: the running ones (argv[0] left out) with `--check --adopt-check V`
+/// before a `--` (exec mode's command follows it and must not get them).
+std::vector<std::string> preflight_args(const std::vector<std::string>& argv, unsigned version);
 
 /// Absolute path of the program as started (argv[0] resolved against PATH and the working
 /// directory, symlinks kept: a deploy that switches a symlink is picked up by USR2).

@@ -51,6 +51,7 @@ public:
         exit(pid, signal == SIGQUIT ? W_EXITCODE(0, 0) : signal);
         return true;
     }
+    bool forwards_log_reopen() const override { return reopen; }
     std::optional<int> try_reap(int pid) override
     {
         auto it = fakes.find(pid);
@@ -74,6 +75,7 @@ public:
     std::vector<int> spawned;
     std::vector<std::pair<int, int>> signals;
     std::set<int> reaped;
+    bool reopen = true;   // false: exec mode's programs, which are not sent USR1
 
 private:
     int next_pid_ = 900000;
@@ -94,9 +96,10 @@ Options fast(unsigned workers)
 struct Shell {
     Shell() { log::setup("off", "", "manager"); }
     /// Run a manager of `workers` to its end; its exit code.
-    int run(unsigned workers)
+    int run(unsigned workers) { return run(fast(workers)); }
+    int run(const Options& options)
     {
-        manager = std::make_unique<Manager>(io, fast(workers), listeners, ops, hooks);
+        manager = std::make_unique<Manager>(io, options, listeners, ops, hooks);
         if (!control_path.empty()) manager->set_control(control::Server::bind(control_path), control_path);
         return manager->run();
     }
@@ -207,4 +210,36 @@ TEST_CASE_FIXTURE(Shell, "a control client's scale is answered once the new work
     CHECK(answers[0] == "{\"ok\":true,\"target\":2,\"ready\":2}\n");
     CHECK(answers[1] == "{\"ok\":true,\"exit_code\":0}\n");
     CHECK(::access(control_path.c_str(), F_OK) != 0);   // the socket file is gone with the manager
+}
+
+TEST_CASE_FIXTURE(Shell, "exec mode: programs without heartbeats are ready after --ready-after, stopped with --stop-signal, not sent USR1")
+{
+    Options o = fast(2);
+    o.heartbeat_timeout = 0ms;
+    o.ready_after = 30ms;
+    o.stop_signal = SIGTERM;
+    ops.reopen = false;
+    std::vector<std::string> outcomes;
+    boost::asio::steady_timer check(io);
+    hooks.after_spawn = [&](const WorkerEvent&) {
+        if (ops.spawned.size() != 2) return;
+        // No heartbeat is ever sent: by --ready-after both are ready; then USR1, then TTOU.
+        check.expires_after(300ms);
+        check.async_wait([&](const boost::system::error_code&) {
+            CHECK(ready_count(manager->state()) == 2);
+            ::raise(SIGUSR1);
+            ::raise(SIGTTOU);
+        });
+    };
+    hooks.after_reap = [&](const WorkerEvent& e) {
+        outcomes.push_back(e.outcome);
+        if (outcomes.size() == 1) ::raise(SIGQUIT);
+    };
+    CHECK(run(o) == 0);
+
+    // The fakes die of the signal they are sent, as a program with TERM's default action does.
+    CHECK(outcomes == std::vector<std::string>{"retired (TTOU)", "stopped (shutdown)"});
+    REQUIRE(ops.signals.size() == 2);
+    for (const auto& [pid, sig] : ops.signals) CHECK(sig == SIGTERM);
+    CHECK(manager->state().exits == std::map<std::string, std::uint64_t>{{"retired", 1}, {"stopped", 1}});
 }

@@ -4,6 +4,7 @@
 #include <boost/program_options.hpp>
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -125,8 +126,7 @@ TEST_CASE("every standard option reaches its field")
     const auto o = parse({"--heartbeat-interval", "250ms", "--heartbeat-timeout", "3s", "--boot-timeout", "1m",
                           "--graceful-timeout", "2", "--kill-timeout", "0.5", "--max-worker-age", "1h",
                           "--max-worker-age-jitter", "25%", "--max-requests", "1000", "--max-requests-jitter", "50",
-                          "--spare", "2", "--restart-limit", "5/30s", "--upgrade-timeout", "90s", "--ready-after",
-                          "2s", "--pid-file", "/run/x.pid", "--control", "/run/x.sock", "--log-level", "debug",
+                          "--spare", "2", "--restart-limit", "5/30s", "--upgrade-timeout", "90s", "--pid-file", "/run/x.pid", "--control", "/run/x.sock", "--log-level", "debug",
                           "--log-file", "/var/log/x.log", "--user", "www", "--group", "web", "--name", "x",
                           "--daemon", "--check"})
                        .options;
@@ -142,7 +142,6 @@ TEST_CASE("every standard option reaches its field")
     CHECK(o.spare == 2);
     CHECK(o.restart_limit == herd::RestartLimit{5, 30s});
     CHECK(o.upgrade_timeout == 90s);
-    CHECK(o.ready_after == 2s);
     CHECK(o.pid_file == "/run/x.pid");
     CHECK(o.control == "/run/x.sock");
     CHECK(o.log_level == "debug");
@@ -510,4 +509,99 @@ TEST_CASE("the log level must be known")
         o.log_level = level;
         CHECK(validation_error(o).empty());
     }
+}
+
+// Exec mode (herd -- COMMAND)
+namespace {
+
+herd::OptionsExtension exec_mode()
+{
+    herd::OptionsExtension ext;
+    ext.program = "herd";
+    ext.accepts_command = true;
+    ext.defaults = herd::exec_defaults();
+    return ext;
+}
+
+}  // namespace
+
+TEST_CASE("exec mode adds --ready-after and --stop-signal, with its own defaults")
+{
+    const auto cl = parse({"--", "python3", "app.py"}, exec_mode());
+    CHECK(cl.options.ready_after == 1s);
+    CHECK(cl.options.stop_signal == SIGTERM);
+    const auto set = parse({"--ready-after", "250ms", "--stop-signal", "INT", "--", "app"}, exec_mode()).options;
+    CHECK(set.ready_after == 250ms);
+    CHECK(set.stop_signal == SIGINT);
+    CHECK(parse({"--", "app"}, exec_mode()).help_text.find("Exec mode:") != std::string::npos);
+}
+
+TEST_CASE("a server binary knows neither --ready-after nor --stop-signal, and retires with QUIT")
+{
+    CHECK(usage_error({"--ready-after", "2s"}) == "unknown option --ready-after");
+    CHECK(usage_error({"--stop-signal", "TERM"}) == "unknown option --stop-signal");
+    const auto o = parse({}).options;
+    CHECK_FALSE(o.ready_after.has_value());
+    CHECK(o.stop_signal == SIGQUIT);
+    CHECK(parse({}).help_text.find("Exec mode:") == std::string::npos);
+}
+
+TEST_CASE("--stop-signal takes a name with or without SIG, in any case, or a number")
+{
+    CHECK(herd::parse_signal("TERM") == SIGTERM);
+    CHECK(herd::parse_signal("SIGINT") == SIGINT);
+    CHECK(herd::parse_signal("quit") == SIGQUIT);
+    CHECK(herd::parse_signal("sigusr2") == SIGUSR2);
+    CHECK(herd::parse_signal("15") == SIGTERM);
+    CHECK(herd::parse_signal("KILL") == SIGKILL);
+}
+
+TEST_CASE("--stop-signal refuses what is not a signal, and a signal that does not end a process")
+{
+    CHECK(usage_error({"--stop-signal", "TERMINATE", "--", "app"}, exec_mode()) ==
+          "invalid value 'TERMINATE' for --stop-signal: expected a signal name such as TERM or INT, or its number");
+    CHECK(usage_error({"--stop-signal", "0", "--", "app"}, exec_mode()).find("expected a signal name") != std::string::npos);
+    CHECK(usage_error({"--stop-signal", "999", "--", "app"}, exec_mode()).find("expected a signal name") != std::string::npos);
+    for (const char* stops : {"STOP", "TSTP", "TTIN", "TTOU", "CONT", "CHLD", "WINCH", "URG"}) {
+        CAPTURE(stops);
+        CHECK(usage_error({"--stop-signal", stops, "--", "app"}, exec_mode()).find("does not end a process") !=
+              std::string::npos);
+    }
+}
+
+TEST_CASE("without heartbeats, --ready-after must come before --boot-timeout")
+{
+    herd::Options o = herd::exec_defaults();
+    o.heartbeat_timeout = 0s;
+    o.boot_timeout = 1s;
+    o.ready_after = 1s;
+    CHECK(validation_error(o) == "--ready-after (1 s) must be below --boot-timeout (1 s)");
+    o.ready_after = 500ms;
+    CHECK(validation_error(o) == "");
+    o.boot_timeout = 0s;   // off
+    o.ready_after = 1h;
+    CHECK(validation_error(o) == "");
+    o.boot_timeout = 1s;
+    o.heartbeat_timeout = 10s;   // heartbeats make it ready: --ready-after does not apply
+    CHECK(validation_error(o) == "");
+}
+
+TEST_CASE("a config file with named pools is refused in exec mode: several pools are not supported yet")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "workers = 2\n[pool.web]\ncommand = app\n");
+    CHECK(usage_error({"--config", file, "--", "app"}, exec_mode()) ==
+          "config file " + file + ", line 3: several pools ([pool.web]) are not supported yet: run one herd per pool");
+    const std::string other = dir.write("other.conf", "[web]\nworkers = 2\n");
+    CHECK(usage_error({"--config", other, "--", "app"}, exec_mode()) ==
+          "config file " + other + ", line 2: sections ([web]) are not supported yet");
+}
+
+TEST_CASE("exec mode's options work in the config file too")
+{
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "stop-signal = INT\nready-after = 3s\n");
+    const auto o = parse({"--config", file, "--", "app"}, exec_mode()).options;
+    CHECK(o.stop_signal == SIGINT);
+    CHECK(o.ready_after == 3s);
 }

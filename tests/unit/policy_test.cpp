@@ -66,6 +66,7 @@ struct StringMaker<Actions> {
                 else if constexpr (std::is_same_v<T, BackOff>) out += " BackOff{" + std::to_string(x.delay.count()) + "ms}";
                 else if constexpr (std::is_same_v<T, Exit>) out += " Exit{" + std::to_string(x.code) + "}";
                 else if constexpr (std::is_same_v<T, RolloutDone>) out += " RolloutDone{" + std::to_string(x.generation) + "}";
+                else if constexpr (std::is_same_v<T, DeclareReady>) out += " DeclareReady{" + std::to_string(x.pid) + "}";
                 else out += " RolloutFailed{" + x.why + "}";
             }, a);
         }
@@ -738,4 +739,139 @@ TEST_CASE("an exit counts as a failure only if nobody asked for it or it hung, a
     w.reason = Reason::none;
     s.phase = Phase::stopping_graceful;
     CHECK_FALSE(is_failure(s, w));
+}
+
+// Exec mode: programs that send no heartbeat, and programs stopped with --stop-signal
+namespace {
+
+// Exec mode without heartbeats: --heartbeat-timeout 0, --ready-after 1s.
+Options without_heartbeats(unsigned workers = 1)
+{
+    Options o = make_options(workers);
+    o.heartbeat_timeout = 0s;
+    o.ready_after = 1s;
+    o.stop_signal = SIGTERM;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("without heartbeats a program is ready once it has run --ready-after")
+{
+    auto o = without_heartbeats();
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    CHECK(plan(s, o, t0 + 999ms).empty());
+    CHECK(next_deadline(s, o, t0 + 500ms) == t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{DeclareReady{100, 1s}});
+    // The shell declares it ready as a first heartbeat would.
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 1s);
+    CHECK(s.find(100)->ready());
+    CHECK(s.ever_ready);
+    CHECK(plan(s, o, t0 + 1h).empty());   // and nobody watches its heartbeats
+}
+
+TEST_CASE("a program that sends a heartbeat before --ready-after is ready at once")
+{
+    auto o = without_heartbeats();
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 10ms);
+    CHECK(s.find(100)->ready_at == t0 + 10ms);
+    CHECK(only<DeclareReady>(plan(s, o, t0 + 1s)).empty());
+}
+
+TEST_CASE("with heartbeats watched, or without --ready-after, running long is not being ready")
+{
+    auto watched = without_heartbeats();
+    watched.heartbeat_timeout = 10s;
+    auto fork_mode = without_heartbeats();
+    fork_mode.ready_after.reset();
+    for (const Options& o : {watched, fork_mode}) {
+        auto s = pool(1);
+        apply(s, Spawned{100, 0, 1}, o, t0);
+        CHECK(only<DeclareReady>(plan(s, o, t0 + 29s)).empty());
+        CHECK(only<Kill>(plan(s, o, t0 + 30s)) == std::vector<Kill>{Kill{100, Reason::boot_timeout, 30s}});
+        CHECK(next_deadline(s, o, t0) == t0 + 30s);
+    }
+}
+
+TEST_CASE("a program ready by --ready-after at its boot timeout is not killed for being late")
+{
+    auto o = without_heartbeats();
+    o.boot_timeout = 1s;   // validate() refuses this; a manager that slept past both must still decide right
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    CHECK(plan(s, o, t0 + 2s) == Actions{DeclareReady{100, 2s}});
+}
+
+TEST_CASE("a program that leaves before --ready-after is not declared ready")
+{
+    auto o = without_heartbeats(0);
+    auto s = pool(0);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0 + 100ms);
+    CHECK(only<DeclareReady>(plan(s, o, t0 + 5s)).empty());
+}
+
+TEST_CASE("without heartbeats a rollout retires an old program once a new one has run --ready-after")
+{
+    auto o = without_heartbeats();
+    o.spare = 1;
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::reload, std::nullopt}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Spawn{0, 2}});
+    apply(s, Spawned{101, 0, 2}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1500ms).empty());   // the old one serves until the new one is ready
+    CHECK(plan(s, o, t0 + 2s) == Actions{DeclareReady{101, 1s}});
+    apply(s, HeartbeatSeen{101, std::nullopt}, o, t0 + 2s);
+    CHECK(plan(s, o, t0 + 2s) == Actions{Retire{100, Reason::reload}});
+}
+
+TEST_CASE("a program that dies of its stop signal once asked has retired or stopped, not crashed")
+{
+    constexpr int term = SIGTERM;
+    WorkerRecord w;
+    w.reason = Reason::ttou;
+    w.quit_at = t0;   // the graceful request: --stop-signal TERM was sent
+    CHECK(classify(w, SIGTERM, term) == "retired (TTOU)");
+    CHECK(classify(w, W_EXITCODE(128 + SIGTERM, 0), term) == "retired (TTOU)");   // sh, the JVM
+    CHECK(classify(w, W_EXITCODE(0, 0), term) == "retired (TTOU)");
+    CHECK(classify(w, SIGSEGV, term) == "crashed (signal 11)");
+    CHECK(classify(w, W_EXITCODE(1, 0), term) == "crashed (exit code 1)");
+    CHECK(classify(w, SIGINT, term) == "crashed (signal 2)");   // not what it was sent
+    w.reason = Reason::upgrade;
+    CHECK(classify(w, SIGTERM, term) == "retired (upgrade)");
+    w.reason = Reason::shutdown;   // QUIT to the manager: --stop-signal to every program
+    CHECK(classify(w, SIGTERM, term) == "stopped (shutdown)");
+    WorkerRecord usr2;
+    usr2.reason = Reason::shutdown;
+    usr2.quit_at = t0;
+    CHECK(classify(usr2, SIGUSR2, SIGUSR2) == "stopped (shutdown)");
+    CHECK(classify(usr2, SIGUSR2, SIGQUIT) == "crashed (signal 12)");
+}
+
+TEST_CASE("dying of the stop signal without being asked is a crash")
+{
+    WorkerRecord w;   // nobody asked it to leave
+    CHECK(classify(w, SIGTERM, SIGTERM) == "crashed (signal 15)");
+    CHECK(classify(w, W_EXITCODE(143, 0), SIGTERM) == "crashed (exit code 143)");
+    auto o = without_heartbeats();
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, WorkerExited{100, SIGTERM}, o, t0 + 1s);
+    CHECK(s.failures.size() == 1);
+    CHECK(s.exits["crashed"] == 1);
+}
+
+TEST_CASE("exits by the stop signal are counted as retired")
+{
+    auto o = without_heartbeats(0);
+    auto s = pool(0);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0 + 1s);
+    apply(s, WorkerExited{100, SIGTERM}, o, t0 + 2s);
+    CHECK(s.exits == std::map<std::string, std::uint64_t>{{"retired", 1}});
+    CHECK(s.failures.empty());
 }

@@ -166,3 +166,29 @@ TEST_CASE("the binary path keeps symlinks and is absolute")
     CHECK(resolve_binary("/usr/bin/../bin/env") == "/usr/bin/env");
     CHECK(resolve_binary("sh").starts_with("/"));
 }
+
+TEST_CASE("exec mode hands over each program's output pipe with its worker, and a record without any has none")
+{
+    Handover in = sample();
+    in.outputs = {{101, 12}};
+    const std::string text = encode(in);
+    CHECK(text.find("out=12") != std::string::npos);
+    const Handover out = decode_handover(text);
+    CHECK(out.outputs == std::vector<std::pair<int, int>>{{101, 12}});
+    CHECK(out.pool == in.pool);
+    CHECK(out.version == 2);   // an extra worker field: version 2 readers skip what they do not know
+    const std::string fork_mode = encode(sample());
+    CHECK(fork_mode.find("out=") == std::string::npos);
+    CHECK(decode_handover(fork_mode).outputs.empty());
+}
+
+TEST_CASE("the pre-flight check's arguments go before exec mode's command")
+{
+    CHECK(preflight_args({"/srv/app", "-w", "2"}, 2) ==
+          std::vector<std::string>{"-w", "2", "--check", "--adopt-check", "2"});
+    CHECK(preflight_args({"/usr/bin/herd", "-w", "2", "--", "python3", "app.py", "--check"}, 2) ==
+          std::vector<std::string>{"-w", "2", "--check", "--adopt-check", "2", "--", "python3", "app.py", "--check"});
+    CHECK(preflight_args({"/usr/bin/herd", "--", "sh", "-c", "exec x -- y"}, 3) ==
+          std::vector<std::string>{"--check", "--adopt-check", "3", "--", "sh", "-c", "exec x -- y"});
+    CHECK(preflight_args({}, 2) == std::vector<std::string>{"--check", "--adopt-check", "2"});
+}

@@ -1,0 +1,124 @@
+// Exec mode's pure pieces: finding the command, a program's environment, socket names.
+#include <herd/exec_ops.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace herd;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir()
+    {
+        char name[] = "/tmp/herd-exec-test-XXXXXX";
+        REQUIRE(::mkdtemp(name) != nullptr);
+        path = name;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string file(const std::string& name, mode_t mode) const
+    {
+        const std::string p = path + "/" + name;
+        std::ofstream(p) << "#!/bin/sh\n";
+        ::chmod(p.c_str(), mode);
+        return p;
+    }
+};
+
+std::string error_of(const std::vector<std::string>& command, const std::string& path)
+{
+    try {
+        resolve_command(command, path);
+    } catch (const UsageError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+bool has(const std::vector<std::string>& vars, const std::string& var)
+{
+    return std::find(vars.begin(), vars.end(), var) != vars.end();
+}
+
+}  // namespace
+
+TEST_CASE("a command without a slash is found in PATH, in order, and keeps argv as typed")
+{
+    TempDir a, b;
+    b.file("app", 0755);
+    const Program p = resolve_command({"app", "--port", "1"}, a.path + ":" + b.path);
+    CHECK(p.path == b.path + "/app");
+    CHECK(p.argv == std::vector<std::string>{"app", "--port", "1"});
+    a.file("app", 0755);
+    CHECK(resolve_command({"app"}, a.path + ":" + b.path).path == a.path + "/app");
+}
+
+TEST_CASE("a command with a slash is taken as a path, made absolute")
+{
+    TempDir d;
+    d.file("run.sh", 0755);
+    CHECK(resolve_command({d.path + "/./run.sh"}, "").path == d.path + "/run.sh");
+    const std::string cwd = std::filesystem::current_path().string();
+    REQUIRE(::chdir(d.path.c_str()) == 0);
+    const Program p = resolve_command({"./run.sh"}, "/nonexistent");
+    REQUIRE(::chdir(cwd.c_str()) == 0);
+    CHECK(p.path == std::filesystem::canonical(d.path).string() + "/run.sh");
+    CHECK(p.argv.front() == "./run.sh");
+}
+
+TEST_CASE("a missing, non-executable or absent command is a usage error naming it")
+{
+    TempDir d;
+    d.file("data.txt", 0644);
+    CHECK(error_of({"no-such-program"}, d.path) == "cannot execute 'no-such-program': not found in PATH (" + d.path + ")");
+    CHECK(error_of({"data.txt"}, d.path) == "cannot execute 'data.txt': Permission denied");
+    CHECK(error_of({d.path + "/data.txt"}, "") == "cannot execute " + d.path + "/data.txt: Permission denied");
+    CHECK(error_of({d.path + "/none"}, "") == "cannot execute " + d.path + "/none: No such file or directory");
+    CHECK(error_of({d.path}, "") == "cannot execute " + d.path + ": Is a directory");
+    CHECK(error_of({}, "/bin") == "no command to run: herd [options] -- COMMAND [ARGS...]");
+    CHECK(error_of({""}, "/bin") == "no command to run: herd [options] -- COMMAND [ARGS...]");
+}
+
+TEST_CASE("a program's environment: the manager's own variables out, sockets, heartbeat pipe, slot and generation in")
+{
+    const char* parent[] = {"PATH=/usr/bin", "HOME=/root", "LISTEN_FDS=2", "LISTEN_PID=1", "LISTEN_FDNAMES=a:b",
+                            "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000", "WATCHDOG_PID=1",
+                            "HERD_HEARTBEAT_FD=9", "HERD_SLOT=7", "HERD_GENERATION=8", "HERD_HANDOVER_FD=5",
+                            "LISTEN_FDSX=kept", nullptr};
+    const std::vector<Listener> listeners = {{10, "127.0.0.1:8080", 2}, {11, "unix:/run/app.sock", 1}};
+    const ChildEnvironment env = child_environment(parent, listeners, 5, 3, 2);
+    CHECK(env.vars == std::vector<std::string>{"PATH=/usr/bin", "HOME=/root", "LISTEN_FDSX=kept", "LISTEN_FDS=2",
+                                               "LISTEN_PID=" + std::string(20, ' '),
+                                               "LISTEN_FDNAMES=127.0.0.1_8080:unix_/run/app.sock",
+                                               "HERD_HEARTBEAT_FD=5", "HERD_SLOT=3", "HERD_GENERATION=2"});
+    REQUIRE(env.listen_pid < env.vars.size());
+    CHECK(env.vars[env.listen_pid].starts_with("LISTEN_PID="));
+}
+
+TEST_CASE("without listeners a program gets no LISTEN_ variable at all")
+{
+    const char* parent[] = {"LISTEN_FDS=1", "LISTEN_PID=1", "TERM=xterm", nullptr};
+    const ChildEnvironment env = child_environment(parent, {}, 3, 0, 1);
+    CHECK(env.vars == std::vector<std::string>{"TERM=xterm", "HERD_HEARTBEAT_FD=3", "HERD_SLOT=0", "HERD_GENERATION=1"});
+    CHECK(env.listen_pid == std::string::npos);
+    CHECK(std::none_of(env.vars.begin(), env.vars.end(), [](const auto& v) { return v.starts_with("LISTEN_"); }));
+    CHECK(has(child_environment(nullptr, {}, 3, 0, 1).vars, "HERD_HEARTBEAT_FD=3"));
+}
+
+TEST_CASE("a socket's LISTEN_FDNAMES name is systemd's when herd adopted a named one, else its address without colons")
+{
+    CHECK(fd_name({3, "127.0.0.1:8080", 2}) == "127.0.0.1_8080");
+    CHECK(fd_name({3, "[::1]:8080", 10}) == "[__1]_8080");
+    CHECK(fd_name({3, "unix:/run/app.sock", 1}) == "unix_/run/app.sock");
+    CHECK(fd_name({3, "127.0.0.1:8080 (web)", 2}) == "web");
+    CHECK(fd_name({3, std::string(300, 'a'), 2}).size() == 255);
+}
