@@ -801,7 +801,8 @@ Deployment::Deployment(const std::string& binary) : app_(dir_ / "app"), pid_file
 Process& Deployment::start(const std::vector<std::string>& args, std::vector<std::string> env)
 {
     std::vector<std::string> argv = concat({app_}, args);
-    argv.insert(argv.end(), {"--pid-file", pid_file_});
+    // Exec mode (herd): the options go before the `--` that starts the command.
+    argv.insert(std::find(argv.begin(), argv.end(), "--"), {"--pid-file", pid_file_});
     process_ = std::make_unique<Process>(std::move(argv), std::move(env));
     return *process_;
 }

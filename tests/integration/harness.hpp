@@ -305,7 +305,8 @@ public:
     Deployment(const Deployment&) = delete;
     Deployment& operator=(const Deployment&) = delete;
 
-    /// Start DIR/app with `args`, then "--pid-file DIR/app.pid"; `env` as for Process.
+    /// Start DIR/app with `args`, then "--pid-file DIR/app.pid" (before a `--`: exec mode's
+    /// command follows it); `env` as for Process.
     Process& start(const std::vector<std::string>& args, std::vector<std::string> env = {});
     /// Wait for the 127.0.0.1 port and "all N workers ready": empty, or what went wrong.
     std::string wait_ready(unsigned workers, Deadline deadline);
