@@ -288,3 +288,16 @@ TEST_CASE("herdctl upgrade to a binary whose workers crash answers with the fail
     CHECK(json.output().find(R"("upgrade":{"complete":0,"failed":1})") != std::string::npos);
     CHECK(json.output().find(R"("result":"failed")") != std::string::npos);
 }
+
+TEST_CASE("herdctl stop --now is the fast shutdown: TERM to every worker, and the manager exits 0")
+{
+    HardDeadline guard(30s);
+    Controlled s(2);
+    const auto r = s.ctl({"stop", "--now"});
+    REQUIRE_MESSAGE(code_of(r) == 0, r.output());
+    const auto status = s.p().wait_exit(in(2s));
+    REQUIRE(status);
+    CHECK(status->code == 0);
+    CHECK(s.p().count(std::regex("control request from pid \\d+: fast shutdown of 2 workers")) == 1);
+    CHECK(s.p().count(std::regex("reaped: stopped \\(shutdown\\)")) == 2);
+}
