@@ -301,3 +301,22 @@ TEST_CASE("herdctl stop --now is the fast shutdown: TERM to every worker, and th
     CHECK(s.p().count(std::regex("control request from pid \\d+: fast shutdown of 2 workers")) == 1);
     CHECK(s.p().count(std::regex("reaped: stopped \\(shutdown\\)")) == 2);
 }
+
+TEST_CASE("herdctl ready exits 1 with the reason while a worker is still booting")
+{
+    HardDeadline guard(30s);
+    TempDir dir;
+    const std::string socket = dir / "control.sock";
+    Process p(concat({binary("TEST_WORKER"), "-w", "1", "--mode", "never-ready", "--control", socket},
+                     fast_options({"--boot-timeout", "10s"})));
+    REQUIRE(p.wait_for_line(lines::spawned, in(5s)));
+    REQUIRE(poll_until([&] { return std::filesystem::exists(socket); }, in(5s)));
+    const auto r = run({herdctl(), "--control", socket, "ready"}, 10s);
+    CHECK(code_of(r) == 1);
+    REQUIRE(r.lines.size() == 1);
+    CHECK_MESSAGE(r.lines[0].find("not ready") != std::string::npos, r.lines[0]);
+    const auto json = run({herdctl(), "--control", socket, "--json", "status"}, 10s);
+    CHECK(json.output().find(R"("state":"booting")") != std::string::npos);
+    CHECK(json.output().find(R"("heartbeat_age_s":null)") != std::string::npos);
+    CHECK(json.output().find(R"("at_target":false)") != std::string::npos);
+}
