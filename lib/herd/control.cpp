@@ -36,11 +36,6 @@ std::optional<std::int64_t> integer(const json::value& v)
     return std::nullopt;
 }
 
-std::string_view kind_name(Reason kind)
-{
-    return kind == Reason::upgrade ? "upgrade" : "reload";
-}
-
 std::string restart_limit_text(const Options& o)
 {
     return std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
@@ -53,7 +48,7 @@ json::value rollout_now(const PoolState& state, const ManagerFacts& facts, TimeP
                 {"from_generation", state.generation}, {"elapsed_s", seconds(now - *facts.checking)}};
     if (!state.rollout) return nullptr;
     const Rollout& r = *state.rollout;
-    return {{"kind", kind_name(r.kind)}, {"state", "rolling"}, {"generation", state.generation},
+    return {{"kind", herd::to_string(r.kind)}, {"state", "rolling"}, {"generation", state.generation},
             {"from_generation", r.from_generation}, {"elapsed_s", seconds(now - r.started)}};
 }
 
@@ -61,7 +56,7 @@ json::value last_rollout(const History& history, TimePoint now)
 {
     if (!history.last_rollout) return nullptr;
     const RolloutRecord& r = *history.last_rollout;
-    return {{"kind", kind_name(r.kind)}, {"generation", r.generation}, {"result", r.failed ? "failed" : "complete"},
+    return {{"kind", herd::to_string(r.kind)}, {"generation", r.generation}, {"result", r.failed ? "failed" : "complete"},
             {"why", r.why}, {"ago_s", seconds(now - r.at)}};
 }
 
@@ -264,7 +259,7 @@ void History::add(int slot, ExitRecord exit)
 
 void History::add(RolloutRecord rollout)
 {
-    ++rollouts[std::string(kind_name(rollout.kind)) + (rollout.failed ? " failed" : " complete")];
+    ++rollouts[herd::to_string(rollout.kind) + (rollout.failed ? " failed" : " complete")];
     last_rollout = std::move(rollout);
 }
 
@@ -283,7 +278,7 @@ std::string scale_answer(const PoolState& state)
 
 std::string rollout_answer(Reason kind, unsigned generation, Duration took)
 {
-    return line({{"ok", true}, {"kind", kind_name(kind)}, {"generation", generation}, {"took_ms", took.count()}});
+    return line({{"ok", true}, {"kind", herd::to_string(kind)}, {"generation", generation}, {"took_ms", took.count()}});
 }
 
 std::string stop_answer(int exit_code)

@@ -24,6 +24,8 @@ enum class Op { status, scale, reload, upgrade, stop };
 
 /// "status", "scale", ...
 std::string_view to_string(Op op);
+/// The operation a client waits on for a reload or an upgrade.
+inline Op op_for(Reason rollout) { return rollout == Reason::upgrade ? Op::upgrade : Op::reload; }
 std::optional<Op> op_from(std::string_view name);
 
 struct Request {

@@ -303,7 +303,7 @@ void Manager::start_rollout(Reason kind, const std::string& said, std::optional<
         if (client) control_->answer(*client, control::error_answer(*refusal));
         return;
     }
-    if (client) waiting_.push_back({*client, kind == Reason::reload ? control::Op::reload : control::Op::upgrade});
+    if (client) waiting_.push_back({*client, control::op_for(kind)});
     rollout_requested_ = Clock::now();
     notify_reloading();
     if (kind == Reason::reload) {

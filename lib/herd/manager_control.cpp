@@ -58,7 +58,7 @@ void Manager::fail_waiting(control::Op op, const std::string& why)
 void Manager::report_rollout_failure(Reason kind, unsigned generation, const std::string& why)
 {
     history_.add(control::RolloutRecord{kind, generation, true, why, Clock::now()});
-    fail_waiting(kind == Reason::upgrade ? control::Op::upgrade : control::Op::reload, why);
+    fail_waiting(control::op_for(kind), why);
 }
 
 }  // namespace herd

@@ -343,12 +343,10 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
 
 void Manager::rollout_done(const RolloutDone& done)
 {
-    const bool upgrade = done.kind == Reason::upgrade;
-    spdlog::info("{} to generation {} complete in {}: {} workers ready", upgrade ? "upgrade" : "reload",
-                 done.generation, format_duration(done.took), ready_count(state_));
+    spdlog::info("{} to generation {} complete in {}: {} workers ready", to_string(done.kind), done.generation,
+                 format_duration(done.took), ready_count(state_));
     history_.add(control::RolloutRecord{done.kind, done.generation, false, {}, Clock::now()});
-    answer_waiting(upgrade ? control::Op::upgrade : control::Op::reload,
-                   control::rollout_answer(done.kind, done.generation, done.took));
+    answer_waiting(control::op_for(done.kind), control::rollout_answer(done.kind, done.generation, done.took));
     handle(RolloutEnded{false}, Clock::now());
     close_listeners(previous_listeners_, false);
     previous_listeners_.clear();
@@ -361,12 +359,12 @@ void Manager::rollout_done(const RolloutDone& done)
 
 void Manager::rollout_failed(const RolloutFailed& failed)
 {
+    // "upgrade to generation 3 failed: <why>", in the log, to the waiting client and in status
+    const std::string what =
+        to_string(failed.kind) + " to generation " + std::to_string(failed.generation) + " failed: " + failed.why;
     if (failed.kind == Reason::upgrade && previous_binary_fd_ >= 0) {
-        spdlog::error("upgrade to generation {} failed: {}; going back to the previous binary", failed.generation,
-                      failed.why);
-        report_rollout_failure(failed.kind, failed.generation,
-                               "upgrade to generation " + std::to_string(failed.generation) + " failed: " + failed.why +
-                                   "; the previous binary serves again");
+        spdlog::error("{}; going back to the previous binary", what);
+        report_rollout_failure(failed.kind, failed.generation, what + "; the previous binary serves again");
         handle(RolloutEnded{true}, Clock::now());
         try {
             exec_image(previous_binary_fd_, failed.generation, failed.why);
@@ -376,12 +374,9 @@ void Manager::rollout_failed(const RolloutFailed& failed)
         }
         return;
     }
-    spdlog::error("{} to generation {} failed: {}; generation {} keeps serving",
-                  failed.kind == Reason::upgrade ? "upgrade" : "reload", failed.generation, failed.why,
+    spdlog::error("{}; generation {} keeps serving", what,
                   state_.rollout ? state_.rollout->from_generation : state_.generation);
-    report_rollout_failure(failed.kind, failed.generation,
-                           std::string(failed.kind == Reason::upgrade ? "upgrade" : "reload") + " to generation " +
-                               std::to_string(failed.generation) + " failed: " + failed.why);
+    report_rollout_failure(failed.kind, failed.generation, what);
     handle(RolloutEnded{true}, Clock::now());
     if (previous_options_) use_options(*std::exchange(previous_options_, std::nullopt));
     if (!previous_listeners_.empty()) {
@@ -389,8 +384,8 @@ void Manager::rollout_failed(const RolloutFailed& failed)
         listeners_ = std::exchange(previous_listeners_, {});
     }
     notify::send("READY=1\nSTATUS=" + failed.why);
-    proctitle::set(options_.name + ": manager (" + (failed.kind == Reason::upgrade ? "upgrade" : "reload") +
-                   " to generation " + std::to_string(failed.generation) + " failed)");
+    proctitle::set(options_.name + ": manager (" + to_string(failed.kind) + " to generation " +
+                   std::to_string(failed.generation) + " failed)");
 }
 
 void Manager::abandon_preflight()

@@ -172,6 +172,14 @@ int detail::run(int argc, char** argv, Mode mode)
 
     // Listeners and pid file: failures here are runtime failures, exit 1
     std::vector<Listener> listeners;
+    // One line on stderr (and to the command waiting for a daemon), nothing left bound.
+    const auto failed_at_start = [&](const std::exception& e) {
+        const std::string line = program + ": " + e.what();
+        std::fprintf(stderr, "%s\n", line.c_str());
+        report(ready_fd, line + "\n");
+        close_listeners(listeners, true);
+        return 1;
+    };
     std::optional<PidFile> pid_file;
     int control_fd = -1;
     std::string control_path = options.control;
@@ -193,11 +201,7 @@ int detail::run(int argc, char** argv, Mode mode)
         // An image adopting a record of version 1 (no control socket yet) binds its own.
         if (control_fd < 0 && !control_path.empty()) control_fd = control::Server::bind(control_path);
     } catch (const std::exception& e) {
-        const std::string line = program + ": " + e.what();
-        std::fprintf(stderr, "%s\n", line.c_str());
-        report(ready_fd, line + "\n");
-        close_listeners(listeners, true);
-        return 1;
+        return failed_at_start(e);
     }
     if (!handover)
         for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
@@ -221,11 +225,7 @@ int detail::run(int argc, char** argv, Mode mode)
     try {
         ops = mode.make_ops(startup);
     } catch (const std::exception& e) {
-        const std::string line = program + ": " + e.what();
-        std::fprintf(stderr, "%s\n", line.c_str());
-        report(ready_fd, line + "\n");
-        close_listeners(listeners, true);
-        return 1;
+        return failed_at_start(e);
     }
     manager = std::make_unique<Manager>(io, options, listeners, *ops, mode.hooks);
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());

@@ -52,6 +52,20 @@ Reason reason_from(const std::string& key)
     throw std::invalid_argument("unknown reason '" + key + "'");
 }
 
+// "KEY NAME_WITH_UNDERSCORES N" lines: counters by name (exits by classification, rollouts by result).
+void write_counts(std::ostream& out, const char* key, const std::map<std::string, std::uint64_t>& counts)
+{
+    for (const auto& [name, n] : counts) out << key << " " << replaced(name, ' ', '_') << " " << n << "\n";
+}
+
+void read_count(std::istream& in, std::map<std::string, std::uint64_t>& counts)
+{
+    std::string name;
+    std::uint64_t n = 0;
+    in >> name >> n;
+    counts[replaced(name, '_', ' ')] = n;
+}
+
 std::int64_t number(std::string_view text)
 {
     std::int64_t value = 0;
@@ -87,7 +101,7 @@ void encode_control(std::ostream& out, const Handover& h)
     if (h.control_fd >= 0) out << "control " << h.control_fd << " " << h.control_path << "\n";
     if (h.upgrade_requested != TimePoint{}) out << "upgrade_requested " << ns(h.upgrade_requested) << "\n";
     for (const auto& [fd, op] : h.clients) out << "client " << fd << " " << control::to_string(op) << "\n";
-    for (const auto& [kind, n] : h.history.rollouts) out << "rollouts " << replaced(kind, ' ', '_') << " " << n << "\n";
+    write_counts(out, "rollouts", h.history.rollouts);
     if (const auto& r = h.history.last_rollout)
         out << "last_rollout " << reason_key(r->kind) << " " << r->generation << " " << (r->failed ? 1 : 0) << " "
             << ns(r->at) << " " << r->why << "\n";
@@ -110,7 +124,7 @@ std::string encode(const Handover& h)
     out << "backoff " << p.backoff_level << " " << (p.backoff_until ? ns(*p.backoff_until) : -1) << " "
         << (p.backoff_mark ? ns(*p.backoff_mark) : -1) << "\n";
     for (TimePoint t : p.failures) out << "failure " << ns(t) << "\n";
-    for (const auto& [kind, n] : p.exits) out << "exits " << replaced(kind, ' ', '_') << " " << n << "\n";
+    write_counts(out, "exits", p.exits);
     for (const auto& l : h.listeners) out << "listener " << l.fd << " " << l.family << " " << l.address << "\n";
     if (h.pid_file_fd >= 0) out << "pid_file " << h.pid_file_fd << " " << h.pid_file_path << "\n";
     if (h.previous_binary_fd >= 0) out << "previous_binary " << h.previous_binary_fd << "\n";
@@ -171,10 +185,7 @@ Handover decode_handover(std::string_view text)
                 in >> t;
                 h.pool.failures.push_back(at(t));
             } else if (key == "exits") {
-                std::string kind;
-                std::uint64_t count = 0;
-                in >> kind >> count;
-                h.pool.exits[replaced(kind, '_', ' ')] = count;
+                read_count(in, h.pool.exits);
             } else if (key == "listener") {
                 Listener l;
                 in >> l.fd >> l.family;
@@ -236,10 +247,7 @@ Handover decode_handover(std::string_view text)
                 if (!parsed) throw std::invalid_argument("unknown control operation '" + op + "'");
                 h.clients.emplace_back(fd, *parsed);
             } else if (key == "rollouts") {
-                std::string kind;
-                std::uint64_t count = 0;
-                in >> kind >> count;
-                h.history.rollouts[replaced(kind, '_', ' ')] = count;
+                read_count(in, h.history.rollouts);
             } else if (key == "last_rollout") {
                 control::RolloutRecord r;
                 std::string kind;
