@@ -320,3 +320,26 @@ TEST_CASE("herdctl ready exits 1 with the reason while a worker is still booting
     CHECK(json.output().find(R"("heartbeat_age_s":null)") != std::string::npos);
     CHECK(json.output().find(R"("at_target":false)") != std::string::npos);
 }
+
+TEST_CASE("herdctl gives up at --timeout when nobody answers, with one line and exit 1")
+{
+    HardDeadline guard(20s);
+    TempDir dir;
+    const std::string path = dir / "silent.sock";
+    // A socket that takes connections into its backlog and never reads: a wedged manager.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 8) == 0);
+    const auto start = Clock::now();
+    const auto r = run({herdctl(), "--control", path, "--timeout", "300ms", "status"}, 10s);
+    const double took = ms_since(start);
+    ::close(fd);
+    CHECK(code_of(r) == 1);
+    REQUIRE(r.lines.size() == 1);
+    CHECK_MESSAGE(r.lines[0].find("no answer from " + path + " within") != std::string::npos, r.lines[0]);
+    CHECK(took >= 300);
+    CHECK(took < 5000);
+}
