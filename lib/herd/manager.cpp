@@ -34,13 +34,13 @@ overloaded(F...) -> overloaded<F...>;
 // How long the loop runs handlers that are ready before it plans again.
 constexpr auto ready_handlers_limit = std::chrono::milliseconds(5);
 
-// Short intervals (a respawn takes well under a millisecond) are shown to the microsecond.
+// Short intervals (a respawn takes well under a millisecond) are shown to a tenth of a
+// millisecond below 10 ms, in the same unit format_duration() uses there ("0.4 ms", "3.2 ms").
 std::string since(TimePoint from, TimePoint to)
 {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
-    if (us >= 10'000) return format_duration(std::chrono::duration_cast<Duration>(to - from));
-    if (us >= 1000) return std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + " ms";
-    return std::to_string(us) + " us";
+    if (us >= 10'000 || us < 0) return format_duration(std::chrono::duration_cast<Duration>(to - from));
+    return std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + " ms";
 }
 
 }  // namespace

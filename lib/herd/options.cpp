@@ -559,25 +559,17 @@ std::string format_duration(Duration d)
     if (d == Duration::min()) d += Duration(1);
     if (d.count() < 0) return "-" + format_duration(-d);
     if (d.count() == 0) return "0 s";
-    // Largest unit whose one-decimal rounding is off by at most 1% (61 s stays "61 s", not "1 m")
-    struct Unit {
-        std::int64_t ms;
-        const char* name;
-    };
-    static constexpr Unit units[] = {{ms_per_hour, "h"}, {60'000, "m"}, {1000, "s"}};
+    // One way for every duration, chosen by its size alone: milliseconds below a second,
+    // seconds from there on, exact to the millisecond ("2.026 s", "9.1 s", "3600 s").
     const std::int64_t ms = d.count();
-    for (const Unit& unit : units) {
-        if (ms < unit.ms) continue;
-        // Split before scaling, so that no step can overflow
-        const std::int64_t tenths = ms / unit.ms * 10 + (ms % unit.ms * 10 + unit.ms / 2) / unit.ms;
-        const std::int64_t shown = tenths / 10 * unit.ms + tenths % 10 * unit.ms / 10;
-        const std::int64_t error = shown > ms ? shown - ms : ms - shown;
-        if (error > ms / 100) continue;
-        std::string text = std::to_string(tenths / 10);
-        if (tenths % 10 != 0) text += "." + std::to_string(tenths % 10);
-        return text + " " + unit.name;
+    if (ms < 1000) return std::to_string(ms) + " ms";
+    std::string text = std::to_string(ms / 1000);
+    if (const std::int64_t rest = ms % 1000; rest != 0) {
+        std::string fraction = std::to_string(rest + 1000).substr(1);
+        while (fraction.back() == '0') fraction.pop_back();
+        text += "." + fraction;
     }
-    return std::to_string(ms) + " ms";
+    return text + " s";
 }
 
 int parse_signal(std::string_view text)

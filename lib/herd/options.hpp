@@ -112,7 +112,7 @@ int parse_signal(std::string_view text);
 /// "10/10s": a count and a window; throws std::invalid_argument.
 RestartLimit parse_restart_limit(std::string_view text);
 
-/// A duration the way log lines and status show it: "250 ms", "1.5 s", "3 m".
+/// A duration the way log lines and status show it: "250 ms" below a second, "1.5 s", "90 s", "3600 s" from there.
 std::string format_duration(Duration d);
 
 }  // namespace herd

@@ -177,7 +177,7 @@ int parse_port(const std::string& line);
 /// Wait for the first "listening on HOST:PORT" line of `p`; the port, or -1 after the deadline.
 int wait_for_port(Process& p, Deadline deadline, const std::string& host = "127.0.0.1");
 
-/// A duration as the log prints it ("480 us", "512 ms", "1.5 s", "3 m", "1 h") in ms; -1 if not.
+/// A duration as the log prints it ("0.4 ms", "512 ms", "1.5 s", "90 s") in ms; -1 if not.
 double parse_duration_ms(const std::string& text);
 
 /// True while pid exists and is not a zombie.
@@ -222,7 +222,7 @@ inline const std::regex all_ready{R"(all (\d+) workers ready)"};
 inline const std::regex no_heartbeat{R"(worker (\d+) has no heartbeat for (\S+ \S+) \(timeout (\S+ \S+)\), retiring)"};
 // 1 pid, 2 duration
 inline const std::regex boot_timeout{R"(worker (\d+) not ready (\S+ \S+) after spawn \(boot timeout\), killing)"};
-// 1 pid, 2 reason ("max age (1 h)", "max requests (1000)", "TTOU")
+// 1 pid, 2 reason ("max age (3600 s)", "max requests (1000)", "TTOU")
 inline const std::regex retiring{R"(worker (\d+) retiring: (.+)$)"};
 // 1 pid, 2 duration
 inline const std::regex graceful_kill{R"(worker (\d+) still running (\S+ \S+) after QUIT \(graceful timeout\), killing)"};

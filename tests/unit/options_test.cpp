@@ -199,7 +199,7 @@ TEST_CASE("a bad duration names the option, the value and the expected form")
     CHECK(usage_error({"--kill-timeout=-1s"}) == "invalid value '-1s' for --kill-timeout: a duration cannot be negative");
 }
 
-TEST_CASE("durations are formatted with the largest unit that stays close")
+TEST_CASE("durations are formatted one way: milliseconds below a second, exact seconds from there")
 {
     CHECK(herd::format_duration(0ms) == "0 s");
     CHECK(herd::format_duration(3ms) == "3 ms");
@@ -207,14 +207,14 @@ TEST_CASE("durations are formatted with the largest unit that stays close")
     CHECK(herd::format_duration(999ms) == "999 ms");
     CHECK(herd::format_duration(1s) == "1 s");
     CHECK(herd::format_duration(1500ms) == "1.5 s");
-    CHECK(herd::format_duration(3210ms) == "3.2 s");
-    CHECK(herd::format_duration(1234ms) == "1234 ms");   // "1.2 s" would be 3% off
+    CHECK(herd::format_duration(2026ms) == "2.026 s");
+    CHECK(herd::format_duration(3435ms) == "3.435 s");
+    CHECK(herd::format_duration(9100ms) == "9.1 s");
+    CHECK(herd::format_duration(1010ms) == "1.01 s");
     CHECK(herd::format_duration(30s) == "30 s");
-    CHECK(herd::format_duration(61s) == "61 s");          // "1 m" would hide a second
-    CHECK(herd::format_duration(90s) == "1.5 m");
-    CHECK(herd::format_duration(3min) == "3 m");
-    CHECK(herd::format_duration(1h) == "1 h");
-    CHECK(herd::format_duration(90min) == "1.5 h");
+    CHECK(herd::format_duration(61s) == "61 s");
+    CHECK(herd::format_duration(90s) == "90 s");
+    CHECK(herd::format_duration(1h) == "3600 s");
     CHECK(herd::format_duration(-2s) == "-2 s");
 }
 
