@@ -5,12 +5,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -50,6 +52,64 @@ struct Controlled {
 int code_of(const RunResult& r)
 {
     return r.status && r.status->exited() ? r.status->code : -1;
+}
+
+// A control client that writes whatever it likes (half a line, control bytes) and reads with a deadline.
+class RawClient {
+public:
+    explicit RawClient(const std::string& path)
+    {
+        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) error_ = errno;
+    }
+    ~RawClient() { ::close(fd_); }
+    RawClient(const RawClient&) = delete;
+    RawClient& operator=(const RawClient&) = delete;
+    int error() const { return error_; }
+
+    bool send(const std::string& bytes)
+    {
+        return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+    }
+
+    /// The next line (without "\n"), "EOF" when the manager closed the connection, "" at the deadline.
+    std::string read_line(Deadline deadline)
+    {
+        for (;;) {
+            if (const auto eol = buffer_.find('\n'); eol != std::string::npos) {
+                std::string line = buffer_.substr(0, eol);
+                buffer_.erase(0, eol + 1);
+                return line;
+            }
+            const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+            pollfd p{fd_, POLLIN, 0};
+            if (left <= 0 || ::poll(&p, 1, int(left)) == 0) return "";
+            char chunk[4096];
+            const ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (n <= 0) return "EOF";
+            buffer_.append(chunk, std::size_t(n));
+        }
+    }
+
+private:
+    int fd_ = -1;
+    int error_ = 0;
+    std::string buffer_;
+};
+
+// Log lines of the control socket's warnings, from index `from`.
+std::size_t control_warnings(Process& p, std::size_t from)
+{
+    return p.count(std::regex("control: "), from) - p.count(std::regex("control request from pid"), from);
+}
+
+bool has_control_byte(const std::string& line)
+{
+    return std::any_of(line.begin(), line.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 && c != '\t'; });
 }
 
 }  // namespace
@@ -181,15 +241,19 @@ TEST_CASE("bad requests are answered with one line each, and the manager and its
     ControlClient flood(s.socket);
     CHECK(flood.ask(std::string(70'000, 'x')).find("request longer than 65536 bytes") != std::string::npos);
     CHECK(flood.read_line() == "EOF");
-    // Connections are bounded: the 65th open one is answered and closed, and room comes back.
+    // Connections are bounded: the 65th makes room by closing the one idle longest (c, asked first).
     {
         std::vector<std::unique_ptr<ControlClient>> many;
         for (int i = 0; i < 63; ++i) many.push_back(std::make_unique<ControlClient>(s.socket));   // and c: 64
         CHECK(many.back()->ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
         ControlClient extra(s.socket);
-        CHECK(extra.read_line() == R"j({"ok":false,"error":"too many control connections (64)"})j");
+        CHECK(extra.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
+        CHECK(c.read_line() == R"j({"ok":false,"error":"closed to make room for a new connection (64 are open)"})j");
+        CHECK(c.read_line() == "EOF");
+        CHECK(many.front()->ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
     }
-    CHECK(c.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
+    ControlClient again(s.socket);
+    CHECK(again.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
     CHECK(ready_pids(s.p()) == before);
     CHECK(code_of(s.ctl({"ready"})) == 0);
     // Usage errors never reach the manager: exit 2.
@@ -342,4 +406,95 @@ TEST_CASE("herdctl gives up at --timeout when nobody answers, with one line and 
     CHECK_MESSAGE(r.lines[0].find("no answer from " + path + " within") != std::string::npos, r.lines[0]);
     CHECK(took >= 300);
     CHECK(took < 5000);
+}
+
+TEST_CASE("70 clients stuck in half a request line cost an operator nothing, and each is closed after 5 s")
+{
+    HardDeadline guard(40s);
+    Controlled s(2);
+    const std::size_t mark = s.p().lines().size();
+    std::vector<std::unique_ptr<RawClient>> stuck;
+    for (int i = 0; i < 70; ++i) {
+        stuck.push_back(std::make_unique<RawClient>(s.socket));
+        REQUIRE(stuck.back()->error() == 0);
+        REQUIRE(stuck.back()->send("{\"command\":\"sta"));
+    }
+    const auto sent = Clock::now();
+    // Past 64, each new connection closed the one stuck longest, and said why.
+    CHECK(stuck.front()->read_line(in(2s)) ==
+          R"j({"ok":false,"error":"closed to make room for a new connection (64 are open)"})j");
+    CHECK(stuck.front()->read_line(in(2s)) == "EOF");
+
+    // The operator's probes answer at once, each making room in turn, and the workers serve.
+    auto start = Clock::now();
+    const auto status = s.ctl({"status"}, 10s);
+    CHECK_MESSAGE(code_of(status) == 0, status.output());
+    CHECK(ms_since(start) < 3000);
+    start = Clock::now();
+    CHECK(code_of(s.ctl({"ready"}, 10s)) == 0);
+    CHECK(ms_since(start) < 3000);
+    CHECK(http_get("127.0.0.1", s.d.port(), "/", 2s).ok());
+    CHECK(s.p().count(std::regex("control: 64 connections are open: closed the one from pid \\d+ \\(in a request line "
+                                 "for .+\\) to make room for pid \\d+")) >= 1);
+
+    // A line begun must end within 5 s: the newest stuck client is told so and closed.
+    const std::string closed = stuck.back()->read_line(in(10s));
+    CHECK(closed == R"j({"ok":false,"error":"closed: a request line was not complete within 5 s"})j");
+    CHECK(ms_since(sent) >= 4500);
+    CHECK(stuck.back()->read_line(in(2s)) == "EOF");
+    CHECK(s.p().wait_for_line(std::regex("control: closed the connection from pid \\d+: a request line was not "
+                                         "complete within 5 s"), in(2s), mark));
+    // Seventy clients closed, and the log has a few lines about them, not seventy.
+    CHECK(control_warnings(s.p(), mark) <= 20);
+    CHECK(code_of(s.ctl({"ready"})) == 0);
+    CHECK(pid_alive(s.d.pid()));
+}
+
+TEST_CASE("a flood of bad requests full of control bytes: every one answered, the log printable and bounded")
+{
+    HardDeadline guard(40s);
+    Controlled s(2);
+    const auto before = ready_pids(s.p());
+    const std::size_t mark = s.p().lines().size();
+    const std::string nasty = std::string("\0\x1b[2J\x1b]0;owned\x07\r", 16) + "fake: worker 1 ready\n";
+    const std::string unknown = "{\"command\":\"\\u0000\\u001b[31m\\r\"}\n";
+
+    // One connection: 20 bad requests in a row are answered, the 20th with the closing.
+    RawClient one(s.socket);
+    std::string flood;
+    for (int i = 0; i < 500; ++i) flood += i % 2 ? nasty : unknown;
+    REQUIRE(one.send(flood));
+    for (int i = 0; i < 20; ++i) {
+        const std::string answer = one.read_line(in(5s));
+        CHECK_MESSAGE(answer.starts_with(R"({"ok":false,"error":")"), i << ": " << answer);
+    }
+    CHECK(one.read_line(in(5s)) == R"({"ok":false,"error":"20 bad requests in a row: closing the connection"})");
+    CHECK(one.read_line(in(5s)) == "EOF");
+
+    // Many: a client that reconnects and floods for a second and a half.
+    const auto start = Clock::now();
+    int answered = 0;
+    while (ms_since(start) < 1500) {
+        RawClient c(s.socket);
+        REQUIRE(c.error() == 0);
+        if (!c.send(flood)) continue;
+        while (c.read_line(in(5s)).starts_with(R"({"ok":false)")) ++answered;
+    }
+    const double flood_ms = ms_since(start);
+    CHECK(answered > 100);
+    // Once the flood stops, one line counts what was not logged.
+    CHECK(s.p().wait_for_line(std::regex("control: \\d+ more warnings about control connections were not logged"),
+                              in(3s), mark));
+
+    const auto status = s.ctl({"status"});
+    CHECK_MESSAGE(code_of(status) == 0, status.output());
+    CHECK(ready_pids(s.p()) == before);
+    // At most 5 warnings and one count a second: a few dozen lines for thousands of bad requests.
+    const std::size_t warnings = control_warnings(s.p(), mark);
+    MESSAGE(answered << " bad requests answered in " << flood_ms << " ms, " << warnings << " warnings logged");
+    CHECK_MESSAGE(warnings <= 6 * (std::size_t(flood_ms / 1000) + 3), warnings << " warnings in " << flood_ms << " ms");
+    for (std::size_t i = mark; i < s.p().lines().size(); ++i)
+        CHECK_MESSAGE(!has_control_byte(s.p().lines()[i]), "raw control byte in: " << s.p().lines()[i]);
+    CHECK(s.p().count(std::regex(R"(control: bad request from pid \d+ "\\x00\\x1b\[2J)"), mark) >= 1);
+    CHECK(s.p().count(std::regex("^fake: worker"), mark) == 0);
 }
