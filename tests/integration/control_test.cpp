@@ -498,3 +498,54 @@ TEST_CASE("a flood of bad requests full of control bytes: every one answered, th
     CHECK(s.p().count(std::regex(R"(control: bad request from pid \d+ "\\x00\\x1b\[2J)"), mark) >= 1);
     CHECK(s.p().count(std::regex("^fake: worker"), mark) == 0);
 }
+
+TEST_CASE("herdctl on a path that is no manager's socket says what is there, in one line, exit 1")
+{
+    HardDeadline guard(30s);
+    TempDir dir;
+    const auto ctl = [&](const std::string& path) {
+        const auto r = run({herdctl(), "--control", path, "status"}, 10s);
+        CHECK(code_of(r) == 1);
+        CHECK_MESSAGE(r.lines.size() == 1, r.output());
+        return r.lines.empty() ? std::string() : r.lines[0];
+    };
+    const std::string ask = "is --control the path the manager was started with?";
+    write_file(dir / "x", "not a socket\n");
+    CHECK(ctl(dir / "x") == "herdctl: " + dir / "x" + " is not a socket (a regular file): " + ask);
+    CHECK(ctl(dir.path()) == "herdctl: " + dir.path() + " is not a socket (a directory): " + ask);
+    CHECK(ctl(dir / "none.sock") == "herdctl: no control socket at " + dir / "none.sock" +
+                                        " (no such file): is the manager running, and " + ask);
+    CHECK(ctl(dir / "gone/c.sock") ==
+          "herdctl: no control socket at " + dir / "gone/c.sock" + ": its directory does not exist; " + ask);
+
+    // A socket file whose manager was killed: bound once, nobody listens now.
+    const std::string stale = dir / "stale.sock";
+    {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, stale.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        ::close(fd);
+    }
+    CHECK(ctl(stale) == "herdctl: no manager is listening on " + stale +
+                            " (a socket file left behind: the manager has exited or was killed)");
+
+    // A live manager's socket (mode 0600) that this user may not open.
+    Controlled s(1);
+    REQUIRE(::chmod(s.d.dir().path().c_str(), 0755) == 0);
+    const std::string denied = "herdctl: permission denied on " + s.socket;
+    if (::geteuid() == 0) {
+        const auto r = run({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", herdctl(),
+                            "--control", s.socket, "status"}, 10s);
+        CHECK(code_of(r) == 1);
+        REQUIRE_MESSAGE(r.lines.size() == 1, r.output());
+        CHECK_MESSAGE(r.lines[0] == denied + " (a socket owned by uid 0, mode 0600): run herdctl as the manager's user "
+                                             "or as root", r.lines[0]);
+    } else {
+        REQUIRE(::chmod(s.socket.c_str(), 0) == 0);
+        CHECK(ctl(s.socket).starts_with(denied + " (a socket owned by uid " + std::to_string(::geteuid()) + ", mode 0000)"));
+        REQUIRE(::chmod(s.socket.c_str(), 0600) == 0);
+    }
+    CHECK(code_of(s.ctl({"ready"})) == 0);
+}
