@@ -10,6 +10,10 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <poll.h>
@@ -548,4 +552,178 @@ TEST_CASE("herdctl on a path that is no manager's socket says what is there, in 
         REQUIRE(::chmod(s.socket.c_str(), 0600) == 0);
     }
     CHECK(code_of(s.ctl({"ready"})) == 0);
+}
+
+namespace {
+
+// Debian's python3 (not one earlier on PATH) with prometheus_client's OpenMetrics parser: every
+// sample of the text in argv[1] as one line, "family<TAB>type<TAB>unit<TAB>sample<TAB>value" and
+// a "name=value" field per label; exit 77 when the parser is not installed.
+constexpr const char* parse_openmetrics = R"py(
+import sys
+try:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+except ImportError as e:
+    print("SKIP: /usr/bin/python3 has no prometheus_client (" + str(e) + "): apt-get install python3-prometheus-client")
+    sys.exit(77)
+with open(sys.argv[1]) as f:
+    text = f.read()
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        labels = ["%s=%s" % kv for kv in sorted(s.labels.items())]
+        print("\t".join([family.name, family.type, family.unit or "-", s.name, repr(float(s.value))] + labels))
+)py";
+
+struct Sample {
+    std::string family, type, unit, name;
+    double value = 0;
+    std::map<std::string, std::string> labels;
+};
+
+std::vector<Sample> samples_of(const std::vector<std::string>& lines)
+{
+    std::vector<Sample> out;
+    for (const std::string& line : lines) {
+        std::vector<std::string> fields;
+        std::size_t start = 0;
+        for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
+            fields.push_back(line.substr(start, tab - start));
+        fields.push_back(line.substr(start));
+        REQUIRE_MESSAGE(fields.size() >= 5, line);
+        Sample s{fields[0], fields[1], fields[2], fields[3], std::stod(fields[4]), {}};
+        for (std::size_t i = 5; i < fields.size(); ++i) {
+            const auto eq = fields[i].find('=');
+            s.labels[fields[i].substr(0, eq)] = fields[i].substr(eq + 1);
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+std::vector<Sample> of_family(const std::vector<Sample>& all, const std::string& family)
+{
+    std::vector<Sample> out;
+    std::copy_if(all.begin(), all.end(), std::back_inserter(out), [&](const Sample& s) { return s.family == family; });
+    return out;
+}
+
+std::set<std::string> label_names(const Sample& s)
+{
+    std::set<std::string> names;
+    for (const auto& [name, value] : s.labels) names.insert(name);
+    return names;
+}
+
+}  // namespace
+
+TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads, and its numbers add up")
+{
+    HardDeadline guard(40s);
+    Controlled s(3);
+    // A crash and a reload, so that the counters are not all zero.
+    const int victim = *ready_pids(s.p()).begin();
+    REQUIRE(::kill(victim, SIGKILL) == 0);
+    REQUIRE(s.p().wait_for_line(worker_line(victim, "reaped: crashed"), in(5s)));
+    REQUIRE(poll_until([&] { return code_of(s.ctl({"ready"})) == 0; }, in(10s), 50ms));
+    const auto reload = s.ctl({"reload"});
+    REQUIRE_MESSAGE(code_of(reload) == 0, reload.output());
+    for (int i = 0; i < 5; ++i) CHECK(http_get("127.0.0.1", s.d.port(), "/", 2s).ok());
+    // The requests reach the manager with the workers' next heartbeats.
+    const auto requests_reported = [&] {
+        const std::string json = s.ctl({"--json", "status"}).output();
+        const std::regex re("\"requests\":(\\d+)");
+        long sum = 0;
+        for (auto it = std::sregex_iterator(json.begin(), json.end(), re); it != std::sregex_iterator(); ++it)
+            sum += std::stol((*it)[1]);
+        return sum >= 5;
+    };
+    CHECK(poll_until(requests_reported, in(5s), 50ms));
+
+    const auto metrics = s.ctl({"metrics"});
+    REQUIRE_MESSAGE(code_of(metrics) == 0, metrics.output());
+    const std::string text = s.d.dir() / "metrics.txt";
+    write_file(text, metrics.output());
+    if (!std::filesystem::exists("/usr/bin/python3")) {
+        MESSAGE("SKIP: no /usr/bin/python3 to run prometheus_client's parser: nothing was checked");
+        std::printf("SKIP: no /usr/bin/python3 to run prometheus_client's parser\n");
+        return;
+    }
+    const auto parsed = run({"/usr/bin/python3", "-c", parse_openmetrics, text}, 20s);
+    if (code_of(parsed) == 77) {
+        MESSAGE(parsed.output());   // "SKIP: ...": nothing was checked
+        std::printf("%s\n", parsed.output().c_str());
+        return;
+    }
+    REQUIRE_MESSAGE(code_of(parsed) == 0, "the parser rejected:\n" << metrics.output() << "\n" << parsed.output());
+    const auto all = samples_of(parsed.lines);
+
+    // Every family, with its type and unit
+    const std::map<std::string, std::pair<std::string, std::string>> families{
+        {"herd_workers", {"gauge", "-"}},
+        {"herd_target_workers", {"gauge", "-"}},
+        {"herd_generation", {"gauge", "-"}},
+        {"herd_uptime_seconds", {"gauge", "seconds"}},
+        {"herd_worker_exits", {"counter", "-"}},
+        {"herd_restart_failures", {"gauge", "-"}},
+        {"herd_worker_heartbeat_age_seconds", {"gauge", "seconds"}},
+        {"herd_worker_requests", {"counter", "-"}},
+        {"herd_rollouts", {"counter", "-"}},
+    };
+    for (const Sample& x : all) {
+        REQUIRE_MESSAGE(families.contains(x.family), x.family);
+        CHECK(families.at(x.family) == std::pair(x.type, x.unit));
+        CHECK(x.name == x.family + (x.type == "counter" ? "_total" : ""));
+    }
+
+    // Workers by state: every state, and they add up to the pool
+    const auto workers = of_family(all, "herd_workers");
+    std::map<std::string, double> by_state;
+    for (const Sample& x : workers) {
+        CHECK(label_names(x) == std::set<std::string>{"state"});
+        by_state[x.labels.at("state")] = x.value;
+    }
+    CHECK(by_state == std::map<std::string, double>{{"booting", 0}, {"killed", 0}, {"ready", 3}, {"retiring", 0}});
+    const auto target = of_family(all, "herd_target_workers");
+    REQUIRE(target.size() == 1);
+    CHECK(target[0].value == 3);
+    CHECK(of_family(all, "herd_generation").at(0).value == 2);
+    CHECK(of_family(all, "herd_uptime_seconds").at(0).value > 0);
+
+    // Exits: the crash and the three workers the reload retired
+    std::map<std::string, double> exits;
+    for (const Sample& x : of_family(all, "herd_worker_exits")) {
+        CHECK(label_names(x) == std::set<std::string>{"reason"});
+        exits[x.labels.at("reason")] = x.value;
+    }
+    CHECK(exits["crashed"] == 1);
+    double total = 0;
+    for (const auto& [reason, n] : exits) total += n;
+    CHECK_MESSAGE(total == 4, metrics.output());
+    CHECK(of_family(all, "herd_restart_failures").at(0).value == 1);
+
+    // Per worker: one heartbeat age and one request count each, for the pids the log says are ready
+    std::set<std::string> pids;
+    for (int pid : ready_pids(s.p())) pids.insert(std::to_string(pid));
+    for (const std::string family : {"herd_worker_heartbeat_age_seconds", "herd_worker_requests"}) {
+        std::set<std::string> seen;
+        double requests = 0;
+        for (const Sample& x : of_family(all, family)) {
+            CHECK(label_names(x) == std::set<std::string>{"generation", "pid", "slot"});
+            CHECK(x.labels.at("generation") == "2");
+            CHECK(x.value >= 0);
+            seen.insert(x.labels.at("pid"));
+            requests += x.value;
+        }
+        CHECK_MESSAGE(seen == pids, family);
+        if (family == std::string("herd_worker_requests")) CHECK(requests >= 5);
+    }
+
+    // Rollouts: one reload complete, nothing else
+    std::map<std::string, double> rollouts;
+    for (const Sample& x : of_family(all, "herd_rollouts")) {
+        CHECK(label_names(x) == std::set<std::string>{"kind", "result"});
+        rollouts[x.labels.at("kind") + " " + x.labels.at("result")] = x.value;
+    }
+    CHECK(rollouts == std::map<std::string, double>{
+                          {"reload complete", 1}, {"reload failed", 0}, {"upgrade complete", 0}, {"upgrade failed", 0}});
 }
