@@ -727,3 +727,22 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
     CHECK(rollouts == std::map<std::string, double>{
                           {"reload complete", 1}, {"reload failed", 0}, {"upgrade complete", 0}, {"upgrade failed", 0}});
 }
+
+TEST_CASE("a client waiting for an operation is never closed for time, while a stuck one beside it is")
+{
+    HardDeadline guard(40s);
+    TempDir dir;
+    const std::string socket = dir / "control.sock";
+    // A retired worker drains for 7 s: `scale -1` answers once it is gone, past the 5 s request timeout.
+    Process p(concat({binary("TEST_WORKER"), "-w", "2", "--mode", "slow-drain=7000", "--control", socket},
+                     fast_options({"--graceful-timeout", "20s"})));
+    REQUIRE(p.wait_for_lines(lines::ready, 2, in(5s)).size() == 2);
+    RawClient stuck(socket);
+    REQUIRE(stuck.send("{\"command\":"));
+    const auto start = Clock::now();
+    const auto r = run({herdctl(), "--control", socket, "scale", "-1"}, 20s);
+    CHECK_MESSAGE(code_of(r) == 0, r.output());
+    CHECK(ms_since(start) >= 6500);
+    CHECK(stuck.read_line(in(1s)) == R"j({"ok":false,"error":"closed: a request line was not complete within 5 s"})j");
+    CHECK(code_of(run({herdctl(), "--control", socket, "ready"}, 10s)) == 0);
+}
