@@ -97,7 +97,7 @@ int Server::bind(const std::string& path)
 Server::Server(boost::asio::io_context& io, int listen_fd, std::string path, Handler handler, Limits limits)
     : io_(io), listen_fd_(listen_fd), path_(std::move(path)), handler_(std::move(handler)), limits_(limits),
       acceptor_(std::make_unique<stream_protocol::acceptor>(io, stream_protocol(), listen_fd)), timer_(io),
-      budget_(5, std::chrono::seconds(1))
+      accept_pause_(io), budget_(5, std::chrono::seconds(1))
 {
     // The file names this socket now; at exit it is removed only if nobody replaced it since.
     struct stat st{};
@@ -111,9 +111,23 @@ void Server::accept()
 {
     acceptor_->async_accept([this](const boost::system::error_code& ec, stream_protocol::socket socket) {
         if (ec == boost::asio::error::operation_aborted || !acceptor_->is_open()) return;
-        if (!ec) admit(add(std::move(socket)));
-        else warn("control: cannot accept a connection: " + ec.message());
-        accept();
+        if (!ec) {
+            admit(add(std::move(socket)));
+            accept();
+            return;
+        }
+        // Out of descriptors (EMFILE, ENFILE): a stuck or idle connection gives its own up; with
+        // none to close, pause as nginx does rather than spin on an accept that fails at once.
+        const bool out_of_fds = ec == boost::asio::error::no_descriptors || ec.value() == ENFILE;
+        if (out_of_fds && make_room_for(0, "no descriptor is left for a new connection")) {
+            accept();
+            return;
+        }
+        warn("control: cannot accept a connection: " + ec.message() + "; trying again in 100 ms");
+        accept_pause_.expires_after(std::chrono::milliseconds(100));
+        accept_pause_.async_wait([this](const boost::system::error_code& e) {
+            if (e != boost::asio::error::operation_aborted) accept();
+        });
     });
 }
 
@@ -132,29 +146,37 @@ void Server::admit(std::uint64_t client)
              true);
         return;
     }
-    if (sessions_.size() > limits_.max_connections) {
-        std::vector<Connection> open;
-        for (const auto& [id, s] : sessions_)
-            if (id != client) open.push_back({id, s->stage, s->since});
-        const auto victim = make_room(open);
-        if (!victim) {
-            // Every other connection waits for an operation: those are operators too.
-            warn(fmt::format("control: refused a connection from pid {}: all {} connections wait for an operation",
-                             cred.pid, limits_.max_connections));
-            send(session, error_answer("too many control connections (" + std::to_string(limits_.max_connections) +
-                                       "), all waiting for an operation"), true);
-            return;
-        }
-        const SessionPtr old = sessions_.at(*victim);
-        const std::string stage = old->stage == Stage::idle ? "idle" : old->stage == Stage::reading ? "in a request line"
-                                                                                                     : "not reading its answer";
-        const std::string since = format_duration(std::chrono::duration_cast<Duration>(Clock::now() - old->since));
-        warn(fmt::format("control: {} connections are open: closed the one from pid {} ({} for {}) to make room for pid {}",
-                         limits_.max_connections, old->peer.pid, stage, since, cred.pid));
-        close_with(old, "closed to make room for a new connection (" + std::to_string(limits_.max_connections) +
-                            " are open)");
+    const std::string full = std::to_string(limits_.max_connections) + " connections are open";
+    if (sessions_.size() > limits_.max_connections && !make_room_for(client, full)) {
+        // Every other connection waits for an operation: those are operators too.
+        warn(fmt::format("control: refused a connection from pid {}: all {} connections wait for an operation",
+                         cred.pid, limits_.max_connections));
+        send(session, error_answer("too many control connections (" + std::to_string(limits_.max_connections) +
+                                   "), all waiting for an operation"), true);
+        return;
     }
     resume(session);
+}
+
+// Close the connection make_room picks (never `client`, the new one), saying why; false if none may go.
+bool Server::make_room_for(std::uint64_t client, const std::string& why)
+{
+    std::vector<Connection> open;
+    for (const auto& [id, s] : sessions_)
+        if (id != client) open.push_back({id, s->stage, s->since});
+    const auto victim = make_room(open);
+    if (!victim) return false;
+    const SessionPtr old = sessions_.at(*victim);
+    const std::string stage = old->stage == Stage::idle      ? "idle"
+                              : old->stage == Stage::reading ? "in a request line"
+                                                             : "not reading its answer";
+    const std::string since = format_duration(std::chrono::duration_cast<Duration>(Clock::now() - old->since));
+    const auto it = sessions_.find(client);
+    const std::string for_whom = it == sessions_.end() ? "" : " for pid " + std::to_string(it->second->peer.pid);
+    warn(fmt::format("control: {}: closed the one from pid {} ({} for {}) to make room{}", why, old->peer.pid, stage,
+                     since, for_whom));
+    close_with(old, "closed to make room for a new connection (" + why + ")");
+    return true;
 }
 
 std::uint64_t Server::add(stream_protocol::socket socket)
@@ -389,6 +411,7 @@ void Server::close_and_unlink()
     while (!sessions_.empty()) drop(sessions_.begin()->first);
     boost::system::error_code ignored;
     timer_.cancel();
+    accept_pause_.cancel();
     acceptor_->close(ignored);
     if (still_ours) ::unlink(path_.c_str());
 }

@@ -70,6 +70,7 @@ private:
     void drop(std::uint64_t client);
     void accept();
     void admit(std::uint64_t client);
+    bool make_room_for(std::uint64_t client, const std::string& why);
     void resume(const SessionPtr& session);
     void read(const SessionPtr& session);
     void on_input(const SessionPtr& session);
@@ -92,6 +93,7 @@ private:
     Sessions sessions_;
     boost::asio::steady_timer timer_;
     std::optional<TimePoint> timer_at_;   // the deadline the timer is set to
+    boost::asio::steady_timer accept_pause_;   // after a failed accept
     LogBudget budget_;                    // warnings of every connection together
     std::uint64_t next_id_ = 1;
     std::pair<dev_t, ino_t> path_id_{};   // the socket file as bound (device, inode)

@@ -252,7 +252,7 @@ TEST_CASE("bad requests are answered with one line each, and the manager and its
         CHECK(many.back()->ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
         ControlClient extra(s.socket);
         CHECK(extra.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
-        CHECK(c.read_line() == R"j({"ok":false,"error":"closed to make room for a new connection (64 are open)"})j");
+        CHECK(c.read_line() == R"j({"ok":false,"error":"closed to make room for a new connection (64 connections are open)"})j");
         CHECK(c.read_line() == "EOF");
         CHECK(many.front()->ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true)"));
     }
@@ -426,7 +426,7 @@ TEST_CASE("70 clients stuck in half a request line cost an operator nothing, and
     const auto sent = Clock::now();
     // Past 64, each new connection closed the one stuck longest, and said why.
     CHECK(stuck.front()->read_line(in(2s)) ==
-          R"j({"ok":false,"error":"closed to make room for a new connection (64 are open)"})j");
+          R"j({"ok":false,"error":"closed to make room for a new connection (64 connections are open)"})j");
     CHECK(stuck.front()->read_line(in(2s)) == "EOF");
 
     // The operator's probes answer at once, each making room in turn, and the workers serve.
@@ -745,4 +745,31 @@ TEST_CASE("a client waiting for an operation is never closed for time, while a s
     CHECK(ms_since(start) >= 6500);
     CHECK(stuck.read_line(in(1s)) == R"j({"ok":false,"error":"closed: a request line was not complete within 5 s"})j");
     CHECK(code_of(run({herdctl(), "--control", socket, "ready"}, 10s)) == 0);
+}
+
+TEST_CASE("a manager out of descriptors makes room for herdctl by closing a stuck connection, instead of spinning")
+{
+    HardDeadline guard(30s);
+    TempDir dir;
+    const std::string socket = dir / "control.sock";
+    // 30 descriptors: about 14 in use at start, so the stuck clients run the manager out.
+    Process p(concat({"/usr/bin/prlimit", "--nofile=30:30", hello_http(), "-w", "1", "-l", "127.0.0.1:0", "--control",
+                      socket}, fast_options()));
+    REQUIRE(p.wait_for_line(lines::all_ready, in(5s)));
+    const int port = wait_for_port(p, in(1s));
+    std::vector<std::unique_ptr<RawClient>> stuck;
+    for (int i = 0; i < 30; ++i) {
+        stuck.push_back(std::make_unique<RawClient>(socket));
+        REQUIRE(stuck.back()->send("{\"command\":\"sta"));
+    }
+    CHECK(stuck.front()->read_line(in(3s)) ==
+          R"j({"ok":false,"error":"closed to make room for a new connection (no descriptor is left for a new connection)"})j");
+    const auto start = Clock::now();
+    const auto r = run({herdctl(), "--control", socket, "ready"}, 10s);
+    CHECK_MESSAGE(code_of(r) == 0, r.output() << p.output());
+    CHECK(ms_since(start) < 3000);
+    CHECK(p.wait_for_line(std::regex("control: no descriptor is left for a new connection: closed the one from pid \\d+ "
+                                     "\\(in a request line for .+\\) to make room"), in(2s)));
+    CHECK(p.count(std::regex("cannot accept a connection")) == 0);
+    CHECK(http_get("127.0.0.1", port, "/", 2s).ok());
 }
