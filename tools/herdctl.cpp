@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,6 +40,31 @@ struct UniqueFd {
     }
 };
 
+/// What is at `path`, for the line that says why a connect failed.
+herdctl::PathFacts facts_of(const std::string& path)
+{
+    using herdctl::FileType;
+    herdctl::PathFacts facts;
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) {
+        facts.stat_error = errno;
+        const auto slash = path.rfind('/');
+        const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+        struct stat dir{};
+        facts.parent_exists = !(facts.stat_error == ENOENT && ::stat(parent.c_str(), &dir) != 0 && errno == ENOENT);
+        return facts;
+    }
+    facts.uid = st.st_uid;
+    facts.mode = st.st_mode & 07777;
+    facts.type = S_ISSOCK(st.st_mode)  ? FileType::socket
+                 : S_ISREG(st.st_mode) ? FileType::regular
+                 : S_ISDIR(st.st_mode) ? FileType::directory
+                 : S_ISFIFO(st.st_mode) ? FileType::fifo
+                 : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? FileType::device
+                                                             : FileType::other;
+    return facts;
+}
+
 /// One exchange with the manager, all of it within the request's timeout.
 class Connection {
 public:
@@ -61,7 +87,8 @@ public:
         if (::connect(fd_.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
             const int error = errno;
             // EAGAIN: the backlog stayed full until the deadline
-            fail("cannot connect to " + path_ + (error == EAGAIN ? " within " + timeout_text() : ""), error);
+            if (error == EAGAIN) fail("cannot connect to " + path_ + " within " + timeout_text(), error);
+            throw Failure(herdctl::connect_failure(path_, error, facts_of(path_)));
         }
     }
 

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -627,6 +629,39 @@ std::string escape_label_value(std::string_view value)
         else out += c;
     }
     return out;
+}
+
+std::string connect_failure(std::string_view path, int error, const PathFacts& facts)
+{
+    constexpr std::string_view ask = "is --control the path the manager was started with?";
+    const auto what = [](FileType t) -> std::string_view {
+        switch (t) {
+        case FileType::regular: return "a regular file";
+        case FileType::directory: return "a directory";
+        case FileType::fifo: return "a FIFO";
+        case FileType::device: return "a device";
+        default: return "not a socket";
+        }
+    };
+    // A file that is no socket refuses a connect like a socket nobody listens on: say what it is
+    if (facts.type != FileType::none && facts.type != FileType::socket)
+        return fmt::format("{} is not a socket ({}): {}", path, what(facts.type), ask);
+    if (error == ENOENT || error == ENOTDIR) {
+        if (!facts.parent_exists)
+            return fmt::format("no control socket at {}: its directory does not exist; {}", path, ask);
+        return fmt::format("no control socket at {} (no such file): is the manager running, and {}", path, ask);
+    }
+    if (error == EACCES || error == EPERM) {
+        if (facts.type == FileType::none)
+            return fmt::format("permission denied on {} (a directory on the way may not be searched): run herdctl as "
+                               "the manager's user or as root", path);
+        return fmt::format("permission denied on {} (a socket owned by uid {}, mode {:04o}): run herdctl as the "
+                           "manager's user or as root", path, facts.uid, facts.mode & 07777);
+    }
+    if (error == ECONNREFUSED)
+        return fmt::format("no manager is listening on {} (a socket file left behind: the manager has exited or was "
+                           "killed)", path);
+    return fmt::format("cannot connect to {}: {}", path, std::strerror(error));
 }
 
 std::string error_line(std::string_view message)

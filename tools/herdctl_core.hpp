@@ -82,6 +82,20 @@ std::string human_duration(double seconds);
 /// An OpenMetrics label value: backslash, double quote and newline escaped.
 std::string escape_label_value(std::string_view value);
 
+/// What is at the control path when a connect to it failed (from stat(2), gathered by the shell).
+enum class FileType { none, socket, regular, directory, fifo, device, other };
+struct PathFacts {
+    FileType type = FileType::none;   // none: stat failed with stat_error
+    int stat_error = 0;
+    unsigned uid = 0;                 // owner and permission bits, when stat worked
+    unsigned mode = 0;
+    bool parent_exists = true;        // the directory the path names exists
+};
+
+/// Why a connect to `path` failed with `error` (errno), said for an operator: a missing path, a file
+/// that is no socket (naming what it is), a permission error, a socket with no manager behind it.
+std::string connect_failure(std::string_view path, int error, const PathFacts& facts);
+
 /// The one line herdctl prints on stderr for an error: "herdctl: <message>\n".
 std::string error_line(std::string_view message);
 

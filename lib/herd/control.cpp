@@ -1,5 +1,7 @@
 #include <herd/control.hpp>
 
+#include <herd/text.hpp>
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -171,6 +173,13 @@ void write_json(std::string& out, const json::value& v)
     }
 }
 
+// A piece of the client's request inside an error sentence: one printable line, bounded, since
+// the sentence is logged as well as answered.
+std::string quoted(std::string_view piece)
+{
+    return printable(piece, 64);
+}
+
 std::string text_of(const json::value& v)
 {
     std::string out;
@@ -213,7 +222,7 @@ std::variant<Request, std::string> parse_request(std::string_view text)
     const std::string_view name = command->as_string();
     const auto op = op_from(name);
     if (!op)
-        return "unknown command '" + std::string(name) + "' (status, scale, reload, upgrade or stop)";
+        return "unknown command '" + quoted(name) + "' (status, scale, reload, upgrade or stop)";
 
     Request r;
     r.op = *op;
@@ -221,7 +230,7 @@ std::variant<Request, std::string> parse_request(std::string_view text)
         if (key == "command") continue;
         if (r.op == Op::scale && (key == "workers" || key == "delta")) {
             const auto n = integer(value);
-            if (!n) return "invalid value " + text_of(value) + " for \"" + std::string(key) + "\": not an integer";
+            if (!n) return "invalid value " + quoted(text_of(value)) + " for \"" + quoted(key) + "\": not an integer";
             if (key == "workers") {
                 if (*n < 0 || *n > max_workers)
                     return "invalid value " + std::to_string(*n) + " for \"workers\": must be 0 to " +
@@ -234,10 +243,10 @@ std::variant<Request, std::string> parse_request(std::string_view text)
                 r.delta = int(*n);
             }
         } else if (r.op == Op::stop && key == "graceful") {
-            if (!value.is_bool()) return "invalid value " + text_of(value) + " for \"graceful\": not true or false";
+            if (!value.is_bool()) return "invalid value " + quoted(text_of(value)) + " for \"graceful\": not true or false";
             r.graceful = value.as_bool();
         } else {
-            return "unknown key \"" + std::string(key) + "\" for " + std::string(name);
+            return "unknown key \"" + quoted(key) + "\" for " + std::string(name);
         }
     }
     if (r.op == Op::scale && r.workers.has_value() == o.contains("delta"))
@@ -284,6 +293,67 @@ std::string rollout_answer(Reason kind, unsigned generation, Duration took)
 std::string stop_answer(int exit_code)
 {
     return line({{"ok", true}, {"exit_code", exit_code}});
+}
+
+std::optional<TimePoint> deadline(Stage stage, TimePoint since, const Limits& limits)
+{
+    switch (stage) {
+    case Stage::idle: return since + limits.idle_timeout;
+    case Stage::reading:
+    case Stage::writing: return since + limits.request_timeout;
+    case Stage::waiting: return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+std::string timeout_reason(Stage stage, const Limits& limits)
+{
+    switch (stage) {
+    case Stage::idle: return "idle for " + format_duration(limits.idle_timeout);
+    case Stage::reading: return "a request line was not complete within " + format_duration(limits.request_timeout);
+    case Stage::writing: return "an answer was not read within " + format_duration(limits.request_timeout);
+    case Stage::waiting: break;
+    }
+    return "waiting";
+}
+
+std::optional<std::uint64_t> make_room(const std::vector<Connection>& open)
+{
+    // Stuck first (a slow or hostile client), then idle (a client that may come back), oldest first
+    const auto rank = [](const Connection& c) { return c.stage == Stage::idle ? 1 : 0; };
+    const Connection* victim = nullptr;
+    for (const Connection& c : open) {
+        if (c.stage == Stage::waiting) continue;
+        if (!victim || std::pair(rank(c), c.since) < std::pair(rank(*victim), victim->since)) victim = &c;
+    }
+    if (!victim) return std::nullopt;
+    return victim->id;
+}
+
+bool LogBudget::allow(TimePoint now)
+{
+    if (now >= window_ + period_) {
+        window_ = now;
+        used_ = 0;
+    }
+    if (used_ < burst_) {
+        ++used_;
+        return true;
+    }
+    ++suppressed_;
+    return false;
+}
+
+std::optional<TimePoint> LogBudget::report_at() const
+{
+    if (suppressed_ == 0) return std::nullopt;
+    return window_ + period_;
+}
+
+std::uint64_t LogBudget::take_suppressed(TimePoint now)
+{
+    if (suppressed_ == 0 || now < window_ + period_) return 0;
+    return std::exchange(suppressed_, 0);
 }
 
 }  // namespace herd::control

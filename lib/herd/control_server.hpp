@@ -2,16 +2,24 @@
 // the manager's own uid (and root), reads one JSON request per line and writes one answer per
 // line. One request per connection at a time: the next line is read once the previous one is
 // answered, so answers come in order even when an operation takes minutes.
+//
+// A slow, vanished or hostile client never costs an operator the socket: each connection has a
+// deadline for its stage (control::deadline: a begun line, an unread answer, idleness; none while
+// an operation runs for it), watched by one timer set to the earliest; a new connection past the
+// limit closes the most stuck one (control::make_room); a run of bad requests closes its
+// connection; and warnings about all of this are rate limited (control::LogBudget).
 #pragma once
 
 #include <herd/control.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <utility>
@@ -34,7 +42,7 @@ public:
     /// file that is not a socket, is an error (std::runtime_error naming the path).
     static int bind(const std::string& path);
 
-    Server(boost::asio::io_context& io, int listen_fd, std::string path, Handler handler);
+    Server(boost::asio::io_context& io, int listen_fd, std::string path, Handler handler, Limits limits = {});
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -57,25 +65,39 @@ public:
 
 private:
     struct Session;
-    using Sessions = std::map<std::uint64_t, std::shared_ptr<Session>>;
-    void drop(Sessions::iterator it);
+    using SessionPtr = std::shared_ptr<Session>;
+    using Sessions = std::map<std::uint64_t, SessionPtr>;
+    void drop(std::uint64_t client);
     void accept();
-    void read(std::uint64_t client);
-    void on_line(std::uint64_t client, std::string line);
-    void write(std::uint64_t client, std::string line, bool close_after);
+    void admit(std::uint64_t client);
+    bool make_room_for(std::uint64_t client, const std::string& why);
+    void resume(const SessionPtr& session);
+    void read(const SessionPtr& session);
+    void on_input(const SessionPtr& session);
+    void on_line(const SessionPtr& session, std::string line);
+    void on_bad_request(const SessionPtr& session, const std::string& line, const std::string& why);
+    void send(const SessionPtr& session, std::string line, bool close_after);
+    void close_with(const SessionPtr& session, const std::string& why);
+    void enter(Session& session, Stage stage);
+    void schedule();
+    void on_timer();
+    void warn(const std::string& line);
     std::uint64_t add(boost::asio::local::stream_protocol::socket socket);
 
     boost::asio::io_context& io_;
     int listen_fd_;
     std::string path_;
     Handler handler_;
+    Limits limits_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
     Sessions sessions_;
+    boost::asio::steady_timer timer_;
+    std::optional<TimePoint> timer_at_;   // the deadline the timer is set to
+    boost::asio::steady_timer accept_pause_;   // after a failed accept
+    LogBudget budget_;                    // warnings of every connection together
     std::uint64_t next_id_ = 1;
     std::pair<dev_t, ino_t> path_id_{};   // the socket file as bound (device, inode)
 };
 
-inline constexpr std::size_t max_request_bytes = 64 * 1024;
-inline constexpr std::size_t max_connections = 64;   // open at once; one more is answered and closed
 
 }  // namespace herd::control

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 
 using namespace herd;
@@ -188,4 +189,58 @@ TEST_CASE("operation answers")
     CHECK(rollout_answer(Reason::upgrade, 4, 850ms) ==
           "{\"ok\":true,\"kind\":\"upgrade\",\"generation\":4,\"took_ms\":850}\n");
     CHECK(stop_answer(0) == "{\"ok\":true,\"exit_code\":0}\n");
+}
+
+TEST_CASE("a bad request's error quotes the client's bytes printable and bounded, since it is logged too")
+{
+    const std::string why = error_of(R"({"command":"st\u001b[2J\u0000x\r"})");
+    CHECK(why.starts_with("unknown command 'st\\x1b[2J\\x00x\\x0d'"));
+    CHECK(std::none_of(why.begin(), why.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }));
+    const std::string key = error_of(R"({"command":"status",")" + std::string(5000, 'k') + R"(":1})");
+    CHECK(key.size() < 200);
+    CHECK(key.find("(5000 bytes)") != std::string::npos);
+}
+
+TEST_CASE("a connection's deadline: a begun line or an unread answer within 5s, idleness 60s, none while it waits")
+{
+    const Limits limits;
+    CHECK(deadline(Stage::idle, t0, limits) == t0 + 60s);
+    CHECK(deadline(Stage::reading, t0, limits) == t0 + 5s);
+    CHECK(deadline(Stage::writing, t0, limits) == t0 + 5s);
+    CHECK(deadline(Stage::waiting, t0, limits) == std::nullopt);
+    CHECK(timeout_reason(Stage::reading, limits) == "a request line was not complete within 5 s");
+    CHECK(timeout_reason(Stage::idle, limits) == "idle for 1 m");
+    CHECK(timeout_reason(Stage::writing, limits) == "an answer was not read within 5 s");
+}
+
+TEST_CASE("room for a new connection is made by closing the one stuck longest, else the one idle longest")
+{
+    // Stuck mid-line or on an unread answer goes first, even when an idle one is older.
+    CHECK(make_room({{1, Stage::idle, t0}, {2, Stage::reading, t0 + 5s}, {3, Stage::writing, t0 + 2s}}) == 3u);
+    CHECK(make_room({{1, Stage::idle, t0 + 1s}, {2, Stage::idle, t0}, {3, Stage::waiting, t0 - 1h}}) == 2u);
+    // A client waiting for an operation (an upgrade) is never closed: with only those, nothing is.
+    CHECK(make_room({{1, Stage::waiting, t0}, {2, Stage::waiting, t0}}) == std::nullopt);
+    CHECK(make_room({}) == std::nullopt);
+}
+
+TEST_CASE("the log budget lets a burst through in each period and reports the rest once the period is over")
+{
+    LogBudget budget(3, 1000ms);
+    CHECK(budget.allow(t0));
+    CHECK(budget.allow(t0 + 10ms));
+    CHECK(budget.allow(t0 + 20ms));
+    CHECK(budget.report_at() == std::nullopt);
+    CHECK_FALSE(budget.allow(t0 + 30ms));
+    CHECK_FALSE(budget.allow(t0 + 40ms));
+    budget.suppress();   // refused by a connection's own budget
+    CHECK(budget.report_at() == t0 + 1s);
+    CHECK(budget.take_suppressed(t0 + 999ms) == 0);
+    CHECK(budget.take_suppressed(t0 + 1s) == 3);
+    CHECK(budget.take_suppressed(t0 + 1s) == 0);
+    CHECK(budget.report_at() == std::nullopt);
+    // A new period: a new burst.
+    CHECK(budget.allow(t0 + 1s));
+    CHECK(budget.allow(t0 + 1100ms));
+    CHECK(budget.allow(t0 + 1200ms));
+    CHECK_FALSE(budget.allow(t0 + 1300ms));
 }

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -424,4 +425,42 @@ TEST_CASE("herdctl error lines are one line, whatever the message holds")
           "herdctl: cannot connect to /run/herd.sock: Connection refused\n");
     CHECK(error_line("two\nlines") == "herdctl: two lines\n");
     CHECK(interpret(request(Command::reload), R"({"ok":false,"error":"a\nb"})").err == "herdctl: a b\n");
+}
+
+// Connecting
+TEST_CASE("herdctl says what is at the control path when it is no socket, and asks about --control")
+{
+    PathFacts file{FileType::regular, 0, 0, 0644, true};
+    CHECK(connect_failure("/tmp/x", ECONNREFUSED, file) ==
+          "/tmp/x is not a socket (a regular file): is --control the path the manager was started with?");
+    PathFacts dir{FileType::directory, 0, 0, 0755, true};
+    CHECK(connect_failure("/run/app", ECONNREFUSED, dir) ==
+          "/run/app is not a socket (a directory): is --control the path the manager was started with?");
+    PathFacts fifo{FileType::fifo, 0, 0, 0600, true};
+    CHECK(connect_failure("/tmp/p", ECONNREFUSED, fifo).starts_with("/tmp/p is not a socket (a FIFO)"));
+}
+
+TEST_CASE("herdctl tells a missing path, a permission error and a socket with no manager apart")
+{
+    const PathFacts missing{FileType::none, ENOENT, 0, 0, true};
+    CHECK(connect_failure("/run/app/c.sock", ENOENT, missing) ==
+          "no control socket at /run/app/c.sock (no such file): is the manager running, and is --control the path "
+          "the manager was started with?");
+    const PathFacts no_dir{FileType::none, ENOENT, 0, 0, false};
+    CHECK(connect_failure("/run/nope/c.sock", ENOENT, no_dir) ==
+          "no control socket at /run/nope/c.sock: its directory does not exist; is --control the path the manager "
+          "was started with?");
+    const PathFacts theirs{FileType::socket, 0, 1001, 0600, true};
+    CHECK(connect_failure("/run/app/c.sock", EACCES, theirs) ==
+          "permission denied on /run/app/c.sock (a socket owned by uid 1001, mode 0600): run herdctl as the "
+          "manager's user or as root");
+    const PathFacts hidden{FileType::none, EACCES, 0, 0, true};
+    CHECK(connect_failure("/run/app/c.sock", EACCES, hidden).starts_with(
+        "permission denied on /run/app/c.sock (a directory on the way may not be searched)"));
+    const PathFacts stale{FileType::socket, 0, 0, 0600, true};
+    CHECK(connect_failure("/run/app/c.sock", ECONNREFUSED, stale) ==
+          "no manager is listening on /run/app/c.sock (a socket file left behind: the manager has exited or was "
+          "killed)");
+    CHECK(connect_failure("/run/app/c.sock", ENAMETOOLONG, stale) ==
+          "cannot connect to /run/app/c.sock: File name too long");
 }
