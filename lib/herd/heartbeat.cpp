@@ -1,5 +1,6 @@
 #include <herd/heartbeat.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace herd {
@@ -40,6 +41,31 @@ std::string decode(std::string_view line, HeartbeatRecord& record)
 std::string HeartbeatDecoder::overlong_error()
 {
     return "record longer than " + std::to_string(max_record - 1) + " bytes";
+}
+
+std::optional<ReadBudget::Clock::time_point> ReadBudget::spend(std::size_t n, Clock::time_point now)
+{
+    if (now - started_ >= window_) {
+        started_ = now;
+        used_ = 0;
+    }
+    used_ += n;
+    if (used_ < budget_) return std::nullopt;
+    ++spent_windows_;
+    const auto resume = started_ + window_;
+    started_ = resume;   // the next window starts when reading resumes
+    used_ = 0;
+    return resume;
+}
+
+ReadBudget channel_budget(std::chrono::steady_clock::duration heartbeat_timeout)
+{
+    using namespace std::chrono;
+    const steady_clock::duration full = milliseconds(100);
+    if (heartbeat_timeout.count() <= 0 || heartbeat_timeout / 5 >= full) return ReadBudget(read_budget, full);
+    const steady_clock::duration window = std::max<steady_clock::duration>(heartbeat_timeout / 5, milliseconds(1));
+    const auto budget = std::size_t(double(read_budget) * duration<double>(window) / duration<double>(full));
+    return ReadBudget(std::max(budget, read_chunk), window);
 }
 
 }  // namespace herd

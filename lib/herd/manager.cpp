@@ -7,6 +7,7 @@
 #include <herd/notify.hpp>
 #include <herd/proctitle.hpp>
 #include <herd/signals.hpp>
+#include <herd/text.hpp>
 
 #include <boost/asio/read.hpp>
 #include <spdlog/spdlog.h>
@@ -123,6 +124,10 @@ void Manager::execute(const Action& action, TimePoint now)
                            spdlog::info("worker {} retiring: max requests ({})", a.pid, w.requests);
                        else if (a.reason == Reason::max_age)
                            spdlog::info("worker {} retiring: max age ({})", a.pid, since(w.spawned_at, now));
+                       else if (a.reason == Reason::bad_heartbeat)
+                           spdlog::warn("worker {} retiring: bad heartbeat records ({} malformed, {} bytes of them, "
+                                        "limits {} and {}; first: \"{}\")", a.pid, w.bad_records, w.bad_bytes,
+                                        max_bad_records, max_bad_bytes, bad_record_sample(a.pid));
                        else if (a.reason != Reason::shutdown)
                            spdlog::info("worker {} retiring: {}", a.pid, to_string(a.reason));
                        // QUIT to a herd worker; exec mode's --stop-signal to a program. Either
@@ -326,7 +331,7 @@ void Manager::spawn(int slot, unsigned generation, TimePoint now)
         return;
     }
     const int pid = started.pid;
-    channels_.emplace(pid, std::make_unique<Channel>(io_, started.heartbeat_fd));
+    channels_.emplace(pid, std::make_unique<Channel>(io_, started.heartbeat_fd, options_));
     handle(Spawned{pid, slot, generation}, now);
     spdlog::info("worker {} spawned in slot {} (generation {})", pid, slot, generation);
     watch_heartbeats(pid);
@@ -349,7 +354,28 @@ void Manager::watch_heartbeats(int pid)
             return;
         }
         on_heartbeat_bytes(pid, n);
-        watch_heartbeats(pid);
+        pace_heartbeats(pid, n);
+    });
+}
+
+// What one worker's channel costs the manager is bounded: a read of at most read_chunk bytes
+// at a time, and a channel that spent its budget for the window is not read until the window
+// ends (its writer meanwhile waits on a full pipe). An honest worker never comes near it.
+void Manager::pace_heartbeats(int pid, std::size_t n)
+{
+    auto it = channels_.find(pid);
+    if (it == channels_.end()) return;
+    Channel& ch = *it->second;
+    const auto resume = ch.budget.spend(n, Clock::now());
+    if (!resume) return watch_heartbeats(pid);
+    if (!ch.flood_logged)
+        spdlog::warn("worker {} floods its heartbeat channel: {} bytes within {}; it is read no faster than that "
+                     "from now on", pid, ch.budget.budget(),
+                     format_duration(std::chrono::duration_cast<Duration>(ch.budget.window())));
+    ch.flood_logged = true;
+    ch.pause.expires_at(*resume);
+    ch.pause.async_wait([this, pid](const boost::system::error_code& ec) {
+        if (!ec) watch_heartbeats(pid);
     });
 }
 
@@ -359,22 +385,29 @@ void Manager::on_heartbeat_bytes(int pid, std::size_t n)
     auto it = channels_.find(pid);
     if (!w || it == channels_.end()) return;
     Channel& ch = *it->second;
+    const auto now = Clock::now();
     std::optional<std::uint64_t> requests;
     bool any = false;
+    std::uint64_t bad = 0;
+    const std::uint64_t bad_bytes_before = ch.decoder.bad_bytes();
     ch.decoder.feed(std::string_view(ch.buffer.data(), n),
                     [&](const HeartbeatRecord& record, std::string_view error, std::string_view line) {
-                        any = true;
-                        if (!error.empty()) {
-                            // Reported once per worker: a chatty broken worker must not flood the log.
-                            if (!ch.warned)
-                                spdlog::warn("worker {} sent a malformed heartbeat record \"{}\": {}", pid, line, error);
-                            ch.warned = true;
+                        any = true;   // a malformed record still proves the worker alive
+                        if (error.empty()) {
+                            if (record.requests) requests = record.requests;
                             return;
                         }
-                        if (record.requests) requests = record.requests;
+                        if (ch.sample.empty()) ch.sample = printable(line, 80);
+                        // The worker's bytes reach the log printable only, and at most once a minute.
+                        if (bad++ == 0 && now >= ch.next_warning) {
+                            spdlog::warn("worker {} sent a malformed heartbeat record \"{}\": {}", pid,
+                                         printable(line, 80), printable(error, 120));
+                            ch.next_warning = now + std::chrono::minutes(1);
+                        }
                     });
+    if (const std::uint64_t bad_bytes = ch.decoder.bad_bytes() - bad_bytes_before; bad || bad_bytes)
+        handle(HeartbeatMalformed{pid, bad, bad_bytes}, now);
     if (!any) return;
-    const auto now = Clock::now();
     const bool was_ready = w->ready();
     const HeartbeatSeen beat{pid, requests};
     if (is_routine(state_, beat)) apply(state_, beat, options_, now);   // no plan() needed
@@ -384,6 +417,13 @@ void Manager::on_heartbeat_bytes(int pid, std::size_t n)
         check_readiness();
     }
     if (hooks_.on_heartbeat) hooks_.on_heartbeat(describe(*w));
+}
+
+// The first malformed record a worker sent, printable; empty if its channel is gone.
+std::string Manager::bad_record_sample(int pid) const
+{
+    const auto it = channels_.find(pid);
+    return it == channels_.end() ? std::string() : it->second->sample;
 }
 
 // Reaping: only pids we own, each exactly once

@@ -58,11 +58,16 @@ public:
 
 private:
     struct Channel {
-        Channel(boost::asio::io_context& io, int fd) : pipe(io, fd) {}
+        Channel(boost::asio::io_context& io, int fd, const Options& options)
+            : pipe(io, fd), pause(io), budget(channel_budget(options.heartbeat_timeout)) {}
         boost::asio::posix::stream_descriptor pipe;
-        std::array<char, 512> buffer{};
+        boost::asio::steady_timer pause;   // a channel that spent its read budget waits here
+        std::array<char, read_chunk> buffer{};
         HeartbeatDecoder decoder;
-        bool warned = false;
+        ReadBudget budget;
+        std::string sample;                // the first malformed record, printable
+        TimePoint next_warning{};          // malformed records are logged at most once a minute
+        bool flood_logged = false;
     };
 
     void manage();
@@ -84,6 +89,8 @@ private:
     void spawn(int slot, unsigned generation, TimePoint now);
     void watch_heartbeats(int pid);
     void on_heartbeat_bytes(int pid, std::size_t n);
+    void pace_heartbeats(int pid, std::size_t n);
+    std::string bad_record_sample(int pid) const;
     void reap(int pid, int status);
     void reap_exited();
     void check_readiness();

@@ -67,7 +67,7 @@ void Manager::adopt(const Handover& h)
     if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
     for (const auto& [pid, fd] : h.channels) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        channels_.emplace(pid, std::make_unique<Channel>(io_, fd));
+        channels_.emplace(pid, std::make_unique<Channel>(io_, fd, options_));
         watch_heartbeats(pid);
     }
     // The pool and its target (TTIN, TTOU and scale included) come from the hand-over: an upgrade

@@ -26,13 +26,14 @@ double unit_random(std::uint64_t seed)
 
 bool is_due(const WorkerRecord& w, const PoolState& state, TimePoint now)
 {
-    if (w.generation != state.generation) return true;
+    if (has_bad_channel(w) || w.generation != state.generation) return true;
     if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return true;
     return w.request_limit > 0 && w.requests >= w.request_limit;
 }
 
 Reason due_reason(const WorkerRecord& w, const PoolState& state, TimePoint now)
 {
+    if (has_bad_channel(w)) return Reason::bad_heartbeat;
     if (w.generation != state.generation) return state.rollout ? state.rollout->kind : Reason::reload;
     if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return Reason::max_age;
     return Reason::max_requests;
@@ -237,6 +238,7 @@ std::string to_string(Reason reason)
     case Reason::boot_timeout: return "boot timeout";
     case Reason::graceful_timeout: return "graceful timeout";
     case Reason::kill_timeout: return "kill timeout";
+    case Reason::bad_heartbeat: return "bad heartbeat records";
     }
     return "unknown";
 }
@@ -269,7 +271,13 @@ std::size_t ready_count(const PoolState& state)
 bool is_failure(const PoolState& state, const WorkerRecord& w)
 {
     if (state.phase != Phase::running) return false;
-    return w.reason == Reason::none || w.reason == Reason::no_heartbeat || w.reason == Reason::boot_timeout;
+    return w.reason == Reason::none || w.reason == Reason::no_heartbeat || w.reason == Reason::boot_timeout ||
+           w.reason == Reason::bad_heartbeat;
+}
+
+bool has_bad_channel(const WorkerRecord& w)
+{
+    return w.bad_records > max_bad_records || w.bad_bytes > max_bad_bytes;
 }
 
 bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
@@ -376,6 +384,13 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             if (s.rollout && w->generation == s.generation) s.rollout->new_ready = true;
             w->last_heartbeat = now;
             if (e.requests) w->requests = *e.requests;
+        }
+        void operator()(const HeartbeatMalformed& e)
+        {
+            auto* w = s.find(e.pid);
+            if (!w) return;
+            w->bad_records += e.records;
+            w->bad_bytes += e.bytes;
         }
         void operator()(const Signalled& e)
         {

@@ -37,6 +37,7 @@ enum class Reason {
     boot_timeout,    // --boot-timeout
     graceful_timeout,// still running --graceful-timeout after QUIT
     kill_timeout,    // still running --kill-timeout after TERM
+    bad_heartbeat,   // sent more malformed heartbeat records than max_bad_records or max_bad_bytes
 };
 
 /// "TTOU", "max age", "no heartbeat", ...
@@ -51,6 +52,8 @@ struct WorkerRecord {
     std::optional<TimePoint> ready_at;     // first heartbeat
     TimePoint last_heartbeat{};
     std::uint64_t requests = 0;            // units of work the worker reported
+    std::uint64_t bad_records = 0;         // malformed heartbeat records it sent
+    std::uint64_t bad_bytes = 0;           // ... and their bytes
     Duration age_limit{0};                 // jittered --max-worker-age, 0: none
     std::uint64_t request_limit = 0;       // jittered --max-requests, 0: none
     Reason reason = Reason::none;          // why it was asked to leave
@@ -104,6 +107,7 @@ struct PoolState {
 struct Spawned { int pid; int slot; unsigned generation; };
 struct SpawnFailed { int slot; };
 struct HeartbeatSeen { int pid; std::optional<std::uint64_t> requests; };
+struct HeartbeatMalformed { int pid; std::uint64_t records; std::uint64_t bytes; };   // more of them, since the last
 struct Signalled { int pid; int signal; Reason reason; };
 struct WorkerExited { int pid; int status; };      // raw wait status
 struct Scale { std::optional<unsigned> workers; int delta = 0; };
@@ -115,7 +119,7 @@ struct RolloutStarted {                            // a new generation replaces 
     std::optional<TimePoint> since = std::nullopt; // asked for then (an upgrade: before the exec), else now
 };
 struct RolloutEnded { bool reverted; };            // reverted: the previous generation is current again
-using Event = std::variant<Spawned, SpawnFailed, HeartbeatSeen, Signalled, WorkerExited, Scale,
+using Event = std::variant<Spawned, SpawnFailed, HeartbeatSeen, HeartbeatMalformed, Signalled, WorkerExited, Scale,
                            StopRequested, BackoffStarted, ManagerResumed, RolloutStarted, RolloutEnded>;
 
 /// Fold an event into the state.
@@ -193,6 +197,10 @@ bool ready_by_time(const WorkerRecord& worker, const Options& options, TimePoint
 /// the manager was not shutting down (then every exit is expected).
 bool is_failure(const PoolState& state, const WorkerRecord& worker);
 
+/// Has this worker sent more malformed heartbeat records than an honest worker ever would? It
+/// is then retired (replaced first, as when it is too old) and its exit counts as a failure.
+bool has_bad_channel(const WorkerRecord& worker);
+
 /// A heartbeat that only moves a deadline later: nothing for plan() to decide anew.
 bool is_routine(const PoolState& state, const HeartbeatSeen& beat);
 
@@ -215,5 +223,9 @@ std::size_t ready_count(const PoolState& state);
 inline constexpr Duration backoff_base = std::chrono::milliseconds(500);
 inline constexpr Duration backoff_cap = std::chrono::seconds(30);
 inline constexpr unsigned max_workers = 4096;
+/// A worker's channel is bad past this many malformed records, or bytes of them, in its life: a
+/// stray line is forgiven, a stream of them is not.
+inline constexpr std::uint64_t max_bad_records = 10;
+inline constexpr std::uint64_t max_bad_bytes = 4096;
 
 }  // namespace herd

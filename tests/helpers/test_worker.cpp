@@ -11,6 +11,9 @@
 //   crash-after=N  abort() N ms after start (returns 0 if QUIT comes first)
 //   orphans=N      at start, leave N grandchildren that outlive their parent by 50 ms (as PID 1
 //                  the manager must reap them), then work as ok
+//   flood-records  the worker in slot 0 writes valid heartbeat records to its heartbeat pipe as
+//                  fast as the pipe takes them (many per write) until QUIT; the others work as ok
+//   flood-garbage  the same with malformed records holding NUL, ESC and CR
 //
 // `--units N` reports N units of work per 10 ms tick (feeds --max-requests).
 //
@@ -24,7 +27,11 @@
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +39,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -43,7 +52,8 @@ using namespace std::chrono_literals;
 
 constexpr auto tick = 10ms;
 
-enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans };
+enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
+                  flood_records, flood_garbage };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -78,6 +88,8 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"slow-drain", Mode::slow_drain, true},
         {"crash-after", Mode::crash_after, true},
         {"orphans", Mode::orphans, true},
+        {"flood-records", Mode::flood_records, false},
+        {"flood-garbage", Mode::flood_garbage, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -111,6 +123,68 @@ void leave_orphans(int n)
     }
 }
 
+// Flood modes. herd::Worker does not expose its heartbeat descriptor: it is our write-only pipe
+// whose read end the manager (our parent) holds.
+std::map<std::string, int> pipes_of(const std::string& pid, int access)   // "pipe:[inode]" -> fd
+{
+    std::map<std::string, int> found;
+    const std::string dir_path = "/proc/" + pid + "/fd";
+    DIR* dir = ::opendir(dir_path.c_str());
+    if (!dir) return found;
+    while (const dirent* e = ::readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        char target[64] = {};
+        if (::readlink((dir_path + "/" + e->d_name).c_str(), target, sizeof target - 1) <= 0) continue;
+        if (std::string(target).rfind("pipe:", 0) != 0) continue;
+        unsigned flags = 0;
+        if (std::FILE* info = std::fopen(("/proc/" + pid + "/fdinfo/" + e->d_name).c_str(), "r")) {
+            char line[128];
+            while (std::fgets(line, sizeof line, info))
+                if (std::sscanf(line, "flags: %o", &flags) == 1) break;
+            std::fclose(info);
+        }
+        if (int(flags & O_ACCMODE) == access) found[target] = std::atoi(e->d_name);
+    }
+    ::closedir(dir);
+    return found;
+}
+
+int find_heartbeat_fd()
+{
+    const auto theirs = pipes_of(std::to_string(::getppid()), O_RDONLY);
+    for (const auto& [name, fd] : pipes_of("self", O_WRONLY))
+        if (fd > 2 && theirs.count(name)) return fd;
+    return -1;
+}
+
+// Write `chunk` to fd again and again, as fast as the reader takes it, until `stop` says so.
+template <class Stop>
+void flood(int fd, const std::string& chunk, Stop&& stop)
+{
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);   // so that QUIT is seen while the pipe is full
+    while (!stop()) {
+        if (::write(fd, chunk.data(), chunk.size()) >= 0 || errno == EINTR) continue;
+        if (errno != EAGAIN) {   // EPIPE: the manager is gone
+            spdlog::info("test worker {} stops flooding: {}", ::getpid(), std::strerror(errno));
+            return;
+        }
+        pollfd p{fd, POLLOUT, 0};
+        ::poll(&p, 1, 10);
+    }
+}
+
+// 4 KiB of records: valid ones with a growing count, or malformed ones holding control bytes.
+std::string flood_chunk(bool garbage)
+{
+    std::string chunk;
+    static constexpr char bad[] = "\x1b[31mred\0nul\rcr \x01\x7f junk\n";
+    for (std::uint64_t n = 1; chunk.size() < 4000; ++n) {
+        if (garbage) chunk.append(bad, sizeof bad - 1);
+        else chunk += "requests=" + std::to_string(n) + "\n";
+    }
+    return chunk;
+}
+
 class TestWorker : public herd::Worker {
 public:
     static void add_options(po::options_description& d)
@@ -118,7 +192,7 @@ public:
         d.add_options()
             ("mode", po::value<std::string>()->default_value("ok"),
              "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
-             " | slow-drain=MS | crash-after=MS")
+             " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage")
             ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick");
     }
 
@@ -153,6 +227,19 @@ public:
     int run() override
     {
         const auto limit = std::chrono::milliseconds(mode_.value);
+
+        // Flooding the heartbeat channel
+        if ((mode_.mode == Mode::flood_records || mode_.mode == Mode::flood_garbage) && slot() == 0) {
+            const int fd = find_heartbeat_fd();
+            if (fd < 0) {
+                spdlog::error("test-worker: no heartbeat pipe found");
+                return 2;
+            }
+            spdlog::info("test worker {} floods its heartbeat channel (fd {}, {})", ::getpid(), fd,
+                         mode_.mode == Mode::flood_garbage ? "garbage" : "records");
+            flood(fd, flood_chunk(mode_.mode == Mode::flood_garbage), [this] { return stopping(); });
+            return 0;
+        }
 
         // Work until QUIT, or until the mode says otherwise
         while (!stopping() || mode_.mode == Mode::ignore_quit) {

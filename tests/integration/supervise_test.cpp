@@ -1,10 +1,11 @@
 // Supervision on real processes: hung workers, boot timeouts, crash loops, recycling by age,
-// and scaling with TTIN/TTOU.
+// scaling with TTIN/TTOU, and workers that flood their heartbeat channel.
 #include "harness.hpp"
 
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -325,4 +326,141 @@ TEST_CASE("--spare 0 keeps no standby")
     REQUIRE(p.wait_for_lines(lines::ready, 2, in(5s)).size() == 2);
     // A standby would be forked within a loop turn of the pool being steady; give it 300 ms.
     CHECK_FALSE(poll_until([&] { return !standbys(p.pid()).empty(); }, in(300ms)));
+}
+
+// Workers that flood their heartbeat channel (test-worker's flood modes: the worker in slot 0
+// floods, the others heartbeat every 100 ms).
+namespace {
+
+// Of one core, over a flood. A manager that read each channel as fast as it was written took
+// 50-99 % here; paced, it takes under 1 % (2-3 % under ASan+UBSan): room for a loaded machine.
+constexpr double flood_cpu_bound = 10.0;
+
+// utime + stime of pid in clock ticks (/proc/PID/stat), or -1.
+long cpu_ticks(pid_t pid)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream fields(stat.substr(close + 2));   // from field 3, the state
+    std::string f;
+    long utime = -1, stime = -1;
+    for (int i = 3; i <= 15 && fields >> f; ++i) {
+        if (i == 14) utime = std::stol(f);
+        if (i == 15) stime = std::stol(f);
+    }
+    return utime < 0 || stime < 0 ? -1 : utime + stime;
+}
+
+// The manager's CPU use over `window` in % of one core, reading its output meanwhile; -1 if it
+// exited.
+double manager_cpu_percent(Process& p, std::chrono::milliseconds window)
+{
+    const long before = cpu_ticks(p.pid());
+    const auto start = Clock::now();
+    if (p.wait_exit(start + window)) return -1;
+    const long after = cpu_ticks(p.pid());
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (before < 0 || after < 0) return -1;
+    return 100.0 * double(after - before) / double(::sysconf(_SC_CLK_TCK)) / seconds;
+}
+
+// Any byte of the output that a terminal would act on: every control byte but the newline, DEL.
+std::size_t raw_control_bytes(const std::string& text)
+{
+    std::size_t n = 0;
+    for (unsigned char c : text)
+        if ((c < 0x20 && c != '\n') || c == 0x7f) ++n;
+    return n;
+}
+
+// The pid of the ready worker in `slot` the log names first at or after line `from`.
+std::optional<Match> ready_in_slot(Process& p, int slot, Deadline deadline, std::size_t from = 0)
+{
+    return p.wait_for_line(std::regex(R"(worker (\d+) ready in slot )" + std::to_string(slot) + " after"), deadline, from);
+}
+
+}  // namespace
+
+TEST_CASE("a worker flooding its heartbeat channel with valid records costs the manager little, and the pool works on")
+{
+    HardDeadline guard(20s);
+    Process p(test_worker_args(3, "flood-records"));
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 3 workers ready"), in(5s)), p.output());
+    const auto flooder = ready_in_slot(p, 0, in(1s));
+    REQUIRE(flooder);
+    const int pid = flooder->number(1);
+    const auto floods = p.wait_for_line(worker_line(pid, R"(floods its heartbeat channel: (\d+) bytes within (\S+ \S+); )"
+                                                         "it is read no faster than that from now on"), in(3s));
+    REQUIRE_MESSAGE(floods, p.output());
+    CHECK(floods->number(1) == 16384);
+    CHECK(parse_duration_ms(floods->groups[2]) == 100);
+
+    const std::size_t mark = p.lines().size();
+    const double cpu = manager_cpu_percent(p, 2000ms);
+    MESSAGE("manager CPU while one worker floods valid records: " << cpu << " % of a core");
+    CHECK(cpu >= 0);
+    CHECK(cpu < flood_cpu_bound);
+    // Nobody hung, nobody retired (valid records are heartbeats), nothing more logged about it
+    CHECK(p.count(lines::retiring) == 0);
+    CHECK(p.count(lines::reaped) == 0);
+    CHECK(p.lines().size() - mark <= 2);
+    CHECK(ready_pids(p).size() == 3);
+    CHECK(p.count(worker_line(pid, "floods its heartbeat channel: ")) == 1);
+
+    // The manager still acts at once: a new worker is ready, and a graceful stop ends everyone
+    const std::size_t before_ttin = p.lines().size();
+    REQUIRE(p.signal(SIGTTIN));
+    CHECK_MESSAGE(p.wait_for_line(std::regex("all 4 workers ready"), in(3s), before_ttin), p.output());
+    REQUIRE(p.signal(SIGQUIT));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+}
+
+TEST_CASE("a worker flooding its heartbeat channel with garbage is retired and replaced, and the log stays printable and short")
+{
+    HardDeadline guard(20s);
+    // The replacement in slot 0 floods too, as a broken program would: the restart limit
+    // (retirements for bad records are failures) soon backs off.
+    Process p(test_worker_args(2, "flood-garbage", {"--restart-limit", "2/10s"}));
+    const auto flooder = ready_in_slot(p, 0, in(5s));
+    REQUIRE_MESSAGE(flooder, p.output());
+    const int pid = flooder->number(1);
+    const auto honest = ready_in_slot(p, 1, in(5s));
+    REQUIRE_MESSAGE(honest, p.output());
+
+    // One line names the worker, how much it sent and what, printable
+    const auto retiring = p.wait_for_line(
+        worker_line(pid, R"re(retiring: bad heartbeat records \((\d+) malformed, (\d+) bytes of them, limits 10 and 4096; first: "(.*)"\)$)re"),
+        in(3s));
+    REQUIRE_MESSAGE(retiring, p.output());
+    CHECK(retiring->number(1) > 10);
+    CHECK(std::stol(retiring->groups[2]) > 4096);
+    CHECK(retiring->groups[3] == R"(\x1b[31mred\x00nul\x0dcr \x01\x7f junk)");
+    const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot 0)"), in(3s), retiring->index);
+    REQUIRE_MESSAGE(reaped, p.output());
+    CHECK(reaped->groups[1] == "retired (bad heartbeat records)");
+    const auto replacement = ready_in_slot(p, 0, in(3s), flooder->index + 1);
+    REQUIRE_MESSAGE(replacement, p.output());
+    CHECK(replacement->number(1) != pid);
+
+    // Backing off, the manager costs little, the honest worker works on, the log grows slowly
+    REQUIRE_MESSAGE(p.wait_for_line(lines::backing_off, in(5s)), p.output());
+    const std::size_t mark = p.lines().size();
+    const double cpu = manager_cpu_percent(p, 2000ms);
+    MESSAGE("manager CPU while workers flood garbage: " << cpu << " % of a core; " << p.lines().size() - mark
+                                                        << " log lines in 2 s");
+    CHECK(cpu >= 0);
+    CHECK(cpu < flood_cpu_bound);
+    CHECK(p.lines().size() - mark <= 40);
+    CHECK(ready_pids(p).count(honest->number(1)) == 1);
+    CHECK(p.count(worker_line(honest->number(1), "(retiring|reaped|floods|sent a malformed)")) == 0);
+    CHECK(p.count(lines::no_heartbeat) == 0);
+    // Each flooder's bad records are logged once, never a raw control byte
+    for (int flood_pid : spawned_pids(p))
+        CHECK(p.count(worker_line(flood_pid, "sent a malformed heartbeat record")) <= 1);
+    CHECK(p.count(worker_line(pid, R"(sent a malformed heartbeat record "\\x1b\[31mred\\x00nul\\x0dcr )")) == 1);
+    CHECK(raw_control_bytes(p.output()) == 0);
 }

@@ -875,3 +875,78 @@ TEST_CASE("exits by the stop signal are counted as retired")
     CHECK(s.exits == std::map<std::string, std::uint64_t>{{"retired", 1}});
     CHECK(s.failures.empty());
 }
+
+// A worker whose heartbeat channel carries malformed records
+TEST_CASE("malformed heartbeat records are counted per worker, and a stray one is forgiven")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, HeartbeatMalformed{100, 1, 20}, o, t0 + 1s);
+    apply(s, HeartbeatMalformed{100, 9, 180}, o, t0 + 2s);
+    apply(s, HeartbeatMalformed{999, 50, 5000}, o, t0 + 2s);   // an unknown pid changes nothing
+    const WorkerRecord& w = *s.find(100);
+    CHECK(w.bad_records == 10);
+    CHECK(w.bad_bytes == 200);
+    CHECK_FALSE(has_bad_channel(w));
+    CHECK(plan(s, o, t0 + 2s).empty());
+}
+
+TEST_CASE("a worker past the malformed record or byte limit is retired for bad heartbeat records")
+{
+    auto o = make_options(1);
+    SUBCASE("records")
+    {
+        auto s = pool(1);
+        add_ready(s, o, 100, 0, t0);
+        apply(s, HeartbeatMalformed{100, max_bad_records + 1, 11}, o, t0 + 1s);
+        CHECK(has_bad_channel(*s.find(100)));
+        // Without a spare it leaves first, as a worker too old does, and its slot is filled
+        CHECK(plan(s, o, t0 + 1s) == Actions{Retire{100, Reason::bad_heartbeat}, Spawn{0, 1}});
+    }
+    SUBCASE("bytes: one endless line is one record")
+    {
+        auto s = pool(1);
+        add_ready(s, o, 100, 0, t0);
+        apply(s, HeartbeatMalformed{100, 1, max_bad_bytes}, o, t0 + 1s);
+        CHECK(plan(s, o, t0 + 1s).empty());
+        apply(s, HeartbeatMalformed{100, 0, 1}, o, t0 + 1s);
+        CHECK(plan(s, o, t0 + 1s) == Actions{Retire{100, Reason::bad_heartbeat}, Spawn{0, 1}});
+    }
+}
+
+TEST_CASE("a worker with a bad channel is replaced before it retires when a spare is allowed")
+{
+    auto o = make_options(2);
+    o.spare = 1;
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, HeartbeatMalformed{100, 500, 9000}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Spawn{0, 1}});
+    apply(s, Spawned{102, 0, 1}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s).empty());
+    apply(s, HeartbeatSeen{102, std::nullopt}, o, t0 + 1100ms);
+    CHECK(plan(s, o, t0 + 1100ms) == Actions{Retire{100, Reason::bad_heartbeat}});
+    apply(s, Signalled{100, SIGQUIT, Reason::bad_heartbeat}, o, t0 + 1100ms);
+    // More garbage while it drains asks for nothing more; the graceful timeout bounds it
+    apply(s, HeartbeatMalformed{100, 500, 9000}, o, t0 + 1200ms);
+    CHECK(plan(s, o, t0 + 1200ms).empty());
+    o.heartbeat_timeout = 0s;
+    CHECK(plan(s, o, t0 + 1100ms + o.graceful_timeout) == Actions{Kill{100, Reason::graceful_timeout, o.graceful_timeout}});
+}
+
+TEST_CASE("a worker retired for bad heartbeat records exits as retired, and it counts as a failure")
+{
+    auto o = make_options(1);
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, HeartbeatMalformed{100, 100, 2000}, o, t0 + 1s);
+    apply(s, Signalled{100, SIGQUIT, Reason::bad_heartbeat}, o, t0 + 1s);
+    const WorkerRecord w = *s.find(100);
+    CHECK(classify(w, 0) == "retired (bad heartbeat records)");
+    CHECK(is_failure(s, w));
+    apply(s, WorkerExited{100, 0}, o, t0 + 2s);
+    CHECK(s.failures.size() == 1);
+    CHECK(s.exits["retired"] == 1);
+}
