@@ -209,7 +209,7 @@ TEST_CASE("a connection's deadline: a begun line or an unread answer within 5s, 
     CHECK(deadline(Stage::writing, t0, limits) == t0 + 5s);
     CHECK(deadline(Stage::waiting, t0, limits) == std::nullopt);
     CHECK(timeout_reason(Stage::reading, limits) == "a request line was not complete within 5 s");
-    CHECK(timeout_reason(Stage::idle, limits) == "idle for 1 m");
+    CHECK(timeout_reason(Stage::idle, limits) == "idle for 60 s");
     CHECK(timeout_reason(Stage::writing, limits) == "an answer was not read within 5 s");
 }
 
