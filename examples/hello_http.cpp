@@ -183,9 +183,11 @@ private:
             deadline_.expires_at(head_deadline_);
         }
         deadline_.async_wait([self = shared_from_this()](error_code ec) {
-            if (ec || !self->reading_) return;
-            spdlog::debug("closing a connection: no {} within {}", self->head_started_ ? "whole request head" : "request",
-                          herd::format_duration(self->head_started_ ? self->server_.header_timeout : self->server_.idle_timeout));
+            // A completion queued just before the read ended (and the deadline moved) is stale.
+            if (ec || !self->reading_ || self->deadline_.expiry() > std::chrono::steady_clock::now()) return;
+            spdlog::debug("closing a connection that sent nothing in time (--header-timeout {}, --idle-timeout {})",
+                          herd::format_duration(self->server_.header_timeout),
+                          herd::format_duration(self->server_.idle_timeout));
             self->close();
         });
     }

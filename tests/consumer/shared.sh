@@ -28,9 +28,12 @@ echo "== build hello-http against libherd.so"
 ${CXX:-c++} -std=c++20 -O0 -o "$tmp/hello-http" "$src/examples/hello_http.cpp" "$src/examples/http.cpp" \
     -I"$src/examples" $flags || fail "building hello-http against the shared library"
 export LD_LIBRARY_PATH="$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-ldd "$tmp/hello-http" | grep -q "libherd.so" || fail "hello-http is not linked against libherd.so"
+# (whole outputs first: grep -q would end the pipe early, and pipefail would call that a failure)
+linked=$(ldd "$tmp/hello-http")
+[[ $linked == *libherd.so* ]] || fail "hello-http is not linked against libherd.so: $linked"
 # asio's scheduler is libherd's, not a second copy in the program
-nm -C "$tmp/hello-http" | grep -E ' [TW] boost::asio::detail::scheduler::run\(' && fail "hello-http defines its own asio scheduler"
+symbols=$(nm -C "$tmp/hello-http")
+if grep -E ' [TW] boost::asio::detail::scheduler::run\(' <<<"$symbols"; then fail "hello-http defines its own asio scheduler"; fi
 
 echo "== run it"
 : >"$tmp/server.log"
