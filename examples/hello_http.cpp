@@ -5,9 +5,17 @@
 // Each worker runs one single-threaded io_context, accepts on every listener it inherited
 // (TCP and unix alike) and answers each connection's requests in order (pipelining works):
 //   /             200 with --greeting          /pid    200 with the worker's pid
-//   /sleep?ms=N   200 after N ms on a timer    /crash  std::abort()
-//   /hang         blocks the loop for good and ignores QUIT: heartbeats stop, the manager acts
+//   /sleep?ms=N   200 after N ms on a timer
 //   else 404; methods other than GET and HEAD get 405. Parsing is in http.hpp.
+// With --test-endpoints only (the project's tests turn it on; never in production):
+//   /crash        std::abort()
+//   /hang         blocks the loop for good and ignores QUIT: heartbeats stop, the manager acts
+// Timeouts: a request's head must arrive within --header-timeout (from the accept, or from its
+// first byte on a kept-alive connection); a kept-alive connection may stay silent between
+// requests, and a body between reads, for --idle-timeout. Either way the connection is closed.
+// Out of descriptors (EMFILE, ENFILE), a listener stops accepting for a while (100 ms, doubling
+// up to 1 s) and says so in one line, then one a minute while it lasts, and one once it accepts
+// again: an fd limit never turns into a spinning, log-flooding accept loop.
 // Graceful stop (QUIT): accept what is already queued, close the listeners at once, close idle
 // keep-alive connections, finish in-flight requests with "Connection: close"; run() returns
 // once no connection is left.
@@ -24,12 +32,14 @@
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdlib>
 #include <list>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include <sys/socket.h>
@@ -43,6 +53,25 @@ using namespace std::chrono_literals;
 
 /// How long an idle keep-alive connection may still send a request after QUIT.
 constexpr auto idle_grace = 200ms;
+/// A listener that cannot accept (out of descriptors) pauses this long at first, then doubles.
+constexpr auto accept_pause_min = 100ms;
+constexpr auto accept_pause_max = 1000ms;
+/// While accepting keeps failing, one log line per listener this often.
+constexpr auto accept_log_interval = std::chrono::minutes(1);
+
+/// A duration option of hello-http: parsed like herd's own, and refused at start-up (exit 2,
+/// naming the option) when malformed.
+boost::program_options::typed_value<std::string>* duration_value(std::string name, const char* fallback)
+{
+    return boost::program_options::value<std::string>()->default_value(fallback)->notifier([name](const std::string& text) {
+        try {
+            if (herd::parse_duration(text).count() > 0) return;
+        } catch (const std::invalid_argument&) {
+        }
+        throw herd::UsageError("invalid value '" + text + "' for --" + name +
+                               ": expected a duration above 0 (250ms, 2s, 1.5s, 3m)");
+    });
+}
 
 class Connection;
 
@@ -52,7 +81,10 @@ public:
     static void add_options(boost::program_options::options_description& options)
     {
         options.add_options()("greeting", boost::program_options::value<std::string>()->default_value("Hello, world!"),
-                              "body of / (a newline is added)");
+                              "body of / (a newline is added)")
+            ("header-timeout", duration_value("header-timeout", "10s"), "close a connection whose request head is not whole after this")
+            ("idle-timeout", duration_value("idle-timeout", "60s"), "close a kept-alive connection silent this long between requests")
+            ("test-endpoints", boost::program_options::bool_switch(), "serve /crash and /hang (tests only)");
     }
 
     int run() override;
@@ -60,6 +92,9 @@ public:
 
     /// The body of "/".
     const std::string& greeting() const { return greeting_; }
+    /// --header-timeout, --idle-timeout, --test-endpoints.
+    herd::Duration header_timeout{}, idle_timeout{};
+    bool test_endpoints = false;
     /// The Date header value, formatted once per second.
     const std::string& date();
     /// Every open connection, to find the idle ones on QUIT.
@@ -71,7 +106,12 @@ private:
         asio::steady_timer retry;
         bool tcp;
         std::string address;
+        // While accepting fails (out of descriptors): since when, how often, the pause, the last line
+        unsigned failures = 0;
+        std::chrono::steady_clock::time_point failing_since{}, logged_at{};
+        std::chrono::milliseconds pause = accept_pause_min;
     };
+    void accept_failed(Listening& l, const error_code& ec);
     void accept(Listening& l);
     void start(Protocol::socket socket, bool tcp);
 
@@ -86,7 +126,8 @@ private:
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
     Connection(HelloHttp& server, Protocol::socket socket)
-        : server_(server), socket_(std::move(socket)), timer_(socket_.get_executor())
+        : server_(server), socket_(std::move(socket)), timer_(socket_.get_executor()), deadline_(socket_.get_executor()),
+          head_deadline_(std::chrono::steady_clock::now() + server.header_timeout)
     {
         server_.connections.insert(this);
     }
@@ -115,8 +156,10 @@ public:
     void read()
     {
         reading_ = true;
+        arm_deadline();
         socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](error_code ec, std::size_t n) {
             self->reading_ = false;
+            self->deadline_.cancel();
             if (ec) return;
             self->parser_.feed({self->buffer_.data(), n});
             self->process();
@@ -124,11 +167,36 @@ public:
     }
 
 private:
+    // Read deadlines: the head of a request has --header-timeout in all (a slow sender gains
+    // nothing by trickling bytes); silence before the next request and within a body has
+    // --idle-timeout. Either one closes the connection.
+    void arm_deadline()
+    {
+        const auto now = std::chrono::steady_clock::now();
+        if (parser_.in_body()) {
+            deadline_.expires_at(now + server_.idle_timeout);
+        } else if (parser_.idle() && !head_started_) {
+            deadline_.expires_at(now + server_.idle_timeout);
+        } else {
+            if (!head_started_) head_deadline_ = now + server_.header_timeout;
+            head_started_ = true;
+            deadline_.expires_at(head_deadline_);
+        }
+        deadline_.async_wait([self = shared_from_this()](error_code ec) {
+            // A completion queued just before the read ended (and the deadline moved) is stale.
+            if (ec || !self->reading_ || self->deadline_.expiry() > std::chrono::steady_clock::now()) return;
+            spdlog::debug("closing a connection that sent nothing in time (--header-timeout {}, --idle-timeout {})",
+                          herd::format_duration(self->server_.header_timeout),
+                          herd::format_duration(self->server_.idle_timeout));
+            self->close();
+        });
+    }
+
     void process()
     {
         http::Request req;
         switch (parser_.next(req)) {
-        case http::Parser::Result::request: return serve(req);
+        case http::Parser::Result::request: head_started_ = false; return serve(req);
         case http::Parser::Result::error: return respond(http::error_response(parser_.error_status()));
         case http::Parser::Result::incomplete:
             if (!parser_.take_continue()) return read();
@@ -160,12 +228,12 @@ private:
             r.body = "slept " + std::to_string(ms) + " ms\n";
             timer_.expires_after(std::chrono::milliseconds(ms));
             return timer_.async_wait([self = shared_from_this(), r](error_code ec) { if (!ec) self->respond(r); });
-        } else if (req.path == "/hang") {
+        } else if (req.path == "/hang" && server_.test_endpoints) {
             // Stuck on purpose: the loop never runs again, so heartbeats stop and QUIT goes
             // unanswered; the manager retires the worker, then kills it.
             spdlog::warn("hanging on purpose (/hang)");
             for (;;) ::pause();
-        } else if (req.path == "/crash") {
+        } else if (req.path == "/crash" && server_.test_endpoints) {
             spdlog::warn("crashing on purpose (/crash)");
             std::abort();
         } else {
@@ -214,11 +282,15 @@ private:
         error_code ec;
         socket_.close(ec);
         timer_.cancel();
+        deadline_.cancel();
     }
 
     HelloHttp& server_;
     Protocol::socket socket_;
     asio::steady_timer timer_;   // /sleep, the lingering close, the grace of a fresh connection
+    asio::steady_timer deadline_;   // --header-timeout and --idle-timeout while reading
+    std::chrono::steady_clock::time_point head_deadline_;
+    bool head_started_ = true;   // a new connection is expected to send a request head at once
     http::Parser parser_;
     std::array<char, 16 * 1024> buffer_;
     std::string out_;
@@ -230,6 +302,9 @@ private:
 int HelloHttp::run()
 {
     greeting_ = args()["greeting"].as<std::string>() + "\n";
+    header_timeout = herd::parse_duration(args()["header-timeout"].as<std::string>());
+    idle_timeout = herd::parse_duration(args()["idle-timeout"].as<std::string>());
+    test_endpoints = args()["test-endpoints"].as<bool>();
     for (const herd::Listener& l : listeners()) {
         bool tcp = l.family == AF_INET || l.family == AF_INET6;
         Acceptor acceptor(io_, Protocol(l.family, tcp ? IPPROTO_TCP : 0), l.fd);
@@ -265,13 +340,36 @@ void HelloHttp::accept(Listening& l)
         // A connection accepted just before on_stop closed the acceptor is served all the same.
         if (!ec) start(std::move(socket), l.tcp);
         if (!l.acceptor.is_open()) return;
-        if (!ec || ec == asio::error::connection_aborted) return accept(l);
-
-        // Out of descriptors, say: retry soon rather than spin on the error
-        spdlog::warn("accept on {} failed: {}", l.address, ec.message());
-        l.retry.expires_after(100ms);
-        l.retry.async_wait([this, &l](error_code ec) { if (!ec && l.acceptor.is_open()) accept(l); });
+        if (ec && ec != asio::error::connection_aborted) return accept_failed(l, ec);
+        if (!ec && l.failures > 0) {
+            spdlog::info("accepting on {} again after {} failed attempts in {}", l.address, l.failures,
+                         herd::format_duration(std::chrono::duration_cast<herd::Duration>(
+                             std::chrono::steady_clock::now() - l.failing_since)));
+            l.failures = 0;
+            l.pause = accept_pause_min;
+        }
+        accept(l);
     });
+}
+
+void HelloHttp::accept_failed(Listening& l, const error_code& ec)
+{
+    // Out of descriptors, say: pause accepting (connections wait in the backlog) instead of
+    // retrying at once, and log once, then once a minute, rather than at every attempt.
+    const auto now = std::chrono::steady_clock::now();
+    if (l.failures++ == 0) {
+        l.failing_since = l.logged_at = now;
+        spdlog::warn("accept on {} failed: {}; pausing accepts ({} at first, up to {}), next line in {} if it lasts",
+                     l.address, ec.message(), herd::format_duration(accept_pause_min),
+                     herd::format_duration(accept_pause_max), herd::format_duration(accept_log_interval));
+    } else if (now - l.logged_at >= accept_log_interval) {
+        l.logged_at = now;
+        spdlog::warn("accept on {} still failing: {} ({} failed attempts since the first)", l.address, ec.message(),
+                     l.failures);
+    }
+    l.retry.expires_after(l.pause);
+    l.pause = std::min(l.pause * 2, std::chrono::milliseconds(accept_pause_max));
+    l.retry.async_wait([this, &l](error_code ec) { if (!ec && l.acceptor.is_open()) accept(l); });
 }
 
 void HelloHttp::start(Protocol::socket socket, bool tcp)

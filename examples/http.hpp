@@ -77,6 +77,8 @@ public:
     bool take_continue() noexcept;
     /// True when no byte of a next request has arrived (an idle keep-alive connection).
     bool idle() const noexcept;
+    /// True while the head of a request is parsed and its body is still to come.
+    bool in_body() const noexcept { return in_body_; }
 
 private:
     Result fail(int status);

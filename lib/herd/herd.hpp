@@ -4,6 +4,7 @@
 //   int main(int argc, char** argv) { return herd::main<Hello>(argc, argv); }
 #pragma once
 
+#include <herd/export.hpp>
 #include <herd/hooks.hpp>
 #include <herd/options.hpp>
 #include <herd/worker.hpp>
@@ -26,11 +27,11 @@ struct App {
 };
 
 /// Parse the command line, bind the listeners, run the manager; returns the exit code.
-int run(int argc, char** argv, App app);
+HERD_API int run(int argc, char** argv, App app);
 
 /// Exec mode, the `herd` binary: `herd [options] -- COMMAND [ARGS...]` runs copies of COMMAND as
 /// the workers (README.md, "Exec mode"); returns the exit code.
-int run_exec(int argc, char** argv);
+HERD_API int run_exec(int argc, char** argv);
 
 /// The one line in an application's main(): `return herd::main<MyWorker>(argc, argv);`.
 /// A worker class may add options with `static void add_options(options_description&)`.

@@ -5,6 +5,8 @@
 // is reported as one line naming the option and the value (UsageError, exit code 2).
 #pragma once
 
+#include <herd/export.hpp>
+
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -67,7 +69,7 @@ struct Options {
 };
 
 /// A malformed option, value or config file: one line naming it; exit code 2.
-class UsageError : public std::runtime_error {
+class HERD_API UsageError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
@@ -83,7 +85,7 @@ struct OptionsExtension {
 };
 
 /// The defaults of exec mode: --ready-after 1s, --stop-signal TERM (a program may not know QUIT).
-Options exec_defaults();
+HERD_API Options exec_defaults();
 
 /// The outcome of parsing a command line.
 struct CommandLine {
@@ -97,22 +99,22 @@ struct CommandLine {
 };
 
 /// Parse argv (and --config FILE); throws UsageError naming the option and the value.
-CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext = {});
+HERD_API CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext = {});
 
 /// Check relations between options (e.g. heartbeat interval below the timeout); throws UsageError.
-void validate(const Options& options);
+HERD_API void validate(const Options& options);
 
 /// "250ms", "2s", "1.5s", "3m", "1h" or a bare number of seconds; throws std::invalid_argument.
-Duration parse_duration(std::string_view text);
+HERD_API Duration parse_duration(std::string_view text);
 
 /// "TERM", "SIGTERM", "term" or a number: a signal that ends a process by default; throws
 /// std::invalid_argument.
-int parse_signal(std::string_view text);
+HERD_API int parse_signal(std::string_view text);
 
 /// "10/10s": a count and a window; throws std::invalid_argument.
-RestartLimit parse_restart_limit(std::string_view text);
+HERD_API RestartLimit parse_restart_limit(std::string_view text);
 
 /// A duration the way log lines and status show it: "250 ms" below a second, "1.5 s", "90 s", "3600 s" from there.
-std::string format_duration(Duration d);
+HERD_API std::string format_duration(Duration d);
 
 }  // namespace herd

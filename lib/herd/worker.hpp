@@ -11,6 +11,8 @@
 // at once (their default action). A dead manager ends the worker whatever it is doing.
 #pragma once
 
+#include <herd/export.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,7 +42,7 @@ struct Listener {
     int family = 0;        // AF_INET, AF_INET6 or AF_UNIX
 };
 
-class Worker {
+class HERD_API Worker {
 public:
     Worker() = default;
     virtual ~Worker() = default;

@@ -73,7 +73,7 @@ void check_no_heartbeat_then_killed(Process& p, int pid, std::size_t mark, doubl
 TEST_CASE("a hello-http worker stuck in /hang is retired for no heartbeat and killed after the graceful timeout")
 {
     HardDeadline guard(20s);
-    Process p(concat({hello_http(), "-w", "2", "-l", "127.0.0.1:0"}, fast_options({"--graceful-timeout", "300ms"})));
+    Process p(concat({hello_http(), "-w", "2", "-l", "127.0.0.1:0", "--test-endpoints"}, fast_options({"--graceful-timeout", "300ms"})));
     const int port = wait_for_port(p, in(5s));
     REQUIRE_MESSAGE(port > 0, p.output());
     REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
