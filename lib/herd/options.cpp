@@ -6,6 +6,8 @@
 // sections can be added later for exec mode's named pools.
 #include <herd/options.hpp>
 
+#include <herd/listeners.hpp>
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -143,7 +145,10 @@ std::vector<Spec> standard_specs(const Options& d, bool exec)
         {"Pool", "workers,w", "N", "target pool size; 0 idles until TTIN",
          std::to_string(d.workers), Kind::value, [](O& o, S v) { o.workers = parse_unsigned(v); }},
         {"Pool", "listen,l", "ADDR", "HOST:PORT, [V6]:PORT, :PORT, unix:PATH (repeatable)", "",
-         Kind::repeated, [](O& o, S v) { o.listen.push_back(v); }},
+         Kind::repeated, [](O& o, S v) {
+             parse_listen(v);   // a bad address is a usage error here, in --check too, never at bind
+             o.listen.push_back(v);
+         }},
         {"Pool", "spare", "N", "extra workers while others retire", std::to_string(d.spare),
          Kind::value, [](O& o, S v) { o.spare = parse_unsigned(v); }},
         {"Pool", "restart-limit", "R/T", "back off after more than R exits in T",

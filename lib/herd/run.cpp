@@ -37,14 +37,7 @@ namespace {
 // Everything checked before a configuration is used, at start and on HUP; throws UsageError.
 Identity check(Options& o, const CommandLine& cl, const std::string& program, const detail::Mode& mode)
 {
-    validate(o);
-    for (const auto& a : o.listen) {
-        try {
-            parse_listen(a);
-        } catch (const std::invalid_argument& e) {
-            throw UsageError("invalid value " + std::string(e.what()) + " for --listen");
-        }
-    }
+    validate(o);   // --listen addresses were checked as they were parsed
     if (o.name.empty()) o.name = program;
     if (mode.check) mode.check(cl);
     return resolve_identity(o);

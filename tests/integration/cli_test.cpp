@@ -78,6 +78,21 @@ TEST_CASE("a port that is not a number exits 2")
     CHECK(non_empty(r.lines).size() == 1);
 }
 
+TEST_CASE("an address that cannot be one exits 2 naming --listen and the value, at start and in --check")
+{
+    HardDeadline guard(15s);
+    const std::string ipv4 = R"(^hello-http: invalid value '999\.1\.1\.1:80' for --listen: '999\.1\.1\.1' is not an IPv4 )"
+                             R"(address \(four numbers from 0 to 255\)$)";
+    check_usage_error({"-l", "999.1.1.1:80"}, ipv4);
+    check_usage_error({"--check", "-l", "999.1.1.1:80"}, ipv4);
+    check_usage_error({"-l", "127.0.0.1:65536"},
+                      R"(^hello-http: invalid value '127\.0\.0\.1:65536' for --listen: port '65536' is not a number from 0 to 65535$)");
+    check_usage_error({"--check", "-l", "[::1::2]:80"},
+                      R"(^hello-http: invalid value '\[::1::2\]:80' for --listen: '::1::2' is not an IPv6 address$)");
+    check_usage_error({"-l", "unix:/tmp/" + std::string(110, 'x')},
+                      R"(^hello-http: invalid value 'unix:/tmp/x+' for --listen: the unix socket path is 115 bytes long, at most 107 fit in a socket address$)");
+}
+
 TEST_CASE("an unreadable config file exits 2 naming it")
 {
     HardDeadline guard(10s);

@@ -605,3 +605,16 @@ TEST_CASE("exec mode's options work in the config file too")
     CHECK(o.stop_signal == SIGINT);
     CHECK(o.ready_after == 3s);
 }
+
+TEST_CASE("a bad --listen address is a usage error naming the option, the value and what is wrong")
+{
+    CHECK(usage_error({"-l", "999.1.1.1:80"}) ==
+          "invalid value '999.1.1.1:80' for --listen: '999.1.1.1' is not an IPv4 address (four numbers from 0 to 255)");
+    CHECK(usage_error({"--listen", "127.0.0.1:8080", "--listen", "[::1]:0x50"}) ==
+          "invalid value '[::1]:0x50' for --listen: port '0x50' is not a number from 0 to 65535");
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "workers = 2\nlisten = unix:" + std::string(120, 'x') + "\n");
+    CHECK(usage_error({"--config", file}) == "config file " + file + ", line 2: invalid value 'unix:" + std::string(120, 'x') +
+                                                 "' for listen: the unix socket path is 120 bytes long, at most 107 fit "
+                                                 "in a socket address");
+}
