@@ -294,9 +294,16 @@ int run_exec(int argc, char** argv)
         const Options& o = s.command_line.options;
         std::string shown = program.path;
         for (std::size_t i = 1; i < program.argv.size(); ++i) shown += " " + program.argv[i];
-        if (o.heartbeat_timeout.count() == 0 && o.ready_after)
+        const bool off = o.heartbeat == HeartbeatMode::off || o.heartbeat_timeout.count() == 0;
+        if (off && o.ready_after)
             spdlog::info("workers run {}; each is ready once it has run {} (--ready-after) and is asked to stop with {}",
                          shown, format_duration(*o.ready_after), signal_name(o.stop_signal));
+        else if (o.heartbeat == HeartbeatMode::automatic && o.ready_after)
+            spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD or once it has run "
+                         "{} (--ready-after), is retired after {} of silence only once it has sent one (--heartbeat "
+                         "auto), and is asked to stop with {}",
+                         shown, format_duration(*o.ready_after), format_duration(o.heartbeat_timeout),
+                         signal_name(o.stop_signal));
         else
             spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked to "
                          "stop with {}", shown, signal_name(o.stop_signal));

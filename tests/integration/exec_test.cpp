@@ -284,6 +284,64 @@ TEST_CASE("a program that writes heartbeats and then hangs is retired for no hea
     CHECK(status->code == 0);
 }
 
+TEST_CASE("with herd's defaults a program that knows nothing of herd runs on, past --boot-timeout and --heartbeat-timeout")
+{
+    HardDeadline guard(20s);
+    // Only the timing is shortened: --heartbeat stays at its default (auto).
+    Process p(herd_args({"-w", "2", "--boot-timeout", "1s", "--ready-after", "200ms"}, {"/bin/sleep", "100"}));
+    const std::set<int> workers = wait_all_ready(p, 2, in(5s));
+    REQUIRE(workers.size() == 2);
+    CHECK(p.count(std::regex("is retired after 500 ms of silence only once it has sent one \\(--heartbeat auto\\)")) == 1);
+    // Three boot timeouts and five heartbeat timeouts later, the same two programs run.
+    const std::size_t mark = p.lines().size();
+    const auto respawn = p.wait_for_line(std::regex("spawned|boot timeout|no heartbeat|reaped"), in(2500ms), mark);
+    CHECK_MESSAGE(!respawn, respawn->line << "\n" << p.output());
+    for (int pid : workers) CHECK(pid_alive(pid));
+    CHECK(spawned_pids(p).size() == 2);
+    stop_cleanly(p, SIGQUIT);
+}
+
+TEST_CASE("--heartbeat auto: a program that sends one record and then goes silent is retired for no heartbeat")
+{
+    HardDeadline guard(20s);
+    // Slot 0 beats at once (ready at that record); slot 1 only after it was ready by time.
+    const std::string script = "[ \"$HERD_SLOT\" = 1 ] && sleep 0.6; echo >&\"$HERD_HEARTBEAT_FD\"; echo beat; exec sleep 30";
+    Process p(herd_args({"-w", "2", "--ready-after", "200ms", "--restart-limit", "100/10s"}, {"/bin/sh", "-c", script}));
+    const std::set<int> workers = wait_all_ready(p, 2, in(5s));
+    REQUIRE(workers.size() == 2);
+    const auto slot_of = slots(p);
+    for (int pid : workers) {
+        CAPTURE(pid);
+        const auto beat = p.wait_for_line(output_line(slot_of.at(pid), pid, "beat$"), in(3s));
+        REQUIRE_MESSAGE(beat, p.output());
+        const auto silent = p.wait_for_line(worker_line(pid, R"(has no heartbeat for (\S+ \S+) \(timeout 500 ms\), retiring)"), in(3s));
+        REQUIRE_MESSAGE(silent, p.output());
+        CHECK(parse_duration_ms(silent->groups[1]) >= 500);
+        CHECK(silent->index > beat->index);
+        const auto ready = p.matches(worker_line(pid, R"(ready in slot \d after (\S+ \S+)$)"));
+        REQUIRE(ready.size() == 1);
+        if (slot_of.at(pid) == 1) CHECK(parse_duration_ms(ready[0].groups[1]) < 600);   // by time, before its record
+        CHECK_MESSAGE(p.wait_for_line(worker_line(pid, "reaped: no heartbeat, slot"), in(3s)), p.output());
+    }
+    REQUIRE(p.signal(SIGTERM));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE(status);
+    CHECK(status->code == 0);
+}
+
+TEST_CASE("--heartbeat required: a program that sends no record is killed at --boot-timeout")
+{
+    HardDeadline guard(20s);
+    Process p(herd_args({"-w", "1", "--heartbeat", "required", "--boot-timeout", "600ms", "--restart-limit", "100/10s"},
+                        {"/bin/sleep", "100"}));
+    const auto killed = p.wait_for_line(lines::boot_timeout, in(5s));
+    REQUIRE_MESSAGE(killed, p.output());
+    CHECK(p.count(lines::ready) == 0);
+    CHECK(p.count(std::regex("each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked")) == 1);
+    REQUIRE(p.signal(SIGTERM));
+    CHECK(p.wait_exit(in(5s)));
+}
+
 TEST_CASE("programs that fail at boot make herd back off, then give up with exit code 3; long and unfinished lines are logged")
 {
     HardDeadline guard(20s);
