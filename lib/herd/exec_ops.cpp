@@ -35,14 +35,65 @@ constexpr std::string_view not_passed_on[] = {
 constexpr std::string_view listen_pid_prefix = "LISTEN_PID=";
 constexpr std::size_t pid_digits = 20;
 
-// 0 when `p` is a file this process may execute, else why not (errno).
-int executable(const std::filesystem::path& p)
+// Why the kernel would not execute a file: errno, and for a file found but unusable, what is
+// wrong with it (then a PATH search stops there, as execvp's would).
+struct NotExecutable {
+    int error = 0;        // 0: it would be executed
+    std::string detail;   // the whole reason when the file is there but unusable; else strerror(error) says it
+};
+
+// Whether any binfmt_misc handler is registered: then a format herd does not know may still run.
+bool binfmt_misc_handlers()
+{
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/sys/fs/binfmt_misc", ec)) {
+        const std::string name = e.path().filename().string();
+        if (name != "register" && name != "status") return true;
+    }
+    return false;
+}
+
+// What execve(2) would say about `p`, short of running it: a regular file with the x bit that
+// starts with ELF's magic, or with "#!" and an interpreter that passes the same test (a script may
+// name a script, four deep, as the kernel allows); anything else is ENOEXEC, unless binfmt_misc
+// has handlers (herd does not match their rules).
+NotExecutable executable(const std::filesystem::path& p, int depth = 0)
 {
     struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) return errno;
-    if (S_ISDIR(st.st_mode)) return EISDIR;
-    if (!S_ISREG(st.st_mode)) return EACCES;
-    return ::access(p.c_str(), X_OK) == 0 ? 0 : errno;
+    if (::stat(p.c_str(), &st) != 0) return {errno, {}};
+    if (S_ISDIR(st.st_mode)) return {EISDIR, {}};
+    if (!S_ISREG(st.st_mode)) return {EACCES, {}};
+    if (::access(p.c_str(), X_OK) != 0) return {errno, {}};
+
+    // The first bytes: the kernel reads 256 (BINPRM_BUF_SIZE) to find the format and the #! line
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};   // execute-only (no read permission): the kernel may still run it
+    std::array<char, 256> head{};
+    ssize_t n;
+    while ((n = ::read(fd, head.data(), head.size())) < 0 && errno == EINTR) {
+    }
+    ::close(fd);
+    const std::string_view bytes(head.data(), n > 0 ? std::size_t(n) : 0);
+    if (bytes.starts_with("\x7f" "ELF")) return {};
+    if (!bytes.starts_with("#!")) {
+        if (binfmt_misc_handlers()) return {};
+        return {ENOEXEC, "Exec format error (neither an ELF binary nor a script starting with #!)"};
+    }
+    // "#!" [blanks] INTERPRETER [blanks ARG] "\n"
+    const std::size_t newline = bytes.find('\n');
+    std::string_view line = bytes.substr(2, newline == bytes.npos ? bytes.npos : newline - 2);
+    const auto start = line.find_first_not_of(" \t");
+    line = start == line.npos ? std::string_view{} : line.substr(start);
+    const auto end = line.find_first_of(" \t");
+    const std::string interpreter(line.substr(0, end));
+    if (interpreter.empty()) return {ENOEXEC, "Exec format error (its #! line names no interpreter)"};
+    if (end == line.npos && newline == bytes.npos && bytes.size() == head.size())
+        return {ENOEXEC, "Exec format error (its #! line is longer than the 256 bytes the kernel reads)"};
+    if (depth >= 4) return {ELOOP, "its interpreter " + interpreter + " is a script nested too deep"};
+    const NotExecutable in = executable(interpreter, depth + 1);
+    if (in.error == 0) return {};
+    return {in.error, "its interpreter " + interpreter + " (#! line): " +
+                          (in.detail.empty() ? std::string(std::strerror(in.error)) : in.detail)};
 }
 
 // A pipe whose ends close with it unless released.
@@ -181,8 +232,12 @@ Program resolve_command(const std::vector<std::string>& command, std::string_vie
     if (command.empty() || command.front().empty())
         throw UsageError("no command to run: herd [options] -- COMMAND [ARGS...]");
     const std::string& name = command.front();
+    const auto refuse = [](const std::string& shown, const NotExecutable& why) {
+        return UsageError("cannot execute " + shown + ": " +
+                          (why.detail.empty() ? std::string(std::strerror(why.error)) : why.detail));
+    };
     if (name.find('/') != std::string::npos) {
-        if (const int err = executable(name)) throw UsageError("cannot execute " + name + ": " + std::strerror(err));
+        if (const NotExecutable why = executable(name); why.error) throw refuse(name, why);
         return {fs::absolute(name).lexically_normal().string(), command};
     }
     int denied = 0;
@@ -191,9 +246,11 @@ Program resolve_command(const std::vector<std::string>& command, std::string_vie
         const std::size_t colon = std::min(path_env.find(':', pos), path_env.size());
         const std::string dir(path_env.substr(pos, colon - pos));
         const fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
-        const int err = executable(candidate);
-        if (err == 0) return {fs::absolute(candidate).lexically_normal().string(), command};
-        if (err == EACCES) denied = err;   // as execvp: found but not executable is reported if nothing else is found
+        const NotExecutable why = executable(candidate);
+        if (why.error == 0) return {fs::absolute(candidate).lexically_normal().string(), command};
+        // Found and executable, but the kernel cannot run it: execvp stops here too.
+        if (!why.detail.empty()) throw refuse(fs::absolute(candidate).lexically_normal().string(), why);
+        if (why.error == EACCES) denied = why.error;   // as execvp: found but not executable is reported if nothing else is found
         pos = colon + 1;
     }
     if (denied) throw UsageError("cannot execute '" + name + "': " + std::strerror(denied));

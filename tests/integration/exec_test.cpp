@@ -479,6 +479,19 @@ TEST_CASE("the command line: no command, a missing or non-executable one, severa
     CHECK(ok.output().find("herd: configuration is valid") != std::string::npos);
     check_usage_error({"--check", "--", dir / "data.txt"}, "Permission denied");
 
+    // Executable, but not by the kernel: no fork loop into exit 3, one line and exit 2, in --check too
+    write_file(dir / "noshebang.sh", "echo hello\n");
+    ::chmod((dir / "noshebang.sh").c_str(), 0755);
+    const std::string format = "^herd: cannot execute " + dir.path() +
+                               "/noshebang\\.sh: Exec format error \\(neither an ELF binary nor a script starting with #!\\)$";
+    check_usage_error({"-w", "2", "--", dir / "noshebang.sh"}, format);
+    check_usage_error({"--check", "--", dir / "noshebang.sh"}, format);
+    write_file(dir / "lost.sh", "#!/nonexistent/bash\necho hello\n");
+    ::chmod((dir / "lost.sh").c_str(), 0755);
+    check_usage_error({"--check", "--", dir / "lost.sh"},
+                      "^herd: cannot execute " + dir.path() + "/lost\\.sh: its interpreter /nonexistent/bash \\(#! line\\): "
+                      "No such file or directory$");
+
     const auto version = run({herd_binary(), "--version"}, 5s);
     REQUIRE(version.status);
     CHECK(version.status->code == 0);
