@@ -293,7 +293,7 @@ ChildEnvironment child_environment(const char* const* parent, const std::vector<
     return env;
 }
 
-// A program's output, read by the manager until EOF
+// A program's output, read by the manager until EOF or until the program is reaped
 struct ExecOps::Output {
     Output(boost::asio::io_context& io, int fd, int pid, int slot) : pipe(io, fd), pid(pid), slot(slot) {}
     boost::asio::posix::stream_descriptor pipe;
@@ -409,9 +409,14 @@ bool ExecOps::read_output(int pid, std::size_t max_reads)
 
 void ExecOps::drain_output(int pid)
 {
-    // A child of the program may still hold the pipe and write on: what it writes later is read
-    // when it comes.
-    read_output(pid, 64);
+    // What the program wrote is in the pipe: read it (bounded), log an unfinished last line, and
+    // close. A child it left behind may still hold the pipe's write end, for as long as it lives:
+    // reading on would cost the manager one descriptor per restart of such a program.
+    if (!read_output(pid, 64)) return;   // EOF: closed already
+    const auto it = outputs_.find(pid);
+    if (it == outputs_.end()) return;
+    if (auto last = it->second->lines.finish()) log_lines(*it->second, {*last});
+    outputs_.erase(it);
 }
 
 void ExecOps::log_lines(const Output& o, const std::vector<OutputLine>& lines) const

@@ -372,6 +372,50 @@ TEST_CASE("programs that fail at boot make herd back off, then give up with exit
     }
 }
 
+TEST_CASE("a program's child that keeps its stdout open costs the manager no descriptor per restart")
+{
+    HardDeadline guard(20s);
+    // Each program leaves a `sleep 30` behind holding its stdout (and heartbeat pipe), says so, and
+    // exits after 300 ms: restarted at once, again and again.
+    const std::string script = "sleep 30 & echo \"holder $!\"; sleep 0.3; printf 'last words'";
+    Process p(herd_args({"-w", "1", "--ready-after", "100ms", "--restart-limit", "100/10s"}, {"/bin/sh", "-c", script}));
+    const auto second = p.wait_for_lines(lines::ready, 2, in(5s));
+    REQUIRE_MESSAGE(second.size() == 2, p.output());
+    const int baseline = open_fds(p.pid());
+    REQUIRE(baseline > 0);
+    const auto eighth = p.wait_for_lines(lines::ready, 8, in(10s));
+    REQUIRE_MESSAGE(eighth.size() == 8, p.output());
+    CHECK_MESSAGE(poll_until([&] { return open_fds(p.pid()) <= baseline; }, in(1s)),
+                  "the manager had " << baseline << " descriptors after the first restart, " << open_fds(p.pid())
+                                     << " after the seventh");
+
+    // Every program's output was read to its end before its reap, the unfinished last line too.
+    std::set<int> holders;
+    const auto reaped = reaped_pids(p);
+    REQUIRE(reaped.size() >= 7);
+    for (const auto& [pid, outcome] : reaped) {
+        CAPTURE(pid);
+        CHECK(outcome == "finished (exit 0)");
+        const auto holder = p.matches(output_line(0, pid, "holder (\\d+)$"));
+        REQUIRE(holder.size() == 1);
+        holders.insert(holder[0].number(1));
+        const auto last = p.matches(output_line(0, pid, "last words$"));
+        const auto exit = p.matches(worker_line(pid, "reaped:"));
+        REQUIRE(last.size() == 1);
+        REQUIRE(exit.size() == 1);
+        CHECK(last[0].index < exit[0].index);
+    }
+    for (int holder : holders) CHECK(pid_alive(holder));   // the children stayed, the descriptors did not
+
+    REQUIRE(p.signal(SIGTERM));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE(status);
+    CHECK(status->code == 0);
+    // The children left behind are in the manager's process group: gone with it.
+    p.kill_group();
+    for (int holder : holders) CHECK(poll_until([&] { return !pid_alive(holder); }, in(2s)));
+}
+
 TEST_CASE("--stop-signal is what TTOU and QUIT send: a program that stops on INT retires, none crashes")
 {
     HardDeadline guard(20s);
