@@ -178,17 +178,47 @@ std::vector<Listener> bind_listeners(const std::vector<std::string>& addresses)
     return out;
 }
 
+std::string not_a_listener(int fd)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return "is not open";
+    if (!S_ISSOCK(st.st_mode)) {
+        if (S_ISREG(st.st_mode)) return "is a regular file, not a socket";
+        if (S_ISFIFO(st.st_mode)) return "is a pipe, not a socket";
+        if (S_ISCHR(st.st_mode)) return "is a character device, not a socket";
+        if (S_ISDIR(st.st_mode)) return "is a directory, not a socket";
+        return "is not a socket";
+    }
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+        return "is not a stream socket (workers accept connections on it)";
+    len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+        return "is a socket that does not listen";
+    return {};
+}
+
 std::vector<Listener> adopt_systemd_listeners()
 {
     std::vector<Listener> out;
     const char* pid = std::getenv("LISTEN_PID");
     const char* fds = std::getenv("LISTEN_FDS");
     if (!pid || !fds || std::atoi(pid) != ::getpid()) return out;
-    const int n = std::atoi(fds);
+    // As many as a process may have descriptors; a typo must not read as "none".
+    unsigned n = 0;
+    const std::string_view count = fds;
+    const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+    if (count.empty() || ec != std::errc{} || end != count.data() + count.size() || n > 65536)
+        throw std::runtime_error("LISTEN_FDS='" + std::string(count) + "' from systemd is not a number of sockets");
     std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
-    for (int i = 0; i < n; ++i) {
+    for (unsigned i = 0; i < n; ++i) {
         Listener l;
-        l.fd = 3 + i;
+        l.fd = 3 + int(i);
+        // Adopted as it is, anything but a listening socket would fail every accept forever.
+        if (const std::string what = not_a_listener(l.fd); !what.empty())
+            throw std::runtime_error("fd " + std::to_string(l.fd) + " passed by systemd (LISTEN_FDS=" + std::string(count) +
+                                     ") " + what + ": refusing to start");
         ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;

@@ -188,11 +188,19 @@ int detail::run(int argc, char** argv, Mode mode)
             }
         } else {
             listeners = adopt_systemd_listeners();
+            // Both would be a guess at what the operator meant: one socket too many, or one missing.
+            if (!listeners.empty() && !options.listen.empty())
+                throw UsageError("--listen " + options.listen.front() + " is refused: systemd passed " +
+                                 std::to_string(listeners.size()) + (listeners.size() == 1 ? " socket" : " sockets") +
+                                 " (LISTEN_FDS); listen by one or the other");
             if (listeners.empty()) listeners = bind_listeners(options.listen);
             if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
         }
         // An image adopting a record of version 1 (no control socket yet) binds its own.
         if (control_fd < 0 && !control_path.empty()) control_fd = control::Server::bind(control_path);
+    } catch (const UsageError& e) {
+        failed_at_start(e);
+        return 2;
     } catch (const std::exception& e) {
         return failed_at_start(e);
     }

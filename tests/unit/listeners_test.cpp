@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -122,4 +123,33 @@ TEST_CASE("a stale unix socket file is replaced, and removed at close")
     close_listeners(second, true);
     CHECK(::access(path.c_str(), F_OK) != 0);
     ::rmdir(dir);
+}
+
+TEST_CASE("only a listening stream socket passes for one: what an inherited fd is instead is named")
+{
+    auto ls = bind_listeners({"127.0.0.1:0"});
+    CHECK(not_a_listener(ls[0].fd) == "");
+    close_listeners(ls, true);
+
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    CHECK(not_a_listener(pipe_fds[0]) == "is a pipe, not a socket");
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    CHECK(not_a_listener(pipe_fds[0]) == "is not open");
+
+    const int file = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    REQUIRE(file >= 0);
+    CHECK(not_a_listener(file) == "is a regular file, not a socket");
+    ::close(file);
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(not_a_listener(null) == "is a character device, not a socket");
+    ::close(null);
+
+    const int bound = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);   // never listen()ed
+    CHECK(not_a_listener(bound) == "is a socket that does not listen");
+    ::close(bound);
+    const int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(not_a_listener(udp) == "is not a stream socket (workers accept connections on it)");
+    ::close(udp);
 }
