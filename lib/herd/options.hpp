@@ -56,7 +56,7 @@ struct Options {
     RestartLimit restart_limit;
     Duration upgrade_timeout = std::chrono::seconds(60);
     // Exec mode only (herd -- COMMAND; see exec_defaults()):
-    std::optional<Duration> ready_after;                      // with heartbeat timeout 0: ready after running this long
+    std::optional<Duration> ready_after;                      // unless heartbeats are required: ready after running this long
     int stop_signal = SIGQUIT;                                // asks a worker to finish and exit (retire, graceful stop)
     HeartbeatMode heartbeat = HeartbeatMode::required;        // --heartbeat-timeout 0 is `off` in every mode
     std::string pid_file;
