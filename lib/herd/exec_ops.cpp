@@ -7,6 +7,7 @@
 #include <boost/process/v2/process.hpp>
 
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include <elf.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
@@ -53,8 +55,31 @@ bool binfmt_misc_handlers()
     return false;
 }
 
+// The program interpreter (PT_INTERP) an ELF file of this machine's word size and byte order
+// names: the dynamic loader the kernel opens with it. Empty for a static binary, and for one of
+// another class or byte order (compat and binfmt_misc are the kernel's to judge).
+std::string elf_interpreter(int fd)
+{
+    Elf64_Ehdr eh{};
+    if (::pread(fd, &eh, sizeof eh, 0) != ssize_t(sizeof eh)) return {};
+    const bool little = std::endian::native == std::endian::little;
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != (little ? ELFDATA2LSB : ELFDATA2MSB) ||
+        eh.e_phentsize != sizeof(Elf64_Phdr))
+        return {};
+    for (unsigned i = 0; i < eh.e_phnum && i < 256; ++i) {
+        Elf64_Phdr ph{};
+        if (::pread(fd, &ph, sizeof ph, off_t(eh.e_phoff + i * sizeof ph)) != ssize_t(sizeof ph)) return {};
+        if (ph.p_type != PT_INTERP || ph.p_filesz == 0 || ph.p_filesz > 4096) continue;
+        std::string path(ph.p_filesz, '\0');
+        if (::pread(fd, path.data(), path.size(), off_t(ph.p_offset)) != ssize_t(path.size())) return {};
+        path.resize(std::strlen(path.c_str()));
+        return path;
+    }
+    return {};
+}
+
 // What execve(2) would say about `p`, short of running it: a regular file with the x bit that
-// starts with ELF's magic, or with "#!" and an interpreter that passes the same test (a script may
+// starts with ELF's magic (and whose loader, if it names one, is there), or with "#!" and an interpreter that passes the same test (a script may
 // name a script, four deep, as the kernel allows); anything else is ENOEXEC, unless binfmt_misc
 // has handlers (herd does not match their rules).
 NotExecutable executable(const std::filesystem::path& p, int depth = 0)
@@ -72,9 +97,16 @@ NotExecutable executable(const std::filesystem::path& p, int depth = 0)
     ssize_t n;
     while ((n = ::read(fd, head.data(), head.size())) < 0 && errno == EINTR) {
     }
-    ::close(fd);
     const std::string_view bytes(head.data(), n > 0 ? std::size_t(n) : 0);
-    if (bytes.starts_with("\x7f" "ELF")) return {};
+    const std::string loader = bytes.starts_with(ELFMAG) ? elf_interpreter(fd) : std::string();
+    ::close(fd);
+    if (bytes.starts_with(ELFMAG)) {
+        // A binary built for another system names a loader this one may not have (ENOENT at exec)
+        if (loader.empty()) return {};
+        if (const NotExecutable in = executable(loader, 4); in.error && in.detail.empty())
+            return {in.error, "its ELF interpreter " + loader + ": " + std::strerror(in.error)};
+        return {};
+    }
     if (!bytes.starts_with("#!")) {
         if (binfmt_misc_handlers()) return {};
         return {ENOEXEC, "Exec format error (neither an ELF binary nor a script starting with #!)"};

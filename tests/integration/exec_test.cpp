@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -532,6 +533,17 @@ TEST_CASE("the command line: no command, a missing or non-executable one, severa
     check_usage_error({"--check", "--", dir / "noshebang.sh"}, format);
     write_file(dir / "lost.sh", "#!/nonexistent/bash\necho hello\n");
     ::chmod((dir / "lost.sh").c_str(), 0755);
+    // A binary built for a system with another loader: execve would fail with ENOENT
+    std::ifstream true_binary("/bin/true", std::ios::binary);
+    std::string elf((std::istreambuf_iterator<char>(true_binary)), std::istreambuf_iterator<char>());
+    const std::string loader = "/lib64/ld-linux-x86-64.so.2";
+    if (const auto at = elf.find(loader + '\0'); at != std::string::npos) {
+        write_file(dir / "foreign", elf.replace(at, loader.size(), "/lib64/ld-linux-x86-64.so.9"));
+        ::chmod((dir / "foreign").c_str(), 0755);
+        check_usage_error({"--check", "--", dir / "foreign"},
+                          "^herd: cannot execute " + dir.path() + "/foreign: its ELF interpreter "
+                          "/lib64/ld-linux-x86-64\\.so\\.9: No such file or directory$");
+    }
     check_usage_error({"--check", "--", dir / "lost.sh"},
                       "^herd: cannot execute " + dir.path() + "/lost\\.sh: its interpreter /nonexistent/bash \\(#! line\\): "
                       "No such file or directory$");

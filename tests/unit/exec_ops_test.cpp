@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,26 @@ TEST_CASE("a file the kernel cannot execute is refused as execve would: no ELF m
     CHECK(error_of({d.file("env.sh", 0755, "#!/usr/bin/env sh\n")}, "") == "");
     const auto nested = d.file("nested.sh", 0755, "#!" + d.file("inner.sh", 0755, "#!/bin/sh\n") + "\n");
     CHECK(error_of({nested}, "") == "");                                               // a script as interpreter
+}
+
+TEST_CASE("an ELF binary whose loader is missing is refused naming the loader, as execve would fail with ENOENT")
+{
+    TempDir d;
+    std::ifstream in("/bin/true", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string loader = "/lib64/ld-linux-x86-64.so.2";
+    const auto at = bytes.find(loader + '\0');
+    if (at == std::string::npos) {
+        MESSAGE("skipped: /bin/true does not name " << loader);
+        return;
+    }
+    const std::string elsewhere = "/lib64/ld-linux-x86-64.so.9";   // same length: the ELF layout stays
+    const std::string copy = d.path + "/foreign-true";
+    std::ofstream(copy, std::ios::binary) << bytes.replace(at, loader.size(), elsewhere);
+    ::chmod(copy.c_str(), 0755);
+    CHECK(error_of({copy}, "") == "cannot execute " + copy + ": its ELF interpreter " + elsewhere + ": No such file or directory");
+    CHECK(error_of({"foreign-true"}, d.path) ==
+          "cannot execute " + copy + ": its ELF interpreter " + elsewhere + ": No such file or directory");
 }
 
 TEST_CASE("a program's environment: the manager's own variables out, sockets, heartbeat pipe, slot and generation in")
