@@ -5,7 +5,8 @@
 //   fd 0            /dev/null
 //   fds 1 and 2     one pipe to the manager, which logs each line written to it as
 //                   "[worker[SLOT] PID] [info] <line>" (output.hpp: long lines cut, the last
-//                   line logged at EOF)
+//                   line logged at EOF); read until the program is reaped, then closed (what a
+//                   child it left behind writes later is not read: such a child gets EPIPE)
 //   fds 3..3+n-1    the listening sockets, in --listen order: LISTEN_FDS=n, LISTEN_PID=its own
 //                   pid, LISTEN_FDNAMES=one name each (fd_name()); none of the three when n = 0
 //   fd 3+n          the write end of its heartbeat pipe: HERD_HEARTBEAT_FD=3+n (heartbeat.hpp
@@ -95,7 +96,7 @@ private:
     Program program_;
     const std::vector<Listener>& listeners_;
     std::function<Identity()> identity_;
-    std::unordered_map<int, std::unique_ptr<Output>> outputs_;   // by worker pid, until EOF
+    std::unordered_map<int, std::unique_ptr<Output>> outputs_;   // by worker pid, until EOF or its reap
 };
 
 }  // namespace herd

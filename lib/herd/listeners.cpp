@@ -1,5 +1,6 @@
 #include <herd/listeners.hpp>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <charconv>
@@ -21,14 +22,35 @@ namespace {
 
 constexpr int backlog = SOMAXCONN;
 
-std::uint16_t parse_port(std::string_view text, std::string_view whole)
+std::uint16_t parse_port(std::string_view text)
 {
     unsigned value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value > 65535)
-        throw std::invalid_argument("'" + std::string(whole) + "': port '" + std::string(text) +
-                                    "' is not a number from 0 to 65535");
+        throw std::invalid_argument("port '" + std::string(text) + "' is not a number from 0 to 65535");
     return std::uint16_t(value);
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A host name as getaddrinfo takes it (RFC 1123): labels of letters, digits and '-', at most 63
+// bytes each, not starting or ending with '-'; 253 bytes in all.
+bool is_host_name(std::string_view host)
+{
+    if (host.empty() || host.size() > 253) return false;
+    std::size_t label = 0;
+    for (std::size_t i = 0; i <= host.size(); ++i) {
+        if (i == host.size() || host[i] == '.') {
+            if (label == 0 || label > 63 || host[i - 1] == '-') return false;
+            label = 0;
+            continue;
+        }
+        const char c = host[i];
+        const bool ok = is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c == '-' && label > 0);
+        if (!ok) return false;
+        ++label;
+    }
+    return true;
 }
 
 [[noreturn]] void fail(const std::string& what, int err)
@@ -107,27 +129,40 @@ ListenAddress parse_listen(std::string_view text)
     if (text.starts_with("unix:")) {
         a.kind = ListenAddress::Kind::unix_path;
         a.path = std::string(text.substr(5));
-        if (a.path.empty()) throw std::invalid_argument("'" + std::string(text) + "': unix socket path is empty");
+        if (a.path.empty()) throw std::invalid_argument("the unix socket path is empty");
+        // sun_path holds the path and its terminating NUL
+        constexpr std::size_t max_path = sizeof(sockaddr_un::sun_path) - 1;
+        if (a.path.size() > max_path)
+            throw std::invalid_argument("the unix socket path is " + std::to_string(a.path.size()) +
+                                        " bytes long, at most " + std::to_string(max_path) + " fit in a socket address");
         return a;
     }
     if (text.starts_with("[")) {
         const auto close = text.find("]:");
-        if (close == std::string_view::npos)
-            throw std::invalid_argument("'" + std::string(text) + "': expected [IPV6]:PORT");
+        if (close == std::string_view::npos) throw std::invalid_argument("expected [IPV6]:PORT");
         a.host = std::string(text.substr(1, close - 1));
-        a.port = parse_port(text.substr(close + 2), text);
         in6_addr probe{};
         if (::inet_pton(AF_INET6, a.host.c_str(), &probe) != 1)
-            throw std::invalid_argument("'" + std::string(text) + "': '" + a.host + "' is not an IPv6 address");
+            throw std::invalid_argument("'" + a.host + "' is not an IPv6 address");
+        a.port = parse_port(text.substr(close + 2));
         return a;
     }
     const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos)
-        throw std::invalid_argument("'" + std::string(text) + "': expected HOST:PORT, [V6]:PORT, :PORT or unix:/path");
+    if (colon == std::string_view::npos) throw std::invalid_argument("expected HOST:PORT, [V6]:PORT, :PORT or unix:/path");
     a.host = std::string(text.substr(0, colon));
     if (a.host.find(':') != std::string::npos)
-        throw std::invalid_argument("'" + std::string(text) + "': write IPv6 addresses in brackets, [::1]:PORT");
-    a.port = parse_port(text.substr(colon + 1), text);
+        throw std::invalid_argument("write IPv6 addresses in brackets, [::1]:PORT");
+    // Digits and dots only: an IPv4 address, which getaddrinfo would otherwise look up as a name
+    // ("999.1.1.1"); anything else is a host name resolved at bind.
+    if (!a.host.empty()) {
+        const bool numeric = std::all_of(a.host.begin(), a.host.end(), [](char c) { return is_digit(c) || c == '.'; });
+        in_addr probe{};
+        if (numeric && ::inet_pton(AF_INET, a.host.c_str(), &probe) != 1)
+            throw std::invalid_argument("'" + a.host + "' is not an IPv4 address (four numbers from 0 to 255)");
+        if (!numeric && !is_host_name(a.host))
+            throw std::invalid_argument("'" + a.host + "' is not a host name or an IP address");
+    }
+    a.port = parse_port(text.substr(colon + 1));
     return a;
 }
 
@@ -143,17 +178,47 @@ std::vector<Listener> bind_listeners(const std::vector<std::string>& addresses)
     return out;
 }
 
+std::string not_a_listener(int fd)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return "is not open";
+    if (!S_ISSOCK(st.st_mode)) {
+        if (S_ISREG(st.st_mode)) return "is a regular file, not a socket";
+        if (S_ISFIFO(st.st_mode)) return "is a pipe, not a socket";
+        if (S_ISCHR(st.st_mode)) return "is a character device, not a socket";
+        if (S_ISDIR(st.st_mode)) return "is a directory, not a socket";
+        return "is not a socket";
+    }
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+        return "is not a stream socket (workers accept connections on it)";
+    len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+        return "is a socket that does not listen";
+    return {};
+}
+
 std::vector<Listener> adopt_systemd_listeners()
 {
     std::vector<Listener> out;
     const char* pid = std::getenv("LISTEN_PID");
     const char* fds = std::getenv("LISTEN_FDS");
     if (!pid || !fds || std::atoi(pid) != ::getpid()) return out;
-    const int n = std::atoi(fds);
+    // As many as a process may have descriptors; a typo must not read as "none".
+    unsigned n = 0;
+    const std::string_view count = fds;
+    const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+    if (count.empty() || ec != std::errc{} || end != count.data() + count.size() || n > 65536)
+        throw std::runtime_error("LISTEN_FDS='" + std::string(count) + "' from systemd is not a number of sockets");
     std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
-    for (int i = 0; i < n; ++i) {
+    for (unsigned i = 0; i < n; ++i) {
         Listener l;
-        l.fd = 3 + i;
+        l.fd = 3 + int(i);
+        // Adopted as it is, anything but a listening socket would fail every accept forever.
+        if (const std::string what = not_a_listener(l.fd); !what.empty())
+            throw std::runtime_error("fd " + std::to_string(l.fd) + " passed by systemd (LISTEN_FDS=" + std::string(count) +
+                                     ") " + what + ": refusing to start");
         ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;

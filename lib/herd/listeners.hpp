@@ -31,8 +31,14 @@ ListenAddress parse_listen(std::string_view text);
 /// Bind and listen on every address; throws std::system_error "cannot bind ADDR: reason".
 std::vector<Listener> bind_listeners(const std::vector<std::string>& addresses);
 
-/// Adopt sockets passed by systemd (empty when none are meant for this process).
+/// Adopt sockets passed by systemd (empty when none are meant for this process); throws
+/// std::runtime_error naming the fd when one is not a listening stream socket (it would fail
+/// every accept), and when LISTEN_FDS is not a number.
 std::vector<Listener> adopt_systemd_listeners();
+
+/// Empty when fd is a listening stream socket, else what it is instead: "is not open", "is a
+/// regular file", "is a socket that does not listen", ...
+std::string not_a_listener(int fd);
 
 /// Where a socket really listens: "127.0.0.1:43567", "[::1]:8080", "unix:/run/app.sock".
 std::string local_address(int fd);

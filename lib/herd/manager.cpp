@@ -173,7 +173,7 @@ void Manager::execute(const Action& action, TimePoint now)
                    [&](const DeclareReady& a) {
                        const WorkerRecord& w = *state_.find(a.pid);
                        spdlog::info("worker {} ready in slot {} after {}", a.pid, w.slot, format_duration(a.ran));
-                       handle(HeartbeatSeen{a.pid, std::nullopt}, now);
+                       handle(HeartbeatSeen{a.pid, std::nullopt, false}, now);
                        check_readiness();
                    },
                    [&](const RolloutDone& a) { rollout_done(a); },

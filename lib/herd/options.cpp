@@ -6,6 +6,8 @@
 // sections can be added later for exec mode's named pools.
 #include <herd/options.hpp>
 
+#include <herd/listeners.hpp>
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -143,7 +145,10 @@ std::vector<Spec> standard_specs(const Options& d, bool exec)
         {"Pool", "workers,w", "N", "target pool size; 0 idles until TTIN",
          std::to_string(d.workers), Kind::value, [](O& o, S v) { o.workers = parse_unsigned(v); }},
         {"Pool", "listen,l", "ADDR", "HOST:PORT, [V6]:PORT, :PORT, unix:PATH (repeatable)", "",
-         Kind::repeated, [](O& o, S v) { o.listen.push_back(v); }},
+         Kind::repeated, [](O& o, S v) {
+             parse_listen(v);   // a bad address is a usage error here, in --check too, never at bind
+             o.listen.push_back(v);
+         }},
         {"Pool", "spare", "N", "extra workers while others retire", std::to_string(d.spare),
          Kind::value, [](O& o, S v) { o.spare = parse_unsigned(v); }},
         {"Pool", "restart-limit", "R/T", "back off after more than R exits in T",
@@ -172,7 +177,10 @@ std::vector<Spec> standard_specs(const Options& d, bool exec)
         {"Heartbeats and timeouts", "upgrade-timeout", "D", "USR2: new generation ready within",
          dur(d.upgrade_timeout), Kind::value, [](O& o, S v) { o.upgrade_timeout = parse_duration(v); }},
 
-        {"Exec mode", "ready-after", "D", "with --heartbeat-timeout 0, a program is ready once it has run D",
+        {"Exec mode", "heartbeat", "MODE", "auto: a program's silence is watched from its first heartbeat on; "
+         "required: from its start (ready only at a heartbeat); off: never",
+         to_string(d.heartbeat), Kind::value, [](O& o, S v) { o.heartbeat = parse_heartbeat_mode(v); }, false, true},
+        {"Exec mode", "ready-after", "D", "unless --heartbeat required, a program is ready once it has run D",
          d.ready_after ? dur(*d.ready_after) : "", Kind::value,
          [](O& o, S v) { o.ready_after = parse_duration(v); }, false, true},
         {"Exec mode", "stop-signal", "SIG", "asks a program to finish and exit (retire, QUIT to herd); "
@@ -601,7 +609,26 @@ Options exec_defaults()
     Options o;
     o.ready_after = std::chrono::seconds(1);
     o.stop_signal = SIGTERM;
+    o.heartbeat = HeartbeatMode::automatic;
     return o;
+}
+
+HeartbeatMode parse_heartbeat_mode(std::string_view text)
+{
+    if (text == "auto") return HeartbeatMode::automatic;
+    if (text == "required") return HeartbeatMode::required;
+    if (text == "off") return HeartbeatMode::off;
+    throw std::invalid_argument("expected auto, required or off");
+}
+
+std::string to_string(HeartbeatMode mode)
+{
+    switch (mode) {
+    case HeartbeatMode::automatic: return "auto";
+    case HeartbeatMode::required: return "required";
+    case HeartbeatMode::off: return "off";
+    }
+    return "?";
 }
 
 RestartLimit parse_restart_limit(std::string_view text)
@@ -701,8 +728,12 @@ void validate(const Options& o)
         std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
     if (o.restart_limit.count < 1) fail("restart-limit", "needs a count of at least 1", restart);
     if (o.restart_limit.window.count() <= 0) fail("restart-limit", "needs a window above 0", restart);
+    // Exec mode: `required` means a timeout to watch; 0 would silently mean `off`.
+    if (o.ready_after && o.heartbeat == HeartbeatMode::required && o.heartbeat_timeout.count() == 0)
+        throw UsageError("--heartbeat required needs a --heartbeat-timeout above 0 (got 0 s)");
     // Exec mode: a program that sends no heartbeat must get to be ready before it is killed for not being ready.
-    if (o.ready_after && o.heartbeat_timeout.count() == 0 && o.boot_timeout.count() > 0 && *o.ready_after >= o.boot_timeout)
+    const bool ready_by_time = o.heartbeat != HeartbeatMode::required || o.heartbeat_timeout.count() == 0;
+    if (o.ready_after && ready_by_time && o.boot_timeout.count() > 0 && *o.ready_after >= o.boot_timeout)
         throw UsageError("--ready-after (" + format_duration(*o.ready_after) + ") must be below --boot-timeout (" +
                          format_duration(o.boot_timeout) + ")");
     if (std::find(std::begin(log_levels), std::end(log_levels), o.log_level) == std::end(log_levels))

@@ -34,6 +34,13 @@ struct RestartLimit {
     friend bool operator==(const RestartLimit&, const RestartLimit&) = default;
 };
 
+/// Exec mode's --heartbeat: when a program's silence gets it retired (--heartbeat-timeout).
+enum class HeartbeatMode {
+    required,   // always: ready at the first record only, killed at --boot-timeout without one (herd::Worker)
+    automatic,  // "auto": from the program's first record on; ready at it or after --ready-after
+    off,        // never: ready after --ready-after (or at a first record), never retired for silence
+};
+
 /// Every option of DESIGN.md §2, with its default.
 struct Options {
     unsigned workers = 4;
@@ -51,8 +58,9 @@ struct Options {
     RestartLimit restart_limit;
     Duration upgrade_timeout = std::chrono::seconds(60);
     // Exec mode only (herd -- COMMAND; see exec_defaults()):
-    std::optional<Duration> ready_after;                      // with heartbeat timeout 0: ready after running this long
+    std::optional<Duration> ready_after;                      // unless heartbeats are required: ready after running this long
     int stop_signal = SIGQUIT;                                // asks a worker to finish and exit (retire, graceful stop)
+    HeartbeatMode heartbeat = HeartbeatMode::required;        // --heartbeat-timeout 0 is `off` in every mode
     std::string pid_file;
     std::string control;
     std::string log_level = "info";
@@ -84,7 +92,8 @@ struct OptionsExtension {
     Options defaults;               // what an option not given is (exec mode: exec_defaults())
 };
 
-/// The defaults of exec mode: --ready-after 1s, --stop-signal TERM (a program may not know QUIT).
+/// The defaults of exec mode: --ready-after 1s, --stop-signal TERM (a program may not know QUIT),
+/// --heartbeat auto (a program may know nothing of herd).
 HERD_API Options exec_defaults();
 
 /// The outcome of parsing a command line.
@@ -110,6 +119,10 @@ HERD_API Duration parse_duration(std::string_view text);
 /// "TERM", "SIGTERM", "term" or a number: a signal that ends a process by default; throws
 /// std::invalid_argument.
 HERD_API int parse_signal(std::string_view text);
+
+/// "required", "auto" or "off"; throws std::invalid_argument.
+HeartbeatMode parse_heartbeat_mode(std::string_view text);
+std::string to_string(HeartbeatMode mode);
 
 /// "10/10s": a count and a window; throws std::invalid_argument.
 HERD_API RestartLimit parse_restart_limit(std::string_view text);

@@ -110,8 +110,7 @@ void plan_timeouts(const PoolState& state, const Options& options, TimePoint now
                                    std::chrono::duration_cast<Duration>(now - w.spawned_at)});
                 leaving.insert(w.pid);
             }
-        } else if (w.ready() && options.heartbeat_timeout.count() > 0 &&
-                   now - w.last_heartbeat >= options.heartbeat_timeout) {
+        } else if (w.ready() && watches_silence(w, options) && now - w.last_heartbeat >= options.heartbeat_timeout) {
             out.push_back(Retire{w.pid, Reason::no_heartbeat,
                                  std::chrono::duration_cast<Duration>(now - w.last_heartbeat)});
             leaving.insert(w.pid);
@@ -284,6 +283,7 @@ bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
 {
     const WorkerRecord* w = state.find(beat.pid);
     if (!w || !w->ready()) return false;   // a first heartbeat makes a worker ready
+    if (!w->beating) return false;         // a first record may start the watch of its silence (a deadline)
     return !(w->request_limit && beat.requests && *beat.requests >= w->request_limit);
 }
 
@@ -311,10 +311,29 @@ bool is_steady(const PoolState& state)
            std::all_of(state.workers.begin(), state.workers.end(), [](const auto& w) { return w.ready(); });
 }
 
+namespace {
+
+bool heartbeat_required(const Options& options)
+{
+    return options.heartbeat == HeartbeatMode::required && options.heartbeat_timeout.count() > 0;
+}
+
+}  // namespace
+
 bool ready_by_time(const WorkerRecord& w, const Options& options, TimePoint now)
 {
-    return !w.ready() && options.heartbeat_timeout.count() == 0 && options.ready_after &&
-           now - w.spawned_at >= *options.ready_after;
+    return !w.ready() && !heartbeat_required(options) && options.ready_after && now - w.spawned_at >= *options.ready_after;
+}
+
+bool watches_silence(const WorkerRecord& w, const Options& options)
+{
+    if (options.heartbeat_timeout.count() == 0) return false;
+    switch (options.heartbeat) {
+    case HeartbeatMode::required: return true;
+    case HeartbeatMode::automatic: return w.beating;
+    case HeartbeatMode::off: return false;
+    }
+    return true;
 }
 
 std::string classify(const WorkerRecord& w, int status, int stop_signal)
@@ -380,6 +399,7 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             auto* w = s.find(e.pid);
             if (!w) return;
             if (!w->ready_at) w->ready_at = now;
+            if (e.record) w->beating = true;
             s.ever_ready = true;
             if (s.rollout && w->generation == s.generation) s.rollout->new_ready = true;
             w->last_heartbeat = now;
@@ -506,8 +526,8 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
         if (w.term_at) consider(*w.term_at + options.kill_timeout);
         else if (w.quit_at) consider(*w.quit_at + options.graceful_timeout);
         else if (!w.ready() && options.boot_timeout.count() > 0) consider(w.spawned_at + options.boot_timeout);
-        else if (w.ready() && options.heartbeat_timeout.count() > 0) consider(w.last_heartbeat + options.heartbeat_timeout);
-        if (!w.leaving() && !w.ready() && options.heartbeat_timeout.count() == 0 && options.ready_after)
+        else if (w.ready() && watches_silence(w, options)) consider(w.last_heartbeat + options.heartbeat_timeout);
+        if (!w.leaving() && !w.ready() && !heartbeat_required(options) && options.ready_after)
             consider(w.spawned_at + *options.ready_after);
         if (!w.leaving() && w.age_limit.count() > 0) consider(w.spawned_at + w.age_limit);
     }

@@ -50,6 +50,7 @@ struct WorkerRecord {
     unsigned generation = 1;
     TimePoint spawned_at{};
     std::optional<TimePoint> ready_at;     // first heartbeat
+    bool beating = false;                  // has sent a heartbeat record (--heartbeat auto watches it from then)
     TimePoint last_heartbeat{};
     std::uint64_t requests = 0;            // units of work the worker reported
     std::uint64_t bad_records = 0;         // malformed heartbeat records it sent
@@ -106,7 +107,11 @@ struct PoolState {
 // Events: what the manager learns.
 struct Spawned { int pid; int slot; unsigned generation; };
 struct SpawnFailed { int slot; };
-struct HeartbeatSeen { int pid; std::optional<std::uint64_t> requests; };
+struct HeartbeatSeen {
+    int pid;
+    std::optional<std::uint64_t> requests;
+    bool record = true;   // false: declared ready by time (DeclareReady), no record was read
+};
 struct HeartbeatMalformed { int pid; std::uint64_t records; std::uint64_t bytes; };   // more of them, since the last
 struct Signalled { int pid; int signal; Reason reason; };
 struct WorkerExited { int pid; int status; };      // raw wait status
@@ -189,9 +194,13 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
 /// it once asked (or exiting 128 + its number, as shells and the JVM do) is an expected exit.
 std::string classify(const WorkerRecord& worker, int wait_status, int stop_signal = SIGQUIT);
 
-/// Exec mode's readiness without heartbeats: heartbeats are not watched (--heartbeat-timeout 0),
-/// --ready-after is set, and this booting worker has run that long.
+/// Exec mode's readiness without heartbeats: --ready-after is set, heartbeats are not required
+/// (--heartbeat auto or off, or --heartbeat-timeout 0), and this booting worker has run that long.
 bool ready_by_time(const WorkerRecord& worker, const Options& options, TimePoint now);
+
+/// Is this worker's silence watched (--heartbeat-timeout)? Always with --heartbeat required,
+/// from its first record on with auto, never with off or a timeout of 0.
+bool watches_silence(const WorkerRecord& worker, const Options& options);
 
 /// Does this worker's exit count toward --restart-limit? Nobody asked for it, or it hung; and
 /// the manager was not shutting down (then every exit is expected).

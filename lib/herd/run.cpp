@@ -37,14 +37,7 @@ namespace {
 // Everything checked before a configuration is used, at start and on HUP; throws UsageError.
 Identity check(Options& o, const CommandLine& cl, const std::string& program, const detail::Mode& mode)
 {
-    validate(o);
-    for (const auto& a : o.listen) {
-        try {
-            parse_listen(a);
-        } catch (const std::invalid_argument& e) {
-            throw UsageError("invalid value " + std::string(e.what()) + " for --listen");
-        }
-    }
+    validate(o);   // --listen addresses were checked as they were parsed
     if (o.name.empty()) o.name = program;
     if (mode.check) mode.check(cl);
     return resolve_identity(o);
@@ -195,11 +188,19 @@ int detail::run(int argc, char** argv, Mode mode)
             }
         } else {
             listeners = adopt_systemd_listeners();
+            // Both would be a guess at what the operator meant: one socket too many, or one missing.
+            if (!listeners.empty() && !options.listen.empty())
+                throw UsageError("--listen " + options.listen.front() + " is refused: systemd passed " +
+                                 std::to_string(listeners.size()) + (listeners.size() == 1 ? " socket" : " sockets") +
+                                 " (LISTEN_FDS); listen by one or the other");
             if (listeners.empty()) listeners = bind_listeners(options.listen);
             if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
         }
         // An image adopting a record of version 1 (no control socket yet) binds its own.
         if (control_fd < 0 && !control_path.empty()) control_fd = control::Server::bind(control_path);
+    } catch (const UsageError& e) {
+        failed_at_start(e);
+        return 2;
     } catch (const std::exception& e) {
         return failed_at_start(e);
     }
@@ -301,9 +302,16 @@ int run_exec(int argc, char** argv)
         const Options& o = s.command_line.options;
         std::string shown = program.path;
         for (std::size_t i = 1; i < program.argv.size(); ++i) shown += " " + program.argv[i];
-        if (o.heartbeat_timeout.count() == 0 && o.ready_after)
+        const bool off = o.heartbeat == HeartbeatMode::off || o.heartbeat_timeout.count() == 0;
+        if (off && o.ready_after)
             spdlog::info("workers run {}; each is ready once it has run {} (--ready-after) and is asked to stop with {}",
                          shown, format_duration(*o.ready_after), signal_name(o.stop_signal));
+        else if (o.heartbeat == HeartbeatMode::automatic && o.ready_after)
+            spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD or once it has run "
+                         "{} (--ready-after), is retired after {} of silence only once it has sent one (--heartbeat "
+                         "auto), and is asked to stop with {}",
+                         shown, format_duration(*o.ready_after), format_duration(o.heartbeat_timeout),
+                         signal_name(o.stop_signal));
         else
             spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked to "
                          "stop with {}", shown, signal_name(o.stop_signal));

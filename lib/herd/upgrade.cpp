@@ -141,6 +141,7 @@ std::string encode(const Handover& h)
             << " age_limit=" << w.age_limit.count() << " request_limit=" << w.request_limit
             << " reason=" << reason_key(w.reason) << " quit=" << opt_ns(w.quit_at) << " term=" << opt_ns(w.term_at)
             << " kill=" << opt_ns(w.kill_at) << " kill_reason=" << reason_key(w.kill_reason);
+        if (w.beating) out << " beating=1";   // optional: absent in records of earlier images
         if (const auto it = outputs.find(w.pid); it != outputs.end()) out << " out=" << it->second;
         out << "\n";
     }
@@ -219,6 +220,7 @@ Handover decode_handover(std::string_view text)
                 w.generation = unsigned(number(get("gen")));
                 w.spawned_at = at(number(get("spawned")));
                 w.ready_at = opt_at(get("ready"));
+                w.beating = f.count("beating") && f["beating"] == "1";
                 w.last_heartbeat = at(number(get("beat")));
                 w.requests = std::uint64_t(number(get("requests")));
                 w.age_limit = Duration(number(get("age_limit")));

@@ -78,6 +78,56 @@ TEST_CASE("a port that is not a number exits 2")
     CHECK(non_empty(r.lines).size() == 1);
 }
 
+TEST_CASE("an address that cannot be one exits 2 naming --listen and the value, at start and in --check")
+{
+    HardDeadline guard(15s);
+    const std::string ipv4 = R"(^hello-http: invalid value '999\.1\.1\.1:80' for --listen: '999\.1\.1\.1' is not an IPv4 )"
+                             R"(address \(four numbers from 0 to 255\)$)";
+    check_usage_error({"-l", "999.1.1.1:80"}, ipv4);
+    check_usage_error({"--check", "-l", "999.1.1.1:80"}, ipv4);
+    check_usage_error({"-l", "127.0.0.1:65536"},
+                      R"(^hello-http: invalid value '127\.0\.0\.1:65536' for --listen: port '65536' is not a number from 0 to 65535$)");
+    check_usage_error({"--check", "-l", "[::1::2]:80"},
+                      R"(^hello-http: invalid value '\[::1::2\]:80' for --listen: '::1::2' is not an IPv6 address$)");
+    check_usage_error({"-l", "unix:/tmp/" + std::string(110, 'x')},
+                      R"(^hello-http: invalid value 'unix:/tmp/x+' for --listen: the unix socket path is 115 bytes long, at most 107 fit in a socket address$)");
+}
+
+TEST_CASE("systemd's sockets: an fd that is not a listening socket refuses the start (exit 1), --listen beside them too (exit 2)")
+{
+    HardDeadline guard(15s);
+    TempDir dir;
+    write_file(dir / "not-a-socket", "data\n");
+    // As systemd would: fd 3 set up, LISTEN_PID = the server's own pid (the shell's, which execs it)
+    const auto start = [&](const std::string& setup, const std::string& args) {
+        return run({"/bin/bash", "-c", setup + "LISTEN_PID=$$ LISTEN_FDS=1 exec '" + hello_http() + "' -w 1 " + args}, 5s);
+    };
+    const auto file = start("exec 3<'" + (dir / "not-a-socket") + "'; ", "");
+    INFO(file.output());
+    REQUIRE(file.status);
+    CHECK(file.status->code == 1);
+    REQUIRE(non_empty(file.lines).size() == 1);
+    CHECK(non_empty(file.lines)[0] ==
+          "hello-http: fd 3 passed by systemd (LISTEN_FDS=1) is a regular file, not a socket: refusing to start");
+
+    const auto closed = start("exec 3<&-; ", "");
+    INFO(closed.output());
+    REQUIRE(closed.status);
+    CHECK(closed.status->code == 1);
+    CHECK(non_empty(closed.lines) ==
+          std::vector<std::string>{"hello-http: fd 3 passed by systemd (LISTEN_FDS=1) is not open: refusing to start"});
+
+    LoopbackListener listener(true);   // inherited by the shell: no close-on-exec
+    const std::string fd = std::to_string(listener.fd);
+    const std::string move_to_3 = listener.fd == 3 ? "" : "exec 3<&" + fd + " " + fd + "<&-; ";
+    const auto both = start(move_to_3, "-l 127.0.0.1:0");
+    INFO(both.output());
+    REQUIRE(both.status);
+    CHECK(both.status->code == 2);
+    CHECK(non_empty(both.lines) == std::vector<std::string>{"hello-http: --listen 127.0.0.1:0 is refused: systemd passed 1 "
+                                                            "socket (LISTEN_FDS); listen by one or the other"});
+}
+
 TEST_CASE("an unreadable config file exits 2 naming it")
 {
     HardDeadline guard(10s);

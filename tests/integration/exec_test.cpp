@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -284,6 +285,64 @@ TEST_CASE("a program that writes heartbeats and then hangs is retired for no hea
     CHECK(status->code == 0);
 }
 
+TEST_CASE("with herd's defaults a program that knows nothing of herd runs on, past --boot-timeout and --heartbeat-timeout")
+{
+    HardDeadline guard(20s);
+    // Only the timing is shortened: --heartbeat stays at its default (auto).
+    Process p(herd_args({"-w", "2", "--boot-timeout", "1s", "--ready-after", "200ms"}, {"/bin/sleep", "100"}));
+    const std::set<int> workers = wait_all_ready(p, 2, in(5s));
+    REQUIRE(workers.size() == 2);
+    CHECK(p.count(std::regex("is retired after 500 ms of silence only once it has sent one \\(--heartbeat auto\\)")) == 1);
+    // Three boot timeouts and five heartbeat timeouts later, the same two programs run.
+    const std::size_t mark = p.lines().size();
+    const auto respawn = p.wait_for_line(std::regex("spawned|boot timeout|no heartbeat|reaped"), in(2500ms), mark);
+    CHECK_MESSAGE(!respawn, respawn->line << "\n" << p.output());
+    for (int pid : workers) CHECK(pid_alive(pid));
+    CHECK(spawned_pids(p).size() == 2);
+    stop_cleanly(p, SIGQUIT);
+}
+
+TEST_CASE("--heartbeat auto: a program that sends one record and then goes silent is retired for no heartbeat")
+{
+    HardDeadline guard(20s);
+    // Slot 0 beats at once (ready at that record); slot 1 only after it was ready by time.
+    const std::string script = "[ \"$HERD_SLOT\" = 1 ] && sleep 1.5; echo >&\"$HERD_HEARTBEAT_FD\"; echo beat; exec sleep 30";
+    Process p(herd_args({"-w", "2", "--ready-after", "200ms", "--restart-limit", "100/10s"}, {"/bin/sh", "-c", script}));
+    const std::set<int> workers = wait_all_ready(p, 2, in(5s));
+    REQUIRE(workers.size() == 2);
+    const auto slot_of = slots(p);
+    for (int pid : workers) {
+        CAPTURE(pid);
+        const auto beat = p.wait_for_line(output_line(slot_of.at(pid), pid, "beat$"), in(3s));
+        REQUIRE_MESSAGE(beat, p.output());
+        const auto silent = p.wait_for_line(worker_line(pid, R"(has no heartbeat for (\S+ \S+) \(timeout 500 ms\), retiring)"), in(3s));
+        REQUIRE_MESSAGE(silent, p.output());
+        CHECK(parse_duration_ms(silent->groups[1]) >= 500);
+        CHECK(silent->index > beat->index);
+        const auto ready = p.matches(worker_line(pid, R"(ready in slot \d after (\S+ \S+)$)"));
+        REQUIRE(ready.size() == 1);
+        if (slot_of.at(pid) == 1) CHECK(parse_duration_ms(ready[0].groups[1]) < 1500);   // by time, before its record
+        CHECK_MESSAGE(p.wait_for_line(worker_line(pid, "reaped: no heartbeat, slot"), in(3s)), p.output());
+    }
+    REQUIRE(p.signal(SIGTERM));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE(status);
+    CHECK(status->code == 0);
+}
+
+TEST_CASE("--heartbeat required: a program that sends no record is killed at --boot-timeout")
+{
+    HardDeadline guard(20s);
+    Process p(herd_args({"-w", "1", "--heartbeat", "required", "--boot-timeout", "600ms", "--restart-limit", "100/10s"},
+                        {"/bin/sleep", "100"}));
+    const auto killed = p.wait_for_line(lines::boot_timeout, in(5s));
+    REQUIRE_MESSAGE(killed, p.output());
+    CHECK(p.count(lines::ready) == 0);
+    CHECK(p.count(std::regex("each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked")) == 1);
+    REQUIRE(p.signal(SIGTERM));
+    CHECK(p.wait_exit(in(5s)));
+}
+
 TEST_CASE("programs that fail at boot make herd back off, then give up with exit code 3; long and unfinished lines are logged")
 {
     HardDeadline guard(20s);
@@ -312,6 +371,50 @@ TEST_CASE("programs that fail at boot make herd back off, then give up with exit
         REQUIRE(exit.size() == 1);
         CHECK(last[0].index < exit[0].index);
     }
+}
+
+TEST_CASE("a program's child that keeps its stdout open costs the manager no descriptor per restart")
+{
+    HardDeadline guard(20s);
+    // Each program leaves a `sleep 30` behind holding its stdout (and heartbeat pipe), says so, and
+    // exits after 300 ms: restarted at once, again and again.
+    const std::string script = "sleep 30 & echo \"holder $!\"; sleep 0.3; printf 'last words'";
+    Process p(herd_args({"-w", "1", "--ready-after", "100ms", "--restart-limit", "100/10s"}, {"/bin/sh", "-c", script}));
+    const auto second = p.wait_for_lines(lines::ready, 2, in(5s));
+    REQUIRE_MESSAGE(second.size() == 2, p.output());
+    const int baseline = open_fds(p.pid());
+    REQUIRE(baseline > 0);
+    const auto eighth = p.wait_for_lines(lines::ready, 8, in(10s));
+    REQUIRE_MESSAGE(eighth.size() == 8, p.output());
+    CHECK_MESSAGE(poll_until([&] { return open_fds(p.pid()) <= baseline; }, in(1s)),
+                  "the manager had " << baseline << " descriptors after the first restart, " << open_fds(p.pid())
+                                     << " after the seventh");
+
+    // Every program's output was read to its end before its reap, the unfinished last line too.
+    std::set<int> holders;
+    const auto reaped = reaped_pids(p);
+    REQUIRE(reaped.size() >= 7);
+    for (const auto& [pid, outcome] : reaped) {
+        CAPTURE(pid);
+        CHECK(outcome == "finished (exit 0)");
+        const auto holder = p.matches(output_line(0, pid, "holder (\\d+)$"));
+        REQUIRE(holder.size() == 1);
+        holders.insert(holder[0].number(1));
+        const auto last = p.matches(output_line(0, pid, "last words$"));
+        const auto exit = p.matches(worker_line(pid, "reaped:"));
+        REQUIRE(last.size() == 1);
+        REQUIRE(exit.size() == 1);
+        CHECK(last[0].index < exit[0].index);
+    }
+    for (int holder : holders) CHECK(pid_alive(holder));   // the children stayed, the descriptors did not
+
+    REQUIRE(p.signal(SIGTERM));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE(status);
+    CHECK(status->code == 0);
+    // The children left behind are in the manager's process group: gone with it.
+    p.kill_group();
+    for (int holder : holders) CHECK(poll_until([&] { return !pid_alive(holder); }, in(2s)));
 }
 
 TEST_CASE("--stop-signal is what TTOU and QUIT send: a program that stops on INT retires, none crashes")
@@ -420,6 +523,30 @@ TEST_CASE("the command line: no command, a missing or non-executable one, severa
     CHECK(ok.status->code == 0);
     CHECK(ok.output().find("herd: configuration is valid") != std::string::npos);
     check_usage_error({"--check", "--", dir / "data.txt"}, "Permission denied");
+
+    // Executable, but not by the kernel: no fork loop into exit 3, one line and exit 2, in --check too
+    write_file(dir / "noshebang.sh", "echo hello\n");
+    ::chmod((dir / "noshebang.sh").c_str(), 0755);
+    const std::string format = "^herd: cannot execute " + dir.path() +
+                               "/noshebang\\.sh: Exec format error \\(neither an ELF binary nor a script starting with #!\\)$";
+    check_usage_error({"-w", "2", "--", dir / "noshebang.sh"}, format);
+    check_usage_error({"--check", "--", dir / "noshebang.sh"}, format);
+    write_file(dir / "lost.sh", "#!/nonexistent/bash\necho hello\n");
+    ::chmod((dir / "lost.sh").c_str(), 0755);
+    // A binary built for a system with another loader: execve would fail with ENOENT
+    std::ifstream true_binary("/bin/true", std::ios::binary);
+    std::string elf((std::istreambuf_iterator<char>(true_binary)), std::istreambuf_iterator<char>());
+    const std::string loader = "/lib64/ld-linux-x86-64.so.2";
+    if (const auto at = elf.find(loader + '\0'); at != std::string::npos) {
+        write_file(dir / "foreign", elf.replace(at, loader.size(), "/lib64/ld-linux-x86-64.so.9"));
+        ::chmod((dir / "foreign").c_str(), 0755);
+        check_usage_error({"--check", "--", dir / "foreign"},
+                          "^herd: cannot execute " + dir.path() + "/foreign: its ELF interpreter "
+                          "/lib64/ld-linux-x86-64\\.so\\.9: No such file or directory$");
+    }
+    check_usage_error({"--check", "--", dir / "lost.sh"},
+                      "^herd: cannot execute " + dir.path() + "/lost\\.sh: its interpreter /nonexistent/bash \\(#! line\\): "
+                      "No such file or directory$");
 
     const auto version = run({herd_binary(), "--version"}, 5s);
     REQUIRE(version.status);

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -24,7 +25,7 @@ TEST_CASE("every --listen form parses")
 
 TEST_CASE("a bad --listen value says what is wrong")
 {
-    auto message = [](const char* text) {
+    auto message = [](const std::string& text) {
         try {
             parse_listen(text);
         } catch (const std::invalid_argument& e) {
@@ -32,13 +33,57 @@ TEST_CASE("a bad --listen value says what is wrong")
         }
         return std::string("no error");
     };
-    CHECK(message("127.0.0.1:http") == "'127.0.0.1:http': port 'http' is not a number from 0 to 65535");
-    CHECK(message("127.0.0.1:70000") == "'127.0.0.1:70000': port '70000' is not a number from 0 to 65535");
-    CHECK(message("8080") == "'8080': expected HOST:PORT, [V6]:PORT, :PORT or unix:/path");
-    CHECK(message("::1:80") == "'::1:80': write IPv6 addresses in brackets, [::1]:PORT");
-    CHECK(message("[::1]80") == "'[::1]80': expected [IPV6]:PORT");
-    CHECK(message("[nope]:80") == "'[nope]:80': 'nope' is not an IPv6 address");
-    CHECK(message("unix:") == "'unix:': unix socket path is empty");
+    CHECK(message("127.0.0.1:http") == "port 'http' is not a number from 0 to 65535");
+    CHECK(message("127.0.0.1:70000") == "port '70000' is not a number from 0 to 65535");
+    CHECK(message("127.0.0.1:-1") == "port '-1' is not a number from 0 to 65535");
+    CHECK(message("127.0.0.1:") == "port '' is not a number from 0 to 65535");
+    CHECK(message("8080") == "expected HOST:PORT, [V6]:PORT, :PORT or unix:/path");
+    CHECK(message("::1:80") == "write IPv6 addresses in brackets, [::1]:PORT");
+    CHECK(message("[::1]80") == "expected [IPV6]:PORT");
+    CHECK(message("[nope]:80") == "'nope' is not an IPv6 address");
+    CHECK(message("[]:80") == "'' is not an IPv6 address");
+    CHECK(message("[::1]:99999") == "port '99999' is not a number from 0 to 65535");
+    CHECK(message("unix:") == "the unix socket path is empty");
+}
+
+TEST_CASE("an IPv4 address in --listen has four octets from 0 to 255")
+{
+    auto message = [](const std::string& text) {
+        try {
+            parse_listen(text);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    const std::string four = " is not an IPv4 address (four numbers from 0 to 255)";
+    CHECK(message("999.1.1.1:80") == "'999.1.1.1'" + four);
+    CHECK(message("1.2.3.256:80") == "'1.2.3.256'" + four);
+    CHECK(message("1.2.3:80") == "'1.2.3'" + four);
+    CHECK(message("1.2.3.4.5:80") == "'1.2.3.4.5'" + four);
+    CHECK(message("1..2.3:80") == "'1..2.3'" + four);
+    CHECK(message("0.0.0.0:80") == "no error");
+    CHECK(message("255.255.255.255:65535") == "no error");
+    // Host names are resolved at bind; what cannot be one is refused here
+    CHECK(message("localhost:80") == "no error");
+    CHECK(message("web-1.example.com:80") == "no error");
+    CHECK(message("bad_host:80") == "'bad_host' is not a host name or an IP address");
+    CHECK(message("-web:80") == "'-web' is not a host name or an IP address");
+    CHECK(message("web..local:80") == "'web..local' is not a host name or an IP address");
+    CHECK(message(std::string(64, 'a') + ":80") == "'" + std::string(64, 'a') + "' is not a host name or an IP address");
+    CHECK(message(" 127.0.0.1:80") == "' 127.0.0.1' is not a host name or an IP address");
+}
+
+TEST_CASE("a unix socket path must fit in a socket address")
+{
+    const std::string fits = "/" + std::string(106, 'p');   // 107 bytes and the NUL: sun_path's 108
+    CHECK(parse_listen("unix:" + fits).path == fits);
+    try {
+        parse_listen("unix:" + fits + "p");
+        FAIL("a 108-byte path was taken");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()) == "the unix socket path is 108 bytes long, at most 107 fit in a socket address");
+    }
 }
 
 TEST_CASE("binding port 0 listens on a real port that local_address reports")
@@ -78,4 +123,33 @@ TEST_CASE("a stale unix socket file is replaced, and removed at close")
     close_listeners(second, true);
     CHECK(::access(path.c_str(), F_OK) != 0);
     ::rmdir(dir);
+}
+
+TEST_CASE("only a listening stream socket passes for one: what an inherited fd is instead is named")
+{
+    auto ls = bind_listeners({"127.0.0.1:0"});
+    CHECK(not_a_listener(ls[0].fd) == "");
+    close_listeners(ls, true);
+
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    CHECK(not_a_listener(pipe_fds[0]) == "is a pipe, not a socket");
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    CHECK(not_a_listener(pipe_fds[0]) == "is not open");
+
+    const int file = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    REQUIRE(file >= 0);
+    CHECK(not_a_listener(file) == "is a regular file, not a socket");
+    ::close(file);
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(not_a_listener(null) == "is a character device, not a socket");
+    ::close(null);
+
+    const int bound = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);   // never listen()ed
+    CHECK(not_a_listener(bound) == "is a socket that does not listen");
+    ::close(bound);
+    const int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(not_a_listener(udp) == "is not a stream socket (workers accept connections on it)");
+    ::close(udp);
 }

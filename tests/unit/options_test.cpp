@@ -582,7 +582,9 @@ TEST_CASE("without heartbeats, --ready-after must come before --boot-timeout")
     o.ready_after = 1h;
     CHECK(validation_error(o) == "");
     o.boot_timeout = 1s;
-    o.heartbeat_timeout = 10s;   // heartbeats make it ready: --ready-after does not apply
+    o.heartbeat_timeout = 10s;   // --heartbeat auto: a program that never beats is ready by time
+    CHECK(validation_error(o) == "--ready-after (3600 s) must be below --boot-timeout (1 s)");
+    o.heartbeat = herd::HeartbeatMode::required;   // only heartbeats make it ready: --ready-after does not apply
     CHECK(validation_error(o) == "");
 }
 
@@ -604,4 +606,40 @@ TEST_CASE("exec mode's options work in the config file too")
     const auto o = parse({"--config", file, "--", "app"}, exec_mode()).options;
     CHECK(o.stop_signal == SIGINT);
     CHECK(o.ready_after == 3s);
+}
+
+TEST_CASE("--heartbeat is auto in exec mode, takes required or off, and is unknown to a server binary")
+{
+    CHECK(parse({"--", "app"}, exec_mode()).options.heartbeat == herd::HeartbeatMode::automatic);
+    CHECK(parse({"--heartbeat", "required", "--", "app"}, exec_mode()).options.heartbeat == herd::HeartbeatMode::required);
+    CHECK(parse({"--heartbeat", "off", "--", "app"}, exec_mode()).options.heartbeat == herd::HeartbeatMode::off);
+    CHECK(parse({"--heartbeat", "auto", "--", "app"}, exec_mode()).options.heartbeat == herd::HeartbeatMode::automatic);
+    CHECK(usage_error({"--heartbeat", "sometimes", "--", "app"}, exec_mode()) ==
+          "invalid value 'sometimes' for --heartbeat: expected auto, required or off");
+    CHECK(usage_error({"--heartbeat", "off"}) == "unknown option --heartbeat");
+    CHECK(parse({}).options.heartbeat == herd::HeartbeatMode::required);   // herd::Workers always beat
+    CHECK(parse({"--", "app"}, exec_mode()).help_text.find("--heartbeat MODE") != std::string::npos);
+}
+
+TEST_CASE("--heartbeat required needs a heartbeat timeout to watch")
+{
+    herd::Options o = herd::exec_defaults();
+    o.heartbeat = herd::HeartbeatMode::required;
+    o.heartbeat_timeout = 0s;
+    CHECK(validation_error(o) == "--heartbeat required needs a --heartbeat-timeout above 0 (got 0 s)");
+    o.heartbeat = herd::HeartbeatMode::off;
+    CHECK(validation_error(o) == "");
+}
+
+TEST_CASE("a bad --listen address is a usage error naming the option, the value and what is wrong")
+{
+    CHECK(usage_error({"-l", "999.1.1.1:80"}) ==
+          "invalid value '999.1.1.1:80' for --listen: '999.1.1.1' is not an IPv4 address (four numbers from 0 to 255)");
+    CHECK(usage_error({"--listen", "127.0.0.1:8080", "--listen", "[::1]:0x50"}) ==
+          "invalid value '[::1]:0x50' for --listen: port '0x50' is not a number from 0 to 65535");
+    TempDir dir;
+    const std::string file = dir.write("herd.conf", "workers = 2\nlisten = unix:" + std::string(120, 'x') + "\n");
+    CHECK(usage_error({"--config", file}) == "config file " + file + ", line 2: invalid value 'unix:" + std::string(120, 'x') +
+                                                 "' for listen: the unix socket path is 120 bytes long, at most 107 fit "
+                                                 "in a socket address");
 }

@@ -950,3 +950,100 @@ TEST_CASE("a worker retired for bad heartbeat records exits as retired, and it c
     CHECK(s.failures.size() == 1);
     CHECK(s.exits["retired"] == 1);
 }
+
+// Exec mode's --heartbeat: auto (the default) watches a program's silence from its first record on
+namespace {
+
+Options heartbeat_mode(HeartbeatMode mode)
+{
+    Options o = make_options(1);
+    o.heartbeat = mode;
+    o.heartbeat_timeout = 10s;
+    o.boot_timeout = 30s;
+    o.ready_after = 1s;
+    o.stop_signal = SIGTERM;
+    return o;
+}
+
+// Spawned at t0 and declared ready by time at t0 + 1s, as the shell does.
+PoolState ready_by_time_at_1s(const Options& o)
+{
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    REQUIRE(plan(s, o, t0 + 1s) == Actions{DeclareReady{100, 1s}});
+    apply(s, HeartbeatSeen{100, std::nullopt, false}, o, t0 + 1s);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("--heartbeat auto: a program that never sends a record is ready by time and never retired for silence")
+{
+    const auto o = heartbeat_mode(HeartbeatMode::automatic);
+    auto s = ready_by_time_at_1s(o);
+    CHECK(s.find(100)->ready());
+    CHECK_FALSE(s.find(100)->beating);
+    CHECK_FALSE(watches_silence(*s.find(100), o));
+    CHECK(plan(s, o, t0 + 31s).empty());   // past the boot timeout: ready, not killed
+    CHECK(plan(s, o, t0 + 1h).empty());    // past the heartbeat timeout many times over
+    CHECK(next_deadline(s, o, t0 + 2s) == t0 + 2s + 1h);   // nothing to wake for
+}
+
+TEST_CASE("--heartbeat auto: the first record starts the watch; silence after it retires the program")
+{
+    const auto o = heartbeat_mode(HeartbeatMode::automatic);
+    auto s = ready_by_time_at_1s(o);
+    const HeartbeatSeen first{100, std::nullopt};
+    CHECK_FALSE(is_routine(s, first));   // it moves the next deadline: plan again
+    apply(s, first, o, t0 + 5s);
+    CHECK(s.find(100)->beating);
+    CHECK(watches_silence(*s.find(100), o));
+    CHECK(next_deadline(s, o, t0 + 6s) == t0 + 15s);
+    CHECK(plan(s, o, t0 + 14s).empty());
+    CHECK(only<Retire>(plan(s, o, t0 + 15s)) == std::vector<Retire>{{100, Reason::no_heartbeat, 10s}});
+    CHECK(is_routine(s, HeartbeatSeen{100, std::nullopt}));   // later records only move the deadline
+}
+
+TEST_CASE("--heartbeat auto: a record before --ready-after makes the program ready at once and watched")
+{
+    const auto o = heartbeat_mode(HeartbeatMode::automatic);
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 200ms);
+    CHECK(s.find(100)->ready());
+    CHECK(only<DeclareReady>(plan(s, o, t0 + 1s)).empty());
+    CHECK(only<Retire>(plan(s, o, t0 + 10200ms)) == std::vector<Retire>{{100, Reason::no_heartbeat, 10s}});
+}
+
+TEST_CASE("--heartbeat required: ready only at a record, killed at the boot timeout without one")
+{
+    const auto o = heartbeat_mode(HeartbeatMode::required);
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    CHECK(only<DeclareReady>(plan(s, o, t0 + 2s)).empty());
+    CHECK(next_deadline(s, o, t0 + 2s) == t0 + 30s);
+    CHECK(only<Kill>(plan(s, o, t0 + 30s)) == std::vector<Kill>{{100, Reason::boot_timeout, 30s}});
+}
+
+TEST_CASE("--heartbeat off: records make a program ready, but its silence is never watched")
+{
+    const auto o = heartbeat_mode(HeartbeatMode::off);
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 200ms);
+    CHECK(s.find(100)->ready());
+    CHECK_FALSE(watches_silence(*s.find(100), o));
+    CHECK(plan(s, o, t0 + 1h).empty());
+}
+
+TEST_CASE("a heartbeat timeout of 0 watches nobody's silence, whatever --heartbeat says")
+{
+    auto o = heartbeat_mode(HeartbeatMode::automatic);
+    o.heartbeat_timeout = 0s;
+    auto s = pool(1);
+    apply(s, Spawned{100, 0, 1}, o, t0);
+    apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 200ms);
+    CHECK(s.find(100)->beating);
+    CHECK_FALSE(watches_silence(*s.find(100), o));
+    CHECK(plan(s, o, t0 + 1h).empty());
+}

@@ -37,6 +37,7 @@ Handover sample()
     a.requests = 42;
     a.age_limit = 3600s;
     a.request_limit = 1000;
+    a.beating = true;
     WorkerRecord b = a;
     b.pid = 101;
     b.slot = 1;
