@@ -196,10 +196,11 @@ void Manager::watch_signals()
         signal_fd_.assign(fd);
         std::signal(SIGPIPE, SIG_IGN);
     }
-    signal_fd_.async_read_some(boost::asio::buffer(signal_buffer_), [this](const boost::system::error_code& ec,
-                                                                            std::size_t n) {
+    // Wait for readability and read in the handler: asio's async_read_some reads inside its reactor
+    // and runs the handler later, so a USR2 exec in between lost a signal already taken off the fd.
+    signal_fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
         if (ec) return;
-        dispatch_signals(signal_buffer_.data(), n);
+        read_pending_signals();
         watch_signals();
     });
 }
@@ -218,7 +219,7 @@ void Manager::dispatch_signals(const char* data, std::size_t n)
 // acted on before that exit is judged, or a shutdown reads as a crash.
 void Manager::read_pending_signals()
 {
-    std::array<char, sizeof signal_buffer_> buffer;
+    std::array<char, 16 * sizeof(signalfd_siginfo)> buffer;
     for (;;) {
         const ssize_t n = ::read(signal_fd_.native_handle(), buffer.data(), buffer.size());
         if (n <= 0) return;   // EAGAIN: nothing pending

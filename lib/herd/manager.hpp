@@ -117,7 +117,6 @@ private:
     ProcessOps& ops_;
     ManagerHooks hooks_;
     boost::asio::posix::stream_descriptor signal_fd_;   // signalfd: the manager's signals, read as data
-    std::array<char, 16 * 128> signal_buffer_{};
     PoolState state_;
     std::unordered_map<int, std::unique_ptr<Channel>> channels_;
     std::vector<int> private_fds_;
