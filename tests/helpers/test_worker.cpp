@@ -11,6 +11,11 @@
 //   crash-after=N  abort() N ms after start (returns 0 if QUIT comes first)
 //   orphans=N      at start, leave N grandchildren that outlive their parent by 50 ms (as PID 1
 //                  the manager must reap them), then work as ok
+//   idle-wait      waits in wait_readable() on no descriptor until QUIT: every heartbeat comes
+//                  from inside that wait
+//
+// `--no-pdeathsig` clears PR_SET_PDEATHSIG in on_start (and says so in the log): only the
+// heartbeat channel can then tell the worker that its manager died.
 //
 // `--units N` reports N units of work per 10 ms tick (feeds --max-requests).
 //
@@ -24,6 +29,7 @@
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,7 +49,8 @@ using namespace std::chrono_literals;
 
 constexpr auto tick = 10ms;
 
-enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans };
+enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
+                  idle_wait };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -78,6 +85,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"slow-drain", Mode::slow_drain, true},
         {"crash-after", Mode::crash_after, true},
         {"orphans", Mode::orphans, true},
+        {"idle-wait", Mode::idle_wait, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -119,7 +127,8 @@ public:
             ("mode", po::value<std::string>()->default_value("ok"),
              "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
              " | slow-drain=MS | crash-after=MS")
-            ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick");
+            ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick")
+            ("no-pdeathsig", po::bool_switch(), "clear PR_SET_PDEATHSIG at start: only the heartbeat channel tells of a dead manager");
     }
 
     void on_start() override
@@ -138,6 +147,12 @@ public:
             ::_exit(2);
         }
         units_ = args()["units"].as<std::uint64_t>();
+        if (args()["no-pdeathsig"].as<bool>()) {
+            ::prctl(PR_SET_PDEATHSIG, 0);
+            int left = -1;
+            ::prctl(PR_GET_PDEATHSIG, &left);
+            spdlog::info("test worker {} runs without PR_SET_PDEATHSIG (signal {})", ::getpid(), left);
+        }
         spdlog::debug("test worker {} in slot {} runs mode {}", ::getpid(), slot(), text);
 
         // Boot-time modes
@@ -153,6 +168,13 @@ public:
     int run() override
     {
         const auto limit = std::chrono::milliseconds(mode_.value);
+
+        // Idle in herd's own wait until QUIT
+        if (mode_.mode == Mode::idle_wait) {
+            while (wait_readable(-1) != herd::Wake::stopping) {
+            }
+            return 0;
+        }
 
         // Work until QUIT, or until the mode says otherwise
         while (!stopping() || mode_.mode == Mode::ignore_quit) {

@@ -1,5 +1,5 @@
 // The worker side on its own: a plain blocking accept loop (blocking-echo) under real signals and
-// real clients.
+// real clients, and a worker that learns of its manager's death from its heartbeat channel alone.
 #include "harness.hpp"
 
 #include <doctest/doctest.h>
@@ -21,6 +21,7 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string blocking_echo() { return binary("BLOCKING_ECHO"); }
+std::string test_worker() { return binary("TEST_WORKER"); }
 
 // Heartbeats every 50 ms, retired after 300 ms of silence.
 const std::vector<std::string> short_heartbeats = {"--heartbeat-interval", "50ms", "--heartbeat-timeout", "300ms"};
@@ -204,4 +205,79 @@ TEST_CASE("a blocking worker stuck in a client sends no heartbeat and is retired
     REQUIRE(next.error() == 0);
     round_trip(next, "two\n");
     CHECK(next.finish());
+}
+
+// The manager's death, seen by a worker whose PR_SET_PDEATHSIG is off: only the heartbeat channel
+// can tell it. Heartbeats every 250 ms, so two intervals are 500 ms.
+namespace {
+
+struct Orphaned {
+    Process p;
+    std::vector<int> workers;
+
+    explicit Orphaned(const std::string& mode)
+        : p({test_worker(), "-w", "3", "--mode", mode, "--no-pdeathsig", "--heartbeat-interval", "250ms",
+             "--heartbeat-timeout", "5s"})
+    {
+        REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 3 workers ready"), in(5s)), p.output());
+        workers = spawned_pids(p);
+        REQUIRE(workers.size() == 3);
+        for (int pid : workers)
+            REQUIRE_MESSAGE(p.wait_for_line(worker_line(pid, "runs without PR_SET_PDEATHSIG \\(signal 0\\)"), in(2s)),
+                            p.output());
+    }
+
+    bool all_gone() const
+    {
+        for (int pid : workers)
+            if (pid_alive(pid)) return false;
+        return true;
+    }
+
+    void kill_manager()
+    {
+        REQUIRE(p.signal(SIGKILL));
+        const auto st = p.wait_exit(in(2s));
+        REQUIRE(st);
+        CHECK(st->signal == SIGKILL);
+    }
+};
+
+void exits_through_its_channel(const std::string& mode)
+{
+    HardDeadline guard(20s);
+    Orphaned o(mode);
+    const auto killed_at = Clock::now();
+    o.kill_manager();
+    const bool gone = poll_until([&] { return o.all_gone(); }, killed_at + 500ms, 2ms);
+    MESSAGE("workers (" << mode << ") gone " << ms_since(killed_at) << " ms after the manager was killed");
+    CHECK_MESSAGE(gone, "workers still running 500 ms (2 heartbeat intervals) after the manager died:\n" << o.p.output());
+    for (int pid : o.workers)
+        CHECK_MESSAGE(o.p.wait_for_line(std::regex("manager is gone, worker " + std::to_string(pid) + " exiting"), in(1s)),
+                      o.p.output());
+}
+
+}  // namespace
+
+TEST_CASE("without PR_SET_PDEATHSIG, a worker that heartbeats from its loop exits within two intervals of the manager's SIGKILL")
+{
+    exits_through_its_channel("ok");
+}
+
+TEST_CASE("without PR_SET_PDEATHSIG, a worker idle in wait_readable() exits within two intervals of the manager's SIGKILL")
+{
+    exits_through_its_channel("idle-wait");
+}
+
+TEST_CASE("without PR_SET_PDEATHSIG, a hung worker outlives its manager: nothing else ends it")
+{
+    // The counterpart of the two above: PDEATHSIG is really off in those.
+    HardDeadline guard(20s);
+    Orphaned o("hang-after=100");
+    for (int pid : o.workers)
+        REQUIRE(o.p.wait_for_line(worker_line(pid, "stops heartbeating"), in(2s)));
+    o.kill_manager();
+    CHECK_FALSE(poll_until([&] { return !pid_alive(o.workers[0]); }, in(750ms)));
+    o.p.kill_group();   // they are in the manager's process group
+    CHECK(poll_until([&] { return o.all_gone(); }, in(2s)));
 }
