@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <stdexcept>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <system_error>
 #include <unistd.h>
@@ -104,6 +105,12 @@ WorkerRuntime::~WorkerRuntime()
 
 int WorkerRuntime::run()
 {
+    // Die with the manager. The kernel clears PR_SET_PDEATHSIG when a process changes its user or
+    // group, so after --user or --group what the fork set is gone: set it again. A manager that
+    // died before this shows on the heartbeat pipe (nobody reads it any more).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    pollfd channel{setup_.heartbeat_fd, 0, 0};
+    if (::poll(&channel, 1, 0) == 1 && (channel.revents & POLLERR)) manager_gone();
     install_worker_signals();
     worker_.on_start();
     heartbeat(true);   // the first heartbeat: this worker is ready

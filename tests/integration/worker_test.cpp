@@ -281,3 +281,31 @@ TEST_CASE("without PR_SET_PDEATHSIG, a hung worker outlives its manager: nothing
     o.p.kill_group();   // they are in the manager's process group
     CHECK(poll_until([&] { return o.all_gone(); }, in(2s)));
 }
+
+TEST_CASE("a worker running as --user dies with its manager even when hung (PR_SET_PDEATHSIG set again)")
+{
+    // Switching user clears PR_SET_PDEATHSIG; a hung worker sends no heartbeat that could fail.
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: --user needs root");
+        return;
+    }
+    HardDeadline guard(20s);
+    Process p({test_worker(), "-w", "2", "--user", "nobody", "--mode", "hang-after=100", "--heartbeat-interval", "250ms",
+               "--heartbeat-timeout", "5s"});
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
+    const std::vector<int> workers = spawned_pids(p);
+    REQUIRE(workers.size() == 2);
+    for (int pid : workers) REQUIRE_MESSAGE(p.wait_for_line(worker_line(pid, "stops heartbeating"), in(2s)), p.output());
+
+    const auto killed_at = Clock::now();
+    REQUIRE(p.signal(SIGKILL));
+    auto all_gone = [&] {
+        for (int pid : workers)
+            if (pid_alive(pid)) return false;
+        return true;
+    };
+    const bool gone = poll_until(all_gone, killed_at + 500ms, 2ms);
+    MESSAGE("hung --user workers gone " << ms_since(killed_at) << " ms after the manager was killed");
+    CHECK_MESSAGE(gone, "hung workers running as nobody outlived their manager");
+    p.kill_group();
+}
