@@ -13,6 +13,7 @@
 //                  the manager must reap them), then work as ok
 //   idle-wait      waits in wait_readable() on no descriptor until QUIT: every heartbeat comes
 //                  from inside that wait
+//   poll-stop-fd   a poll() loop of its own on stop_fd(), heartbeat() once per wake-up
 //
 // `--no-pdeathsig` clears PR_SET_PDEATHSIG in on_start (and says so in the log): only the
 // heartbeat channel can then tell the worker that its manager died.
@@ -29,6 +30,7 @@
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -50,7 +52,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 10ms;
 
 enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
-                  idle_wait };
+                  idle_wait, poll_stop_fd };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -86,6 +88,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"crash-after", Mode::crash_after, true},
         {"orphans", Mode::orphans, true},
         {"idle-wait", Mode::idle_wait, false},
+        {"poll-stop-fd", Mode::poll_stop_fd, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -172,6 +175,15 @@ public:
         // Idle in herd's own wait until QUIT
         if (mode_.mode == Mode::idle_wait) {
             while (wait_readable(-1) != herd::Wake::stopping) {
+            }
+            return 0;
+        }
+        if (mode_.mode == Mode::poll_stop_fd) {
+            pollfd stop{stop_fd(), POLLIN, 0};
+            const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(options().heartbeat_interval);
+            while (!stopping()) {
+                heartbeat();
+                ::poll(&stop, 1, int(every.count()));
             }
             return 0;
         }

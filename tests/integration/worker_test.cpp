@@ -178,6 +178,27 @@ TEST_CASE("QUIT while blocking-accept workers are idle: they exit at once")
     CHECK(s.p.count(lines::graceful_kill) == 0);
 }
 
+TEST_CASE("a poll() loop of the application's own on stop_fd() idles without being retired and exits at once on QUIT")
+{
+    HardDeadline guard(20s);
+    Process p(concat({test_worker(), "-w", "2", "--mode", "poll-stop-fd"},
+                     fast_options(concat(short_heartbeats, {"--graceful-timeout", "10s"}))));
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
+    const std::vector<int> workers = spawned_pids(p);
+    REQUIRE(workers.size() == 2);
+    const std::size_t mark = p.lines().size();
+    CHECK_FALSE(p.wait_for_line(lines::no_heartbeat, in(1s), mark));
+
+    const auto quit_at = Clock::now();
+    REQUIRE(p.signal(SIGQUIT));
+    const auto st = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(st, "the manager did not exit:\n" << p.output());
+    CHECK(st->code == 0);
+    MESSAGE("gone " << ms_since(quit_at) << " ms after QUIT (graceful timeout 10 s)");
+    CHECK(ms_since(quit_at) < 1000);
+    for (int pid : workers) CHECK(p.count(worker_line(pid, "stopping gracefully \\(QUIT\\)")) == 1);
+}
+
 TEST_CASE("a blocking worker stuck in a client sends no heartbeat and is retired as hung")
 {
     HardDeadline guard(20s);
