@@ -133,7 +133,6 @@ void WorkerRuntime::act_on_signals()
         stop_seen_ = true;
         spdlog::info("worker {} stopping gracefully (QUIT)", ::getpid());
         if (attached_) attached_->timer.cancel();
-        if (accepting_) stop_listening();
         worker_.on_stop();
     }
     if (reopen_requested) {
@@ -247,7 +246,10 @@ int WorkerRuntime::accept()
     for (;;) {
         // After QUIT: the clients that were queued, then no more
         if (stopping()) {
-            stop_listening();   // already done, unless QUIT came before the first accept()
+            // Here, not as soon as QUIT is seen: a client taken from the backlog must be handed
+            // out, and only a caller of accept() will take it. A loop that ends on stopping()
+            // instead leaves the queued clients in the backlog, for the workers still listening.
+            stop_listening();
             if (queued_.empty()) return -1;
             const int fd = queued_.front();
             queued_.pop_front();
