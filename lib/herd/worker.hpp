@@ -5,8 +5,8 @@
 //   (first heartbeat: the manager now counts the worker as ready)
 //   run()        the main loop; call heartbeat() often and return once stopping() is true
 //   on_exit(c)   last call, with run()'s exit code; then the process exits with it
-// On QUIT, on_stop() is called once, from heartbeat(), stopping() or the io_context given to
-// attach(), never from a signal handler; stopping() turns true once on_stop() has run.
+// On QUIT, on_stop() is called once, from heartbeat(), stopping(), accept(), wait_readable() or the
+// io_context given to attach(), never from a signal handler; stopping() turns true once on_stop() has run.
 // Heartbeats stop with QUIT: a retiring worker is bounded by --graceful-timeout instead. TERM and INT end the process
 // at once (their default action). A dead manager ends the worker whatever it is doing.
 //
