@@ -14,6 +14,12 @@
 //   flood-records  the worker in slot 0 writes valid heartbeat records to its heartbeat pipe as
 //                  fast as the pipe takes them (many per write) until QUIT; the others work as ok
 //   flood-garbage  the same with malformed records holding NUL, ESC and CR
+//   idle-wait      waits in wait_readable() on no descriptor until QUIT: every heartbeat comes
+//                  from inside that wait
+//   poll-stop-fd   a poll() loop of its own on stop_fd(), heartbeat() once per wake-up
+//
+// `--no-pdeathsig` clears PR_SET_PDEATHSIG in on_start (and says so in the log): only the
+// heartbeat channel can then tell the worker that its manager died.
 //
 // `--units N` reports N units of work per 10 ms tick (feeds --max-requests).
 //
@@ -30,6 +36,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -53,7 +60,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 10ms;
 
 enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
-                  flood_records, flood_garbage };
+                  flood_records, flood_garbage, idle_wait, poll_stop_fd };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -90,6 +97,8 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"orphans", Mode::orphans, true},
         {"flood-records", Mode::flood_records, false},
         {"flood-garbage", Mode::flood_garbage, false},
+        {"idle-wait", Mode::idle_wait, false},
+        {"poll-stop-fd", Mode::poll_stop_fd, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -192,8 +201,9 @@ public:
         d.add_options()
             ("mode", po::value<std::string>()->default_value("ok"),
              "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
-             " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage")
-            ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick");
+             " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage | idle-wait | poll-stop-fd")
+            ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick")
+            ("no-pdeathsig", po::bool_switch(), "clear PR_SET_PDEATHSIG at start: only the heartbeat channel tells of a dead manager");
     }
 
     void on_start() override
@@ -212,6 +222,12 @@ public:
             ::_exit(2);
         }
         units_ = args()["units"].as<std::uint64_t>();
+        if (args()["no-pdeathsig"].as<bool>()) {
+            ::prctl(PR_SET_PDEATHSIG, 0);
+            int left = -1;
+            ::prctl(PR_GET_PDEATHSIG, &left);
+            spdlog::info("test worker {} runs without PR_SET_PDEATHSIG (signal {})", ::getpid(), left);
+        }
         spdlog::debug("test worker {} in slot {} runs mode {}", ::getpid(), slot(), text);
 
         // Boot-time modes
@@ -238,6 +254,21 @@ public:
             spdlog::info("test worker {} floods its heartbeat channel (fd {}, {})", ::getpid(), fd,
                          mode_.mode == Mode::flood_garbage ? "garbage" : "records");
             flood(fd, flood_chunk(mode_.mode == Mode::flood_garbage), [this] { return stopping(); });
+            return 0;
+        }
+        // Idle in herd's own wait until QUIT
+        if (mode_.mode == Mode::idle_wait) {
+            while (wait_readable(-1) != herd::Wake::stopping) {
+            }
+            return 0;
+        }
+        if (mode_.mode == Mode::poll_stop_fd) {
+            pollfd stop{stop_fd(), POLLIN, 0};
+            const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(options().heartbeat_interval);
+            while (!stopping()) {
+                heartbeat();
+                ::poll(&stop, 1, int(every.count()));
+            }
             return 0;
         }
 

@@ -8,8 +8,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
+
+struct pollfd;
 
 namespace herd::detail {
 
@@ -36,12 +40,23 @@ public:
     void done(std::uint64_t units) noexcept { requests_.fetch_add(units, std::memory_order_relaxed); }
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
     void attach(boost::asio::io_context& io);
+    /// The next client on any listener, heartbeating while none comes; -1 once stopping.
+    int accept();
+    /// Wait for fd to be readable, heartbeating meanwhile; stopping at once after QUIT.
+    Wake wait_readable(int fd, std::chrono::milliseconds timeout);
+    /// Readable from QUIT on.
+    int stop_fd() const;
     const Setup& setup() const { return setup_; }
 
 private:
     struct Attached;
+    using Clock = std::chrono::steady_clock;
     void act_on_signals();
     void send_heartbeat();
+    [[noreturn]] void manager_gone();
+    Wake wait(std::vector<pollfd>& fds, std::optional<Clock::time_point> until);
+    int take_client(Listener& listener, bool& failed);
+    void stop_listening();
 
     Worker& worker_;
     Setup setup_;
@@ -49,6 +64,9 @@ private:
     std::chrono::steady_clock::time_point next_beat_{};
     bool stop_seen_ = false;
     std::unique_ptr<Attached> attached_;
+    bool accepting_ = false;          // accept() owns the listeners: non-blocking, closed on QUIT
+    std::size_t next_listener_ = 0;   // accept() takes from the listeners in turn
+    std::deque<int> queued_;          // clients that were queued when QUIT came, not handed out yet
 };
 
 }  // namespace herd::detail
