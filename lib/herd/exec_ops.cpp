@@ -225,6 +225,11 @@ struct ChildSetup {
             errno = err;
             return failed();
         }
+        // The kernel clears PR_SET_PDEATHSIG when a process changes its user or group: set it again
+        if (identity.uid || identity.gid) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != manager) ::_exit(127);
+        }
 
         // LISTEN_PID is the program's own pid: known only now
         if (env.listen_pid != std::string::npos)

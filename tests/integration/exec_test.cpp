@@ -503,6 +503,23 @@ TEST_CASE("workers die with the manager (PR_SET_PDEATHSIG)")
         CHECK_MESSAGE(poll_until([&] { return !pid_alive(pid); }, in(2s)), "worker " << pid << " outlived the manager");
 }
 
+TEST_CASE("a program running as --user dies with the manager (PR_SET_PDEATHSIG set again after the switch)")
+{
+    // Switching user clears PR_SET_PDEATHSIG; sleep sends no heartbeat that could fail.
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: --user needs root");
+        return;
+    }
+    HardDeadline guard(20s);
+    Process p(herd_args({"-w", "2", "--user", "nobody", "--ready-after", "100ms"}, {"/bin/sleep", "30"}));
+    const std::set<int> workers = wait_all_ready(p, 2, in(5s));
+    REQUIRE(p.signal(SIGKILL));
+    CHECK(p.wait_exit(in(2s)));
+    for (int pid : workers)
+        CHECK_MESSAGE(poll_until([&] { return !pid_alive(pid); }, in(2s)), "program " << pid << " running as nobody outlived the manager");
+    p.kill_group();
+}
+
 TEST_CASE("the command line: no command, a missing or non-executable one, several pools are usage errors; --check checks the command")
 {
     TempDir dir;
