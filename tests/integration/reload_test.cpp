@@ -241,10 +241,7 @@ namespace {
 void wrk_through(int sig, const std::string& kind)
 {
     const std::string wrk = binary("WRK", "/usr/bin/wrk");
-    if (::access(wrk.c_str(), X_OK) != 0) {
-        MESSAGE("wrk not found at " << wrk << ": skipped");
-        return;
-    }
+    if (::access(wrk.c_str(), X_OK) != 0) HERD_SKIP("wrk not found at " + wrk);
     HardDeadline guard(30s);
     Deployment d(hello_http());
     const std::string config = d.dir() / "app.conf";
