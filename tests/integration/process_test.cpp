@@ -349,3 +349,37 @@ TEST_CASE("with WATCHDOG_USEC set the manager sends WATCHDOG=1 at half the inter
     seen.clear();
     CHECK_FALSE(notify.wait_for("WATCHDOG=1", in(400ms), seen));
 }
+
+TEST_CASE("systemd's STATUS= says how many workers are ready, why an upgrade was abandoned, and that the manager stops")
+{
+    HardDeadline guard(15s);
+    Deployment d(test_worker());
+    NotifySocket notify(d.dir() / "notify.sock");
+    Process& p = d.start(concat({"-w", "2"}, fast_options()), {"NOTIFY_SOCKET=" + notify.path()});
+    std::vector<std::string> seen;
+    auto all_seen = [&] {
+        std::string text;
+        for (const auto& m : seen) text += "[" + m + "] ";
+        return text + "\n" + p.output();
+    };
+    const auto ready = notify.wait_for("READY=1", in(5s), seen);
+    REQUIRE_MESSAGE(ready, all_seen());
+    CHECK_MESSAGE(ready->find("STATUS=2 workers ready") != std::string::npos, *ready);
+
+    deploy_script("#!/bin/sh\necho \"bad config\" >&2\nexit 2\n", d.app());
+    seen.clear();
+    REQUIRE(p.signal(SIGUSR2));
+    const auto abandoned = notify.wait_for("STATUS=upgrade abandoned", in(5s), seen);
+    REQUIRE_MESSAGE(abandoned, all_seen());
+    CHECK_MESSAGE(*abandoned == "READY=1\nSTATUS=upgrade abandoned: " + d.app() + " --check failed (exit code 2): bad config",
+                  *abandoned);
+
+    seen.clear();
+    REQUIRE(p.signal(SIGQUIT));
+    const auto stopping = notify.wait_for("STOPPING=1", in(3s), seen);
+    REQUIRE_MESSAGE(stopping, all_seen());
+    CHECK_MESSAGE(stopping->find("STATUS=stopping gracefully") != std::string::npos, *stopping);
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+}
