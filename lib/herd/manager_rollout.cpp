@@ -154,11 +154,13 @@ void Manager::use_options(Options next)
 // How the pre-flight check starts: without the manager's blocked signals (they are read from a
 // signalfd; a program must not inherit that mask), at the lowest priority and with the kernel's
 // default time slice (not the manager's long one), so that checking the new binary takes CPU
-// from nobody serving requests.
+// from nobody serving requests. In a process group of its own: a check that hangs is killed with
+// whatever it started (a wrapper script's children hold its output open).
 struct PreflightSetup {
     boost::process::v2::error_code on_exec_setup(boost::process::v2::posix::default_launcher&,
                                                  const boost::process::v2::filesystem::path&, const char* const*)
     {
+        ::setpgid(0, 0);
         sigset_t none;
         ::sigemptyset(&none);
         ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
@@ -223,6 +225,7 @@ void Manager::start_upgrade()
     pf->timer.async_wait([pf](const boost::system::error_code& ec) {
         if (ec) return;
         pf->timed_out = true;
+        ::kill(-pf->process->id(), SIGKILL);
         boost::system::error_code ignored;
         pf->process->terminate(ignored);
     });
@@ -392,6 +395,7 @@ void Manager::abandon_preflight()
 {
     if (!preflight_) return;
     spdlog::warn("upgrade abandoned: the manager is stopping");
+    if (preflight_->process) ::kill(-preflight_->process->id(), SIGKILL);   // with what it started
     preflight_.reset();   // ends the check; its handlers see operation_aborted
 }
 

@@ -703,6 +703,7 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
             convert((*vm)[key].as<std::string>());
         }
     }
+    result.options.app_args.map = vm;
     return result;
 }
 

@@ -41,6 +41,13 @@ enum class HeartbeatMode {
     off,        // never: ready after --ready-after (or at a first record), never retired for silence
 };
 
+/// Every option as parsed, the application's too, for Worker::args(). Options compare by herd's
+/// own values: two parses of the same text are equal.
+struct AppArgs {
+    std::shared_ptr<const boost::program_options::variables_map> map;
+    friend bool operator==(const AppArgs&, const AppArgs&) { return true; }
+};
+
 /// Every option of DESIGN.md §2, with its default.
 struct Options {
     unsigned workers = 4;
@@ -72,6 +79,7 @@ struct Options {
     bool daemon = false;
     bool check = false;
     unsigned adopt_check = 0;                                 // with --check: hand-over version to confirm
+    AppArgs app_args;                                         // what Worker::args() gives; a reload brings new ones
 
     friend bool operator==(const Options&, const Options&) = default;
 };

@@ -275,7 +275,9 @@ int run(int argc, char** argv, App app)
                     throw std::system_error(err, std::generic_category(), "cannot switch to --user or --group");
                 auto worker = make_worker();
                 detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts,
-                                                        s.command_line.app_args.get(), s.listeners});
+                                                        opts.app_args.map ? opts.app_args.map.get()
+                                                                          : s.command_line.app_args.get(),
+                                                        s.listeners});
                 return runtime.run();
             },
             s.command_line.options.spare > 0);   // --spare 0: no extra process at all, not even a standby

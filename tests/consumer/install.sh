@@ -24,8 +24,15 @@ for header in herd.hpp options.hpp worker.hpp; do
     found=$(find "$stage" -path "*/include/herd/$header" -print -quit)
     [[ -n $found ]] || fail "include/herd/$header was not installed"
 done
-pc=$(find "$stage" -path '*/lib/*pkgconfig/herd.pc' -print -quit)
-[[ -n $pc ]] || fail "lib/pkgconfig/herd.pc was not installed"
+# Under meson's libdir, whatever it is here: lib, lib64 (no dpkg-dev), lib/x86_64-linux-gnu
+libdir=$(meson introspect "$build" --buildoptions \
+    | python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "libdir"))') \
+    || fail "cannot read libdir from meson introspect"
+prefix_opt=$(meson introspect "$build" --buildoptions \
+    | python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
+[[ $libdir == /* ]] || libdir="$prefix_opt/$libdir"
+pc="$stage$libdir/pkgconfig/herd.pc"
+[[ -f $pc ]] || fail "$libdir/pkgconfig/herd.pc was not installed (found: $(find "$stage" -name '*.pc' | tr '\n' ' '))"
 echo "installed: ${pc#"$stage"}"
 cat "$pc"
 
@@ -46,6 +53,7 @@ ${CXX:-c++} -std=c++20 -o "$tmp/app" "$src/tests/consumer/project/main.cpp" $fla
     || fail "compiling and linking against the installed herd"
 
 libdir=$(pkg-config --variable=libdir herd)
+[[ -d $libdir ]] || fail "herd.pc's libdir $libdir does not exist in the staged tree"
 echo "== app --check / --version"
 LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/app" --check \
     || fail "installed-tree program --check exited $?"

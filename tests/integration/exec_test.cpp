@@ -472,10 +472,7 @@ TEST_CASE("a program gone from disk after start cannot be spawned: herd backs of
 
 TEST_CASE("--user makes the program run as that user, the manager keeping its own")
 {
-    if (::geteuid() != 0) {
-        MESSAGE("skipped: needs root");
-        return;
-    }
+    if (::geteuid() != 0) HERD_SKIP("needs root");
     const passwd* nobody = ::getpwnam("nobody");
     REQUIRE(nobody);
     const std::string uid = std::to_string(nobody->pw_uid);

@@ -1275,6 +1275,19 @@ WrkResult parse_wrk(const std::vector<std::string>& lines)
 
 // Hard deadline
 
+namespace {
+std::atomic<std::size_t> skip_count{0};
+}  // namespace
+
+void skip(const std::string& reason)
+{
+    std::printf("SKIPPED: %s\n", reason.c_str());
+    std::fflush(stdout);
+    ++skip_count;
+}
+
+std::size_t skips() { return skip_count.load(); }
+
 HardDeadline::HardDeadline(std::chrono::seconds limit) : at_(in(limit))
 {
     ::alarm(static_cast<unsigned>(limit.count()));

@@ -496,6 +496,19 @@ struct WrkResult {
 };
 WrkResult parse_wrk(const std::vector<std::string>& lines);
 
+/// The running test case cannot run here: print why ("SKIPPED: <reason>") and count it. The case
+/// must then end at once: HERD_SKIP does both. main.cpp exits 77 (meson's "skipped") when every
+/// case that ran was skipped and none failed, so a skip-prone case runs as a meson test of its own.
+void skip(const std::string& reason);
+/// How many times skip() was called in this process.
+std::size_t skips();
+
+#define HERD_SKIP(reason)                     \
+    do {                                      \
+        ::herd::testing::skip(reason);        \
+        return;                               \
+    } while (0)
+
 /// The test's hard deadline: after `limit`, every child group is killed and the test process
 /// exits 124 with a message. Disarmed by the destructor. One at a time.
 class HardDeadline {

@@ -176,10 +176,7 @@ TEST_CASE("sockets passed the systemd way (LISTEN_FDS) are adopted and served")
 
 TEST_CASE("--user makes workers drop to that user while the manager keeps its own")
 {
-    if (::geteuid() != 0) {
-        MESSAGE("skipped: needs root");
-        return;
-    }
+    if (::geteuid() != 0) HERD_SKIP("needs root");
     const passwd* nobody = ::getpwnam("nobody");
     REQUIRE(nobody);
     HardDeadline guard(15s);
@@ -190,15 +187,9 @@ TEST_CASE("--user makes workers drop to that user while the manager keeps its ow
 
 TEST_CASE("--group makes workers drop to that group")
 {
-    if (::geteuid() != 0) {
-        MESSAGE("skipped: needs root");
-        return;
-    }
+    if (::geteuid() != 0) HERD_SKIP("needs root");
     const group* nogroup = ::getgrnam("nogroup");
-    if (!nogroup) {
-        MESSAGE("skipped: no group 'nogroup' here");
-        return;
-    }
+    if (!nogroup) HERD_SKIP("no group 'nogroup' here");
     HardDeadline guard(15s);
     const auto [worker, manager] = worker_and_manager("--group", "nogroup", "Gid");
     CHECK(worker == std::to_string(nogroup->gr_gid));
@@ -262,10 +253,7 @@ TEST_CASE("the manager runs with a long time slice, its workers and standby with
                });
     }, in(3s)));
     const long long manager = time_slice_of(p.pid()), mine = time_slice_of(::getpid());
-    if (manager != 50'000'000) {
-        MESSAGE("skipped: this kernel grants no time slice on request (Linux 6.12 and later do)");
-        return;
-    }
+    if (manager != 50'000'000) HERD_SKIP("this kernel grants no time slice on request (Linux 6.12 and later do)");
     for (const auto& child : children_of(p.pid())) {
         INFO("child " << child.pid << " (" << child.title << ")");
         CHECK(time_slice_of(child.pid) == mine);
@@ -299,11 +287,12 @@ TEST_CASE("USR1 makes the workers reopen the log file too")
 
 TEST_CASE("as PID 1 the manager reaps adopted orphans, and USR2 still upgrades it")
 {
-    if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/unshare")) {
-        MESSAGE("skipped: needs root and unshare");
-        return;
-    }
+    if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/unshare")) HERD_SKIP("needs root and unshare");
     HardDeadline guard(20s);
+    // A chroot or most containers cannot make a new mount namespace (for a /proc of its own)
+    const auto probe = run({"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "/bin/true"}, 5s);
+    if (!probe.status || probe.status->code != 0)
+        HERD_SKIP("unshare cannot make a pid and mount namespace here: " + (probe.lines.empty() ? std::string("no output") : probe.lines[0]));
     TempDir dir;
     const std::string app = dir / "app";
     deploy(test_worker(), app);
@@ -359,4 +348,38 @@ TEST_CASE("with WATCHDOG_USEC set the manager sends WATCHDOG=1 at half the inter
     }
     seen.clear();
     CHECK_FALSE(notify.wait_for("WATCHDOG=1", in(400ms), seen));
+}
+
+TEST_CASE("systemd's STATUS= says how many workers are ready, why an upgrade was abandoned, and that the manager stops")
+{
+    HardDeadline guard(15s);
+    Deployment d(test_worker());
+    NotifySocket notify(d.dir() / "notify.sock");
+    Process& p = d.start(concat({"-w", "2"}, fast_options()), {"NOTIFY_SOCKET=" + notify.path()});
+    std::vector<std::string> seen;
+    auto all_seen = [&] {
+        std::string text;
+        for (const auto& m : seen) text += "[" + m + "] ";
+        return text + "\n" + p.output();
+    };
+    const auto ready = notify.wait_for("READY=1", in(5s), seen);
+    REQUIRE_MESSAGE(ready, all_seen());
+    CHECK_MESSAGE(ready->find("STATUS=2 workers ready") != std::string::npos, *ready);
+
+    deploy_script("#!/bin/sh\necho \"bad config\" >&2\nexit 2\n", d.app());
+    seen.clear();
+    REQUIRE(p.signal(SIGUSR2));
+    const auto abandoned = notify.wait_for("STATUS=upgrade abandoned", in(5s), seen);
+    REQUIRE_MESSAGE(abandoned, all_seen());
+    CHECK_MESSAGE(*abandoned == "READY=1\nSTATUS=upgrade abandoned: " + d.app() + " --check failed (exit code 2): bad config",
+                  *abandoned);
+
+    seen.clear();
+    REQUIRE(p.signal(SIGQUIT));
+    const auto stopping = notify.wait_for("STOPPING=1", in(3s), seen);
+    REQUIRE_MESSAGE(stopping, all_seen());
+    CHECK_MESSAGE(stopping->find("STATUS=stopping gracefully") != std::string::npos, *stopping);
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
 }

@@ -7,8 +7,12 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -22,6 +26,20 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string hello_http() { return binary("HELLO_HTTP"); }
+std::string test_worker() { return binary("TEST_WORKER"); }
+
+// Connect to a unix stream socket and close: 0 if connected, else the errno.
+int try_connect_unix(const std::string& path)
+{
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    const int err = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ? 0 : errno;
+    ::close(fd);
+    return err;
+}
 
 // -l 127.0.0.1:0 with fast timing and `extra` (the worker count comes from `extra` or a config file).
 std::vector<std::string> server_args(const std::vector<std::string>& extra = {})
@@ -171,6 +189,124 @@ TEST_CASE("HUP with a changed listen address in the config file serves the new a
                   "connecting to the old address after the reload: " << (err ? std::strerror(err) : "connected"));
 }
 
+TEST_CASE("HUP with a listen address that cannot be bound is refused, and the running configuration serves on")
+{
+    HardDeadline guard(30s);
+    LoopbackListener taken;
+    const std::string address = "127.0.0.1:" + std::to_string(taken.port);
+    Deployment d(hello_http());
+    const std::string config = d.dir() / "app.conf";
+    write_file(config, "workers = 2\nlisten = 127.0.0.1:0\n");
+    Process& p = d.start(concat({"--config", config}, fast_options()));
+    const std::string error = d.wait_ready(2, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    WatchedLoad load(d);
+    const std::set<int> generation1 = generation_pids(p, 1);
+
+    write_file(config, "workers = 3\nlisten = " + address + "\n");
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto refused = p.wait_for_line(
+        std::regex("received HUP: cannot bind " + address + ": Address already in use; keeping the running configuration$"),
+        in(2s), mark);
+    REQUIRE_MESSAGE(refused, p.output());
+    // Nothing else happens: no new listener, no new worker, generation 1 serves on the old address
+    const auto since = Clock::now();
+    CHECK(load.client.wait_answered(300, in(5s)));
+    CHECK(p.count(lines::listening, mark) == 0);
+    CHECK(p.count(lines::reloading, mark) == 0);
+    CHECK(p.count(lines::spawned, mark) == 0);
+    CHECK(p.count(lines::reaped, mark) == 0);
+    CHECK(ready_pids(p) == generation1);
+    load.check(generation1, since);
+    // The refused file's worker count did not apply either: TTIN counts from 2
+    REQUIRE(p.signal(SIGTTIN));
+    CHECK_MESSAGE(p.wait_for_line(std::regex("received TTIN: target is now 3 workers"), in(2s), mark), p.output());
+}
+
+TEST_CASE("HUP whose new generation fails restores the previous options and listeners")
+{
+    HardDeadline guard(30s);
+    Deployment d(test_worker());
+    const std::string config = d.dir() / "app.conf";
+    const std::string socket = d.dir() / "new.sock";
+    write_file(config, "workers = 2\nlisten = 127.0.0.1:0\n");
+    Process& p = d.start(concat({"--config", config}, fast_options({"--restart-limit", "3/10s"})));
+    const std::string error = d.wait_ready(2, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    const int old_port = d.port();
+    const std::set<int> generation1 = generation_pids(p, 1);
+
+    // Three workers on a new address, each crashing at boot
+    write_file(config, "workers = 3\nlisten = unix:" + socket + "\nmode = crash-at-boot\n");
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto listening = p.wait_for_line(lines::listening, in(2s), mark);
+    REQUIRE_MESSAGE(listening, p.output());
+    CHECK(listening->groups[1] == "unix:" + socket);
+    REQUIRE_MESSAGE(p.wait_for_line(lines::reloading, in(2s), mark), p.output());
+    const auto failed = p.wait_for_line(std::regex("reload to generation 2 failed: (.+); generation 1 keeps serving$"), in(10s), mark);
+    REQUIRE_MESSAGE(failed, p.output());
+    MESSAGE(failed->line);
+
+    // The listeners are generation 1's again: the old address accepts, the new one is closed
+    CHECK(try_connect("127.0.0.1", old_port, 1s) == 0);
+    int err = 0;
+    CHECK_MESSAGE(poll_until([&] { return (err = try_connect_unix(socket)) != 0; }, in(2s)),
+                  "the new address " << socket << " still accepts after the failed reload");
+    CHECK(ready_pids(p) == generation1);
+    for (int pid : generation1) CHECK(pid_alive(pid));
+
+    // And so are the options, though the file still says otherwise: the target is 2 again (TTIN
+    // makes it 3), and the new worker runs without crash-at-boot
+    const std::size_t mark2 = p.lines().size();
+    REQUIRE(p.signal(SIGTTIN));
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("received TTIN: target is now 3 workers"), in(2s), mark2), p.output());
+    const auto ready = p.wait_for_line(lines::ready, in(5s), mark2);
+    REQUIRE_MESSAGE(ready, p.output());
+    // (a worker of the failed generation may still be reaped now; none spawned since crashed)
+    const auto since = p.matches(lines::spawned, mark2);
+    REQUIRE(!since.empty());
+    CHECK(since.front().number(1) == ready->number(1));
+    for (const auto& [pid, why] : reaped_pids(p, mark2))
+        CHECK_MESSAGE(std::none_of(since.begin(), since.end(), [&](const Match& m) { return m.number(1) == pid; }),
+                      "worker " << pid << " spawned after the failed reload was reaped: " << why << "\n" << p.output());
+    CHECK(ready_pids(p).size() == 3);
+}
+
+TEST_CASE("HUP and USR2 during a reload are ignored with a log line")
+{
+    HardDeadline guard(30s);
+    Deployment d(hello_http());
+    Process& p = d.start(server_args({"-w", "2", "--graceful-timeout", "10s"}));
+    const std::string error = d.wait_ready(2, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    // Old workers drain slowly: requests of 1.5 s are in flight when the reload starts
+    InFlight slow(d.port(), "/sleep?ms=1500", 4, 10s);
+    REQUIRE(slow.all_sent(in(2s)));
+
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto reloading = p.wait_for_line(lines::reloading, in(2s), mark);
+    REQUIRE_MESSAGE(reloading, p.output());
+    REQUIRE(p.signal(SIGHUP));
+    const auto ignored1 = p.wait_for_line(lines::in_progress, in(3s), reloading->index);
+    REQUIRE_MESSAGE(ignored1, p.output());
+    CHECK(ignored1->line.find("received HUP: a reload is in progress, ignored") != std::string::npos);
+    REQUIRE(p.signal(SIGUSR2));
+    const auto ignored2 = p.wait_for_line(lines::in_progress, in(3s), ignored1->index + 1);
+    REQUIRE_MESSAGE(ignored2, p.output());
+    CHECK(ignored2->line.find("received USR2: a reload is in progress, ignored") != std::string::npos);
+    const auto done = wait_complete(p, lines::reload_complete, mark, 2, 2);
+    CHECK_MESSAGE(done.index > ignored2->index, "the reload completed before the signals were ignored");
+
+    // One reload, one new generation, no upgrade
+    CHECK(p.count(lines::reloading, mark) == 1);
+    CHECK(p.count(lines::upgrading, mark) == 0);
+    CHECK(p.count(std::regex(R"(\(generation [3-9]\))"), mark) == 0);
+    for (const auto& r : slow.results()) CHECK_MESSAGE(r.status == 200, "slow request: status " << r.status << " " << r.error);
+}
+
 TEST_CASE("systemd hears READY, RELOADING with MONOTONIC_USEC around USR2 and HUP, and STOPPING on QUIT")
 {
     HardDeadline guard(30s);
@@ -241,10 +377,7 @@ namespace {
 void wrk_through(int sig, const std::string& kind)
 {
     const std::string wrk = binary("WRK", "/usr/bin/wrk");
-    if (::access(wrk.c_str(), X_OK) != 0) {
-        MESSAGE("wrk not found at " << wrk << ": skipped");
-        return;
-    }
+    if (::access(wrk.c_str(), X_OK) != 0) HERD_SKIP("wrk not found at " + wrk);
     HardDeadline guard(30s);
     Deployment d(hello_http());
     const std::string config = d.dir() / "app.conf";

@@ -22,6 +22,7 @@ namespace {
 std::string hello_http() { return binary("HELLO_HTTP"); }
 std::string test_worker() { return binary("TEST_WORKER"); }
 std::string job_worker() { return binary("JOB_WORKER"); }
+std::string herd_exe() { return binary("HERD"); }
 
 const std::regex any_kill{R"(\), killing$)"};
 
@@ -147,6 +148,66 @@ TEST_CASE("a worker ignoring QUIT is killed after the graceful timeout, and the 
     CHECK(took >= 350);
     CHECK(took < 1500);
     CHECK(status->code == 0);
+}
+
+TEST_CASE("a worker ignoring TERM is killed after the kill timeout, and the manager exits 0")
+{
+    HardDeadline guard(20s);
+    // A program that ignores TERM (the disposition survives exec), run in exec mode
+    Process p(concat(concat({herd_exe()}, fast_options({"-w", "1", "--kill-timeout", "400ms", "--heartbeat-timeout", "0",
+                                                        "--ready-after", "100ms"})),
+                     {"--", "/bin/sh", "-c", "trap '' TERM; exec sleep 30"}));
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 1 workers? ready"), in(5s)), p.output());
+    const int pid = spawned_pids(p).at(0);
+
+    const auto sent = Clock::now();
+    REQUIRE(p.signal(SIGTERM));
+    CHECK_MESSAGE(p.wait_for_line(std::regex(R"(received TERM: fast shutdown of 1 workers? \(kill timeout 400 ms\))"), in(2s)),
+                  p.output());
+    const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \S+) after TERM \(kill timeout\), killing)"), in(3s));
+    REQUIRE_MESSAGE(killing, p.output());
+    CHECK(parse_duration_ms(killing->groups[1]) >= 400);
+    CHECK(parse_duration_ms(killing->groups[1]) < 900);
+    const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot 0)"), in(3s));
+    REQUIRE_MESSAGE(reaped, p.output());
+    CHECK(reaped->groups[1] == "killed after kill timeout");
+    const auto status = p.wait_exit(in(3s));
+    REQUIRE_MESSAGE(status, p.output());
+    const double took = ms_since(sent);
+    CHECK(took >= 350);
+    CHECK(took < 1500);
+    CHECK(status->code == 0);
+    CHECK_FALSE(pid_alive(pid));
+}
+
+TEST_CASE("USR2 and HUP during a graceful shutdown are ignored with a log line")
+{
+    HardDeadline guard(20s);
+    Process p(concat({hello_http(), "-w", "2", "-l", "127.0.0.1:0"}, fast_options({"--graceful-timeout", "5s"})));
+    const int port = wait_for_port(p, in(5s));
+    REQUIRE(port > 0);
+    wait_ready(p, 2);
+    // Requests of 1.5 s in flight keep the workers draining
+    InFlight slow(port, "/sleep?ms=1500", 2, 5s);
+    REQUIRE(slow.all_sent(in(2s)));
+
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGQUIT));
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("received QUIT: graceful shutdown of 2 workers"), in(2s), mark), p.output());
+    REQUIRE(p.signal(SIGUSR2));
+    const auto usr2 = p.wait_for_line(std::regex("received USR2: the manager is stopping, ignored$"), in(2s), mark);
+    CHECK_MESSAGE(usr2, p.output());
+    REQUIRE(p.signal(SIGHUP));
+    const auto hup = p.wait_for_line(std::regex("received HUP: the manager is stopping, ignored$"), in(2s), mark);
+    CHECK_MESSAGE(hup, p.output());
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+    // Neither started anything: no pre-flight, no new generation
+    CHECK(p.count(lines::upgrading, mark) == 0);
+    CHECK(p.count(lines::reloading, mark) == 0);
+    CHECK(p.count(lines::spawned, mark) == 0);
+    for (const auto& r : slow.results()) CHECK_MESSAGE(r.status == 200, "slow request: status " << r.status << " " << r.error);
 }
 
 TEST_CASE("a worker draining slowly after QUIT finishes within the graceful timeout")

@@ -199,6 +199,24 @@ TEST_CASE("USR2 is abandoned when the new binary cannot adopt the hand-over vers
         "^/\\S+/app --check failed \\(exit code 2\\): app: cannot adopt hand-over version 1 \\(this binary adopts version 2\\)$");
 }
 
+TEST_CASE("USR2 is abandoned when the new binary's --check hangs: it is killed after 10 s, with what it started")
+{
+    HardDeadline guard(45s);
+    // A wrapper script whose check hangs in a child of its own, as `sleep` here: killing the
+    // script alone would leave the child holding the check's output open.
+    TempDir dir;
+    const std::string child_pid_file = dir / "sleep.pid";
+    check_abandoned(
+        [&](const std::string& app) {
+            deploy_script("#!/bin/sh\nsleep 60 &\necho $! > " + child_pid_file + "\nwait\n", app);
+        },
+        "^/\\S+/app --check did not finish within 10 s$");
+    const auto lines = read_lines(child_pid_file);
+    REQUIRE(lines.size() == 1);
+    const int child = std::stoi(lines[0]);
+    CHECK_MESSAGE(poll_until([&] { return !pid_alive(child); }, in(2s)), "the check's child " << child << " outlived it");
+}
+
 namespace {
 
 // Under load, USR2 to `broken` (a manager that passes --check; its workers never come up) is
