@@ -503,10 +503,7 @@ TEST_CASE("workers die with the manager (PR_SET_PDEATHSIG)")
 TEST_CASE("a program running as --user dies with the manager (PR_SET_PDEATHSIG set again after the switch)")
 {
     // Switching user clears PR_SET_PDEATHSIG; sleep sends no heartbeat that could fail.
-    if (::geteuid() != 0) {
-        MESSAGE("skipped: --user needs root");
-        return;
-    }
+    if (::geteuid() != 0) HERD_SKIP("--user needs root");
     HardDeadline guard(20s);
     Process p(herd_args({"-w", "2", "--user", "nobody", "--ready-after", "100ms"}, {"/bin/sleep", "30"}));
     const std::set<int> workers = wait_all_ready(p, 2, in(5s));

@@ -306,10 +306,7 @@ TEST_CASE("without PR_SET_PDEATHSIG, a hung worker outlives its manager: nothing
 TEST_CASE("a worker running as --user dies with its manager even when hung (PR_SET_PDEATHSIG set again)")
 {
     // Switching user clears PR_SET_PDEATHSIG; a hung worker sends no heartbeat that could fail.
-    if (::geteuid() != 0) {
-        MESSAGE("skipped: --user needs root");
-        return;
-    }
+    if (::geteuid() != 0) HERD_SKIP("--user needs root");
     HardDeadline guard(20s);
     Process p({test_worker(), "-w", "2", "--user", "nobody", "--mode", "hang-after=100", "--heartbeat-interval", "250ms",
                "--heartbeat-timeout", "5s"});
