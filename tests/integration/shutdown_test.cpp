@@ -59,6 +59,36 @@ void check_fast_shutdown(int sig, const std::string& name, bool to_group = false
     for (int pid : workers) CHECK_FALSE(pid_alive(pid));
 }
 
+// `pid`, the one worker of `p`, ignores `sig` (QUIT or TERM, whose timeout is 400 ms): the
+// manager says so, kills it at that timeout with its line, and exits 0 soon after.
+void check_killed_after_timeout(Process& p, int pid, int sig)
+{
+    const bool graceful = sig == SIGQUIT;
+    const std::string name = graceful ? "QUIT" : "TERM";
+    const std::string timeout = graceful ? "graceful timeout" : "kill timeout";
+    const auto sent = Clock::now();
+    REQUIRE(p.signal(sig));
+    const std::string shutdown = graceful ? "graceful" : "fast";
+    CHECK_MESSAGE(p.wait_for_line(std::regex("received " + name + ": " + shutdown + " shutdown of 1 workers? \\(" +
+                                             timeout + " 400 ms\\)"),
+                                  in(2s)),
+                  p.output());
+    const auto killing =
+        p.wait_for_line(worker_line(pid, "still running (\\S+ \\S+) after " + name + " \\(" + timeout + "\\), killing"), in(3s));
+    REQUIRE_MESSAGE(killing, p.output());
+    CHECK(parse_duration_ms(killing->groups[1]) >= 400);
+    CHECK(parse_duration_ms(killing->groups[1]) < 900);
+    const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot 0)"), in(3s));
+    REQUIRE_MESSAGE(reaped, p.output());
+    CHECK(reaped->groups[1] == "killed after " + timeout);
+    const auto status = p.wait_exit(in(3s));
+    REQUIRE_MESSAGE(status, p.output());
+    const double took = ms_since(sent);
+    CHECK(took >= 350);
+    CHECK(took < 1500);
+    CHECK(status->code == 0);
+}
+
 }  // namespace
 
 TEST_CASE("QUIT answers every in-flight request, refuses new connections at once and exits 0")
@@ -131,23 +161,7 @@ TEST_CASE("a worker ignoring QUIT is killed after the graceful timeout, and the 
     wait_ready(p, 1);
     const int pid = spawned_pids(p).at(0);
 
-    const auto sent = Clock::now();
-    REQUIRE(p.signal(SIGQUIT));
-    CHECK_MESSAGE(p.wait_for_line(std::regex(R"(received QUIT: graceful shutdown of 1 workers? \(graceful timeout 400 ms\))"), in(2s)),
-                  p.output());
-    const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \S+) after QUIT \(graceful timeout\), killing)"), in(3s));
-    REQUIRE_MESSAGE(killing, p.output());
-    CHECK(parse_duration_ms(killing->groups[1]) >= 400);
-    CHECK(parse_duration_ms(killing->groups[1]) < 900);
-    const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot 0)"), in(3s));
-    REQUIRE_MESSAGE(reaped, p.output());
-    CHECK(reaped->groups[1] == "killed after graceful timeout");
-    const auto status = p.wait_exit(in(3s));
-    REQUIRE_MESSAGE(status, p.output());
-    const double took = ms_since(sent);
-    CHECK(took >= 350);
-    CHECK(took < 1500);
-    CHECK(status->code == 0);
+    check_killed_after_timeout(p, pid, SIGQUIT);
 }
 
 TEST_CASE("a worker ignoring TERM is killed after the kill timeout, and the manager exits 0")
@@ -160,23 +174,7 @@ TEST_CASE("a worker ignoring TERM is killed after the kill timeout, and the mana
     REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 1 workers? ready"), in(5s)), p.output());
     const int pid = spawned_pids(p).at(0);
 
-    const auto sent = Clock::now();
-    REQUIRE(p.signal(SIGTERM));
-    CHECK_MESSAGE(p.wait_for_line(std::regex(R"(received TERM: fast shutdown of 1 workers? \(kill timeout 400 ms\))"), in(2s)),
-                  p.output());
-    const auto killing = p.wait_for_line(worker_line(pid, R"(still running (\S+ \S+) after TERM \(kill timeout\), killing)"), in(3s));
-    REQUIRE_MESSAGE(killing, p.output());
-    CHECK(parse_duration_ms(killing->groups[1]) >= 400);
-    CHECK(parse_duration_ms(killing->groups[1]) < 900);
-    const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot 0)"), in(3s));
-    REQUIRE_MESSAGE(reaped, p.output());
-    CHECK(reaped->groups[1] == "killed after kill timeout");
-    const auto status = p.wait_exit(in(3s));
-    REQUIRE_MESSAGE(status, p.output());
-    const double took = ms_since(sent);
-    CHECK(took >= 350);
-    CHECK(took < 1500);
-    CHECK(status->code == 0);
+    check_killed_after_timeout(p, pid, SIGTERM);
     CHECK_FALSE(pid_alive(pid));
 }
 

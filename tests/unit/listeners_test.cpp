@@ -14,6 +14,21 @@
 
 using namespace herd;
 
+namespace {
+
+// What parse_listen() says of `text`: its error, or "no error".
+std::string message(const std::string& text)
+{
+    try {
+        parse_listen(text);
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+}  // namespace
+
 TEST_CASE("every --listen form parses")
 {
     CHECK(parse_listen("127.0.0.1:8080") == ListenAddress{ListenAddress::Kind::inet, "127.0.0.1", 8080, ""});
@@ -25,14 +40,6 @@ TEST_CASE("every --listen form parses")
 
 TEST_CASE("a bad --listen value says what is wrong")
 {
-    auto message = [](const std::string& text) {
-        try {
-            parse_listen(text);
-        } catch (const std::invalid_argument& e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
-    };
     CHECK(message("127.0.0.1:http") == "port 'http' is not a number from 0 to 65535");
     CHECK(message("127.0.0.1:70000") == "port '70000' is not a number from 0 to 65535");
     CHECK(message("127.0.0.1:-1") == "port '-1' is not a number from 0 to 65535");
@@ -48,14 +55,6 @@ TEST_CASE("a bad --listen value says what is wrong")
 
 TEST_CASE("an IPv4 address in --listen has four octets from 0 to 255")
 {
-    auto message = [](const std::string& text) {
-        try {
-            parse_listen(text);
-        } catch (const std::invalid_argument& e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
-    };
     const std::string four = " is not an IPv4 address (four numbers from 0 to 255)";
     CHECK(message("999.1.1.1:80") == "'999.1.1.1'" + four);
     CHECK(message("1.2.3.256:80") == "'1.2.3.256'" + four);
