@@ -2,20 +2,18 @@
 //
 // Program_options keeps every standard value as text; the table below converts it with the parsers
 // of option_values.hpp, so that a bad value becomes one line naming the option and the value.
-// The config file is read here too
-// (not with po::parse_config_file) so that errors can name the file and the line, and so that
-// sections can be added later for exec mode's named pools.
+// The config file is read by config_file.hpp (not with po::parse_config_file), so that errors can
+// name the file and the line; its entries are stored here as Program_options values.
 #include <herd/options.hpp>
 
+#include <herd/config_file.hpp>
 #include <herd/listeners.hpp>
 #include <herd/option_values.hpp>
 
 #include <boost/program_options.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
-#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -212,67 +210,6 @@ void format_option(std::string& out, const po::option_description& d, std::strin
     out += wrapped + '\n';
 }
 
-// Config file reading
-struct ConfigEntry {
-    std::string section;   // "" before any [section]
-    std::string key;
-    std::string value;
-    int line = 0;
-};
-
-std::string read_file(const std::string& path)
-{
-    std::FILE* file = std::fopen(path.c_str(), "re");
-    if (file == nullptr)
-        throw UsageError("cannot read config file " + path + ": " + std::strerror(errno));
-    std::string text;
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
-    // fopen succeeds on a directory; the error (EISDIR) only shows when reading.
-    const int error = std::ferror(file) ? errno : 0;
-    std::fclose(file);
-    if (error != 0) throw UsageError("cannot read config file " + path + ": " + std::strerror(error));
-    return text;
-}
-
-/// INI lines: `key = value`, `# comment`, `; comment`, `[section]`.
-std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_view text)
-{
-    std::vector<ConfigEntry> entries;
-    std::string section;
-    int number = 0;
-    while (!text.empty()) {
-        const std::size_t eol = std::min(text.find('\n'), text.size());
-        std::string_view line = text.substr(0, eol);
-        text.remove_prefix(std::min(eol + 1, text.size()));
-        ++number;
-        const std::string where = "config file " + path + ", line " + std::to_string(number) + ": ";
-
-        // Comments, also after a value when preceded by a blank ("workers = 4  # peak")
-        for (std::size_t hash = line.find('#'); hash != std::string_view::npos; hash = line.find('#', hash + 1)) {
-            if (hash == 0 || line[hash - 1] == ' ' || line[hash - 1] == '\t') {
-                line = line.substr(0, hash);
-                break;
-            }
-        }
-        line = trim(line);
-        if (line.empty() || line[0] == ';') continue;
-
-        if (line.front() == '[') {
-            if (line.back() != ']')
-                throw UsageError(where + "expected [section], got '" + std::string(line) + "'");
-            section = std::string(trim(line.substr(1, line.size() - 2)));
-            continue;
-        }
-        const std::size_t eq = line.find('=');
-        const std::string_view key = eq == std::string_view::npos ? std::string_view{} : trim(line.substr(0, eq));
-        if (key.empty()) throw UsageError(where + "expected key = value, got '" + std::string(line) + "'");
-        entries.push_back({section, std::string(key), std::string(trim(line.substr(eq + 1))), number});
-    }
-    return entries;
-}
-
 // Error messages
 /// Where a standard option's value came from, for error messages: "" (command line) or "config file X, line N: ".
 using Sources = std::map<std::string, std::string>;
@@ -419,8 +356,8 @@ Sources store_config_file(const std::string& path, const std::vector<Spec>& spec
     Sources sources;
     std::map<std::string, std::string> last_line;   // a "given more than once" is about the last one
     po::parsed_options from_file(&all);
-    for (const ConfigEntry& entry : parse_config_text(path, read_file(path))) {
-        const std::string at = "config file " + path + ", line " + std::to_string(entry.line) + ": ";
+    for (const ConfigEntry& entry : read_config_file(path)) {
+        const std::string at = config_location(path, entry.line);
         // Named pools ([pool.web]) are for a later version of exec mode; anything else is a mistake.
         if (exec && entry.section.starts_with("pool."))
             throw UsageError(at + "several pools ([" + entry.section + "]) are not supported yet: run one herd per pool");
