@@ -1,20 +1,18 @@
 // Options: parsing and validation of the standard command line (DESIGN.md §2).
 //
-// Program_options keeps every standard value as text; the table below converts it with the parsers
-// of option_values.hpp, so that a bad value becomes one line naming the option and the value.
+// Program_options keeps every standard value as text; the table of option_table.hpp converts it,
+// so that a bad value becomes one line naming the option and the value.
 // The config file is read by config_file.hpp (not with po::parse_config_file), so that errors can
 // name the file and the line; its entries are stored here as Program_options values.
 #include <herd/options.hpp>
 
 #include <herd/config_file.hpp>
-#include <herd/listeners.hpp>
-#include <herd/option_values.hpp>
+#include <herd/option_table.hpp>
 
 #include <boost/program_options.hpp>
 
 #include <algorithm>
 #include <csignal>
-#include <cstring>
 #include <map>
 
 namespace herd {
@@ -23,133 +21,7 @@ namespace po = boost::program_options;
 
 namespace {
 
-constexpr std::string_view log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 constexpr unsigned max_workers = 4096;
-
-std::string join_levels()
-{
-    std::string out;
-    for (const auto level : log_levels) {
-        if (!out.empty()) out += ", ";
-        out += level;
-    }
-    return out;
-}
-
-// The standard options
-enum class Kind { value, repeated, flag };
-
-struct Spec {
-    const char* group;
-    const char* names;        // Program_options style: "workers,w"
-    const char* param;        // shown in --help: "N", "D", "PATH"
-    std::string help;         // without the default
-    std::string default_text; // empty: none shown
-    Kind kind;
-    void (*set)(Options&, const std::string&);
-    bool command_line_only = false;
-    bool exec_only = false;   // exec mode (herd -- COMMAND) only
-};
-
-std::string long_name(const Spec& spec)
-{
-    const std::string names = spec.names;
-    return names.substr(0, names.find(','));
-}
-
-/// The options of this mode, `d` giving the defaults shown in --help.
-std::vector<Spec> standard_specs(const Options& d, bool exec)
-{
-    // Defaults in the syntax the options take ("10s"), so they can be pasted
-    const auto dur = [](Duration v) {
-        std::string text = format_duration(v);
-        text.erase(std::remove(text.begin(), text.end(), ' '), text.end());
-        return text;
-    };
-    const auto off_or = [&](Duration v) { return v.count() == 0 ? std::string("off") : dur(v); };
-    const std::string restart = std::to_string(d.restart_limit.count) + "/" + dur(d.restart_limit.window);
-    const std::string jitter = std::to_string(static_cast<int>(d.max_worker_age_jitter * 100 + 0.5)) + "%";
-
-    using O = Options;
-    using S = const std::string&;
-    std::vector<Spec> specs = {
-        {"Pool", "workers,w", "N", "target pool size; 0 idles until TTIN",
-         std::to_string(d.workers), Kind::value, [](O& o, S v) { o.workers = parse_unsigned(v); }},
-        {"Pool", "listen,l", "ADDR", "HOST:PORT, [V6]:PORT, :PORT, unix:PATH (repeatable)", "",
-         Kind::repeated, [](O& o, S v) {
-             parse_listen(v);   // a bad address is a usage error here, in --check too, never at bind
-             o.listen.push_back(v);
-         }},
-        {"Pool", "spare", "N", "extra workers while others retire", std::to_string(d.spare),
-         Kind::value, [](O& o, S v) { o.spare = parse_unsigned(v); }},
-        {"Pool", "restart-limit", "R/T", "back off after more than R exits in T",
-         restart, Kind::value, [](O& o, S v) { o.restart_limit = parse_restart_limit(v); }},
-        {"Pool", "max-worker-age", "D", "retire a worker this old", off_or(d.max_worker_age),
-         Kind::value, [](O& o, S v) { o.max_worker_age = parse_duration(v); }},
-        {"Pool", "max-worker-age-jitter", "F", "vary max age by up to F (10% or 0.1)", jitter,
-         Kind::value, [](O& o, S v) { o.max_worker_age_jitter = parse_fraction(v); }},
-        {"Pool", "max-requests", "N", "retire a worker after N requests",
-         d.max_requests == 0 ? "off" : std::to_string(d.max_requests), Kind::value,
-         [](O& o, S v) { o.max_requests = parse_whole(v); }},
-        {"Pool", "max-requests-jitter", "N", "vary max requests by up to N",
-         std::to_string(d.max_requests_jitter), Kind::value,
-         [](O& o, S v) { o.max_requests_jitter = parse_whole(v); }},
-
-        {"Heartbeats and timeouts", "heartbeat-interval", "D", "how often a worker beats",
-         dur(d.heartbeat_interval), Kind::value, [](O& o, S v) { o.heartbeat_interval = parse_duration(v); }},
-        {"Heartbeats and timeouts", "heartbeat-timeout", "D", "retire a worker silent this long; 0: off",
-         off_or(d.heartbeat_timeout), Kind::value, [](O& o, S v) { o.heartbeat_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "boot-timeout", "D", "kill a worker not ready by then",
-         dur(d.boot_timeout), Kind::value, [](O& o, S v) { o.boot_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "graceful-timeout", "D", "from QUIT to KILL",
-         dur(d.graceful_timeout), Kind::value, [](O& o, S v) { o.graceful_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "kill-timeout", "D", "from TERM to KILL",
-         dur(d.kill_timeout), Kind::value, [](O& o, S v) { o.kill_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "upgrade-timeout", "D", "USR2: new generation ready within",
-         dur(d.upgrade_timeout), Kind::value, [](O& o, S v) { o.upgrade_timeout = parse_duration(v); }},
-
-        {"Exec mode", "heartbeat", "MODE", "auto: a program's silence is watched from its first heartbeat on; "
-         "required: from its start (ready only at a heartbeat); off: never",
-         to_string(d.heartbeat), Kind::value, [](O& o, S v) { o.heartbeat = parse_heartbeat_mode(v); }, false, true},
-        {"Exec mode", "ready-after", "D", "unless --heartbeat required, a program is ready once it has run D",
-         d.ready_after ? dur(*d.ready_after) : "", Kind::value,
-         [](O& o, S v) { o.ready_after = parse_duration(v); }, false, true},
-        {"Exec mode", "stop-signal", "SIG", "asks a program to finish and exit (retire, QUIT to herd); "
-         "KILL follows after --graceful-timeout", signal_text(d.stop_signal), Kind::value,
-         [](O& o, S v) { o.stop_signal = parse_signal(v); }, false, true},
-
-        {"Process", "pid-file", "PATH", "write the manager's pid here, locked", "", Kind::value,
-         [](O& o, S v) { o.pid_file = v; }},
-        {"Process", "control", "PATH", "unix control socket for herdctl", "", Kind::value,
-         [](O& o, S v) { o.control = v; }},
-        {"Process", "user", "USER", "workers drop to this user after fork", "", Kind::value,
-         [](O& o, S v) { o.user = v; }},
-        {"Process", "group", "GROUP", "workers drop to this group after fork", "", Kind::value,
-         [](O& o, S v) { o.group = v; }},
-        {"Process", "name", "NAME", "shown in process titles", "binary name",
-         Kind::value, [](O& o, S v) { o.name = v; }},
-        {"Process", "daemon", nullptr, "detach once the pool is ready", "", Kind::flag,
-         [](O& o, S v) { o.daemon = parse_bool(v); }},
-        {"Process", "check", nullptr, "check the options, exit 0 or 2", "", Kind::flag,
-         [](O& o, S v) { o.check = parse_bool(v); }},
-        {"Process", "adopt-check", "V", "with --check: confirm this binary can adopt a running "
-         "manager's hand-over version V (USR2 runs this)", "", Kind::value,
-         [](O& o, S v) { o.adopt_check = parse_unsigned(v); }, true},
-
-        {"Logging", "log-level", "LEVEL", join_levels(), d.log_level, Kind::value,
-         [](O& o, S v) { o.log_level = v; }},
-        {"Logging", "log-file", "PATH", "instead of stderr; USR1 reopens", "", Kind::value,
-         [](O& o, S v) { o.log_file = v; }},
-
-        {"General", "config", "FILE", "read options from FILE (key = value lines)", "",
-         Kind::value, [](O& o, S v) { o.config = v; }, true},
-        {"General", "help,h", nullptr, "show this help and exit", "", Kind::flag, nullptr, true},
-        {"General", "version", nullptr, "show the version and exit", "", Kind::flag, nullptr, true},
-    };
-    // Exec mode's own options are unknown to a server binary, whose workers are herd::Workers.
-    std::erase_if(specs, [&](const Spec& s) { return s.exec_only && !exec; });
-    return specs;
-}
 
 po::typed_value<std::string>* flag_value()
 {
@@ -279,16 +151,16 @@ struct Descriptions {
     po::options_description all;                                         // everything, for parsing
 };
 
-Descriptions make_descriptions(const std::vector<Spec>& specs, const OptionsExtension& ext)
+Descriptions make_descriptions(const std::vector<OptionSpec>& specs, const OptionsExtension& ext)
 {
     Descriptions desc;
-    for (const Spec& spec : specs) {
+    for (const OptionSpec& spec : specs) {
         if (desc.groups.empty() || desc.groups.back().first != spec.group)
             desc.groups.emplace_back(spec.group, po::options_description(spec.group));
         po::value_semantic* semantic = nullptr;
-        if (spec.kind == Kind::flag)
+        if (spec.kind == OptionKind::flag)
             semantic = flag_value();
-        else if (spec.kind == Kind::repeated)
+        else if (spec.kind == OptionKind::repeated)
             semantic = po::value<std::vector<std::string>>()->value_name(spec.param);
         else
             semantic = po::value<std::string>()->value_name(spec.param);
@@ -300,7 +172,7 @@ Descriptions make_descriptions(const std::vector<Spec>& specs, const OptionsExte
     return desc;
 }
 
-std::string make_help_text(const Descriptions& desc, const std::vector<Spec>& specs, const OptionsExtension& ext,
+std::string make_help_text(const Descriptions& desc, const std::vector<OptionSpec>& specs, const OptionsExtension& ext,
                            const std::string& program)
 {
     const std::string usage = !ext.usage.empty() ? ext.usage
@@ -310,7 +182,7 @@ std::string make_help_text(const Descriptions& desc, const std::vector<Spec>& sp
         help += "\n" + name + ":\n";
         for (const auto& d : group.options()) {
             const auto spec = std::find_if(specs.begin(), specs.end(),
-                                           [&](const Spec& s) { return long_name(s) == d->long_name(); });
+                                           [&](const OptionSpec& s) { return long_name(s) == d->long_name(); });
             format_option(help, *d, spec->default_text);
         }
     }
@@ -350,7 +222,7 @@ void store_command_line(const std::vector<std::string>& args, const po::options_
 }
 
 /// Store the file's values where the command line left none; returns where each one came from.
-Sources store_config_file(const std::string& path, const std::vector<Spec>& specs, const po::options_description& all,
+Sources store_config_file(const std::string& path, const std::vector<OptionSpec>& specs, const po::options_description& all,
                           bool exec, po::variables_map& vm)
 {
     Sources sources;
@@ -363,7 +235,7 @@ Sources store_config_file(const std::string& path, const std::vector<Spec>& spec
             throw UsageError(at + "several pools ([" + entry.section + "]) are not supported yet: run one herd per pool");
         if (!entry.section.empty()) throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
         const auto spec =
-            std::find_if(specs.begin(), specs.end(), [&](const Spec& s) { return long_name(s) == entry.key; });
+            std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return long_name(s) == entry.key; });
         if (spec != specs.end() && spec->command_line_only)
             throw UsageError(at + "option '" + entry.key + "' is only allowed on the command line");
         if (all.find_nothrow(entry.key, false) == nullptr) throw UsageError(at + "unknown option '" + entry.key + "'");
@@ -403,7 +275,7 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
     CommandLine result;
     result.options = ext.defaults;
     result.argv.assign(argv, argv + argc);
-    const std::vector<Spec> specs = standard_specs(ext.defaults, ext.accepts_command);
+    const std::vector<OptionSpec> specs = standard_specs(ext.defaults, ext.accepts_command);
     const Descriptions desc = make_descriptions(specs, ext);
     const std::string program = ext.program.empty() ? basename_of(argc > 0 ? argv[0] : nullptr) : ext.program;
     result.help_text = make_help_text(desc, specs, ext, program);
@@ -437,7 +309,7 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
     }
 
     // Conversion of the standard options
-    for (const Spec& spec : specs) {
+    for (const OptionSpec& spec : specs) {
         const std::string key = long_name(spec);
         if (spec.set == nullptr || !vm->count(key)) continue;
         const auto convert = [&](const std::string& value) {
@@ -448,7 +320,7 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
                                  display_name(key, sources) + ": " + e.what());
             }
         };
-        if (spec.kind == Kind::repeated) {
+        if (spec.kind == OptionKind::repeated) {
             for (const auto& value : (*vm)[key].as<std::vector<std::string>>()) convert(value);
         } else {
             convert((*vm)[key].as<std::string>());
