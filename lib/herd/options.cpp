@@ -1,23 +1,18 @@
 // Options: parsing and validation of the standard command line (DESIGN.md §2).
 //
-// Program_options keeps every standard value as text; the table below converts it, so that a
-// bad value becomes one line naming the option and the value. The config file is read here too
-// (not with po::parse_config_file) so that errors can name the file and the line, and so that
-// sections can be added later for exec mode's named pools.
+// Program_options keeps every standard value as text; the table of option_table.hpp converts it,
+// so that a bad value becomes one line naming the option and the value.
+// The config file is read by config_file.hpp (not with po::parse_config_file), so that errors can
+// name the file and the line; its entries are stored here as Program_options values.
 #include <herd/options.hpp>
 
-#include <herd/listeners.hpp>
+#include <herd/config_file.hpp>
+#include <herd/option_table.hpp>
 
 #include <boost/program_options.hpp>
 
 #include <algorithm>
-#include <cerrno>
-#include <cctype>
-#include <charconv>
 #include <csignal>
-#include <cstdio>
-#include <cstring>
-#include <limits>
 #include <map>
 
 namespace herd {
@@ -26,199 +21,7 @@ namespace po = boost::program_options;
 
 namespace {
 
-constexpr std::string_view duration_expected = "expected a duration such as 250ms, 2s, 1.5s, 3m or 1h";
-constexpr std::string_view log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 constexpr unsigned max_workers = 4096;
-constexpr std::int64_t ms_per_hour = 3'600'000;
-// Far beyond any sensible timeout, yet small enough that steady_clock::now() plus it cannot
-// overflow the clock's 64-bit nanosecond count.
-constexpr std::int64_t max_duration_hours = 100'000;
-
-// Text helpers
-std::string_view trim(std::string_view s)
-{
-    constexpr std::string_view space = " \t\r\n";
-    const auto first = s.find_first_not_of(space);
-    if (first == std::string_view::npos) return {};
-    return s.substr(first, s.find_last_not_of(space) - first + 1);
-}
-
-bool all_digits(std::string_view s)
-{
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::uint64_t parse_whole(std::string_view text)
-{
-    // from_chars alone would accept a leading '-' and stop silently at trailing garbage.
-    if (!all_digits(text)) throw std::invalid_argument("expected a whole number");
-    std::uint64_t value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec == std::errc::result_out_of_range) throw std::invalid_argument("number too large");
-    return value;
-}
-
-unsigned parse_unsigned(std::string_view text)
-{
-    const std::uint64_t value = parse_whole(text);
-    if (value > std::numeric_limits<unsigned>::max()) throw std::invalid_argument("number too large");
-    return static_cast<unsigned>(value);
-}
-
-/// "10%" or a fraction "0.1", between 0 and 1.
-double parse_fraction(std::string_view text)
-{
-    constexpr const char* expected = "expected a fraction such as 0.1 or a percentage such as 10%";
-    const bool percent = !text.empty() && text.back() == '%';
-    const std::string_view number = percent ? trim(text.substr(0, text.size() - 1)) : text;
-    // from_chars would also take "inf", "nan", "1e3" and a sign.
-    const bool plain = !number.empty() && number.find_first_not_of("0123456789.") == std::string_view::npos &&
-                       std::count(number.begin(), number.end(), '.') <= 1 && number != ".";
-    double value = 0;
-    if (!plain || std::from_chars(number.data(), number.data() + number.size(), value).ec != std::errc{})
-        throw std::invalid_argument(expected);
-    if (percent) value /= 100;
-    if (value > 1) throw std::invalid_argument("must be between 0 and 1 (0% and 100%)");
-    return value;
-}
-
-bool parse_bool(std::string_view text)
-{
-    if (text == "true" || text == "yes" || text == "on" || text == "1") return true;
-    if (text == "false" || text == "no" || text == "off" || text == "0") return false;
-    throw std::invalid_argument("expected true or false");
-}
-
-std::string join_levels()
-{
-    std::string out;
-    for (const auto level : log_levels) {
-        if (!out.empty()) out += ", ";
-        out += level;
-    }
-    return out;
-}
-
-// The standard options
-enum class Kind { value, repeated, flag };
-
-struct Spec {
-    const char* group;
-    const char* names;        // Program_options style: "workers,w"
-    const char* param;        // shown in --help: "N", "D", "PATH"
-    std::string help;         // without the default
-    std::string default_text; // empty: none shown
-    Kind kind;
-    void (*set)(Options&, const std::string&);
-    bool command_line_only = false;
-    bool exec_only = false;   // exec mode (herd -- COMMAND) only
-};
-
-std::string long_name(const Spec& spec)
-{
-    const std::string names = spec.names;
-    return names.substr(0, names.find(','));
-}
-
-std::string signal_text(int signal)
-{
-    const char* abbrev = ::sigabbrev_np(signal);
-    return abbrev ? abbrev : std::to_string(signal);
-}
-
-/// The options of this mode, `d` giving the defaults shown in --help.
-std::vector<Spec> standard_specs(const Options& d, bool exec)
-{
-    // Defaults in the syntax the options take ("10s"), so they can be pasted
-    const auto dur = [](Duration v) {
-        std::string text = format_duration(v);
-        text.erase(std::remove(text.begin(), text.end(), ' '), text.end());
-        return text;
-    };
-    const auto off_or = [&](Duration v) { return v.count() == 0 ? std::string("off") : dur(v); };
-    const std::string restart = std::to_string(d.restart_limit.count) + "/" + dur(d.restart_limit.window);
-    const std::string jitter = std::to_string(static_cast<int>(d.max_worker_age_jitter * 100 + 0.5)) + "%";
-
-    using O = Options;
-    using S = const std::string&;
-    std::vector<Spec> specs = {
-        {"Pool", "workers,w", "N", "target pool size; 0 idles until TTIN",
-         std::to_string(d.workers), Kind::value, [](O& o, S v) { o.workers = parse_unsigned(v); }},
-        {"Pool", "listen,l", "ADDR", "HOST:PORT, [V6]:PORT, :PORT, unix:PATH (repeatable)", "",
-         Kind::repeated, [](O& o, S v) {
-             parse_listen(v);   // a bad address is a usage error here, in --check too, never at bind
-             o.listen.push_back(v);
-         }},
-        {"Pool", "spare", "N", "extra workers while others retire", std::to_string(d.spare),
-         Kind::value, [](O& o, S v) { o.spare = parse_unsigned(v); }},
-        {"Pool", "restart-limit", "R/T", "back off after more than R exits in T",
-         restart, Kind::value, [](O& o, S v) { o.restart_limit = parse_restart_limit(v); }},
-        {"Pool", "max-worker-age", "D", "retire a worker this old", off_or(d.max_worker_age),
-         Kind::value, [](O& o, S v) { o.max_worker_age = parse_duration(v); }},
-        {"Pool", "max-worker-age-jitter", "F", "vary max age by up to F (10% or 0.1)", jitter,
-         Kind::value, [](O& o, S v) { o.max_worker_age_jitter = parse_fraction(v); }},
-        {"Pool", "max-requests", "N", "retire a worker after N requests",
-         d.max_requests == 0 ? "off" : std::to_string(d.max_requests), Kind::value,
-         [](O& o, S v) { o.max_requests = parse_whole(v); }},
-        {"Pool", "max-requests-jitter", "N", "vary max requests by up to N",
-         std::to_string(d.max_requests_jitter), Kind::value,
-         [](O& o, S v) { o.max_requests_jitter = parse_whole(v); }},
-
-        {"Heartbeats and timeouts", "heartbeat-interval", "D", "how often a worker beats",
-         dur(d.heartbeat_interval), Kind::value, [](O& o, S v) { o.heartbeat_interval = parse_duration(v); }},
-        {"Heartbeats and timeouts", "heartbeat-timeout", "D", "retire a worker silent this long; 0: off",
-         off_or(d.heartbeat_timeout), Kind::value, [](O& o, S v) { o.heartbeat_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "boot-timeout", "D", "kill a worker not ready by then",
-         dur(d.boot_timeout), Kind::value, [](O& o, S v) { o.boot_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "graceful-timeout", "D", "from QUIT to KILL",
-         dur(d.graceful_timeout), Kind::value, [](O& o, S v) { o.graceful_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "kill-timeout", "D", "from TERM to KILL",
-         dur(d.kill_timeout), Kind::value, [](O& o, S v) { o.kill_timeout = parse_duration(v); }},
-        {"Heartbeats and timeouts", "upgrade-timeout", "D", "USR2: new generation ready within",
-         dur(d.upgrade_timeout), Kind::value, [](O& o, S v) { o.upgrade_timeout = parse_duration(v); }},
-
-        {"Exec mode", "heartbeat", "MODE", "auto: a program's silence is watched from its first heartbeat on; "
-         "required: from its start (ready only at a heartbeat); off: never",
-         to_string(d.heartbeat), Kind::value, [](O& o, S v) { o.heartbeat = parse_heartbeat_mode(v); }, false, true},
-        {"Exec mode", "ready-after", "D", "unless --heartbeat required, a program is ready once it has run D",
-         d.ready_after ? dur(*d.ready_after) : "", Kind::value,
-         [](O& o, S v) { o.ready_after = parse_duration(v); }, false, true},
-        {"Exec mode", "stop-signal", "SIG", "asks a program to finish and exit (retire, QUIT to herd); "
-         "KILL follows after --graceful-timeout", signal_text(d.stop_signal), Kind::value,
-         [](O& o, S v) { o.stop_signal = parse_signal(v); }, false, true},
-
-        {"Process", "pid-file", "PATH", "write the manager's pid here, locked", "", Kind::value,
-         [](O& o, S v) { o.pid_file = v; }},
-        {"Process", "control", "PATH", "unix control socket for herdctl", "", Kind::value,
-         [](O& o, S v) { o.control = v; }},
-        {"Process", "user", "USER", "workers drop to this user after fork", "", Kind::value,
-         [](O& o, S v) { o.user = v; }},
-        {"Process", "group", "GROUP", "workers drop to this group after fork", "", Kind::value,
-         [](O& o, S v) { o.group = v; }},
-        {"Process", "name", "NAME", "shown in process titles", "binary name",
-         Kind::value, [](O& o, S v) { o.name = v; }},
-        {"Process", "daemon", nullptr, "detach once the pool is ready", "", Kind::flag,
-         [](O& o, S v) { o.daemon = parse_bool(v); }},
-        {"Process", "check", nullptr, "check the options, exit 0 or 2", "", Kind::flag,
-         [](O& o, S v) { o.check = parse_bool(v); }},
-        {"Process", "adopt-check", "V", "with --check: confirm this binary can adopt a running "
-         "manager's hand-over version V (USR2 runs this)", "", Kind::value,
-         [](O& o, S v) { o.adopt_check = parse_unsigned(v); }, true},
-
-        {"Logging", "log-level", "LEVEL", join_levels(), d.log_level, Kind::value,
-         [](O& o, S v) { o.log_level = v; }},
-        {"Logging", "log-file", "PATH", "instead of stderr; USR1 reopens", "", Kind::value,
-         [](O& o, S v) { o.log_file = v; }},
-
-        {"General", "config", "FILE", "read options from FILE (key = value lines)", "",
-         Kind::value, [](O& o, S v) { o.config = v; }, true},
-        {"General", "help,h", nullptr, "show this help and exit", "", Kind::flag, nullptr, true},
-        {"General", "version", nullptr, "show the version and exit", "", Kind::flag, nullptr, true},
-    };
-    // Exec mode's own options are unknown to a server binary, whose workers are herd::Workers.
-    std::erase_if(specs, [&](const Spec& s) { return s.exec_only && !exec; });
-    return specs;
-}
 
 po::typed_value<std::string>* flag_value()
 {
@@ -277,67 +80,6 @@ void format_option(std::string& out, const po::option_description& d, std::strin
     std::string wrapped = wrap(help, column, width);
     std::replace(wrapped.begin(), wrapped.end(), '\x01', ' ');
     out += wrapped + '\n';
-}
-
-// Config file reading
-struct ConfigEntry {
-    std::string section;   // "" before any [section]
-    std::string key;
-    std::string value;
-    int line = 0;
-};
-
-std::string read_file(const std::string& path)
-{
-    std::FILE* file = std::fopen(path.c_str(), "re");
-    if (file == nullptr)
-        throw UsageError("cannot read config file " + path + ": " + std::strerror(errno));
-    std::string text;
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
-    // fopen succeeds on a directory; the error (EISDIR) only shows when reading.
-    const int error = std::ferror(file) ? errno : 0;
-    std::fclose(file);
-    if (error != 0) throw UsageError("cannot read config file " + path + ": " + std::strerror(error));
-    return text;
-}
-
-/// INI lines: `key = value`, `# comment`, `; comment`, `[section]`.
-std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_view text)
-{
-    std::vector<ConfigEntry> entries;
-    std::string section;
-    int number = 0;
-    while (!text.empty()) {
-        const std::size_t eol = std::min(text.find('\n'), text.size());
-        std::string_view line = text.substr(0, eol);
-        text.remove_prefix(std::min(eol + 1, text.size()));
-        ++number;
-        const std::string where = "config file " + path + ", line " + std::to_string(number) + ": ";
-
-        // Comments, also after a value when preceded by a blank ("workers = 4  # peak")
-        for (std::size_t hash = line.find('#'); hash != std::string_view::npos; hash = line.find('#', hash + 1)) {
-            if (hash == 0 || line[hash - 1] == ' ' || line[hash - 1] == '\t') {
-                line = line.substr(0, hash);
-                break;
-            }
-        }
-        line = trim(line);
-        if (line.empty() || line[0] == ';') continue;
-
-        if (line.front() == '[') {
-            if (line.back() != ']')
-                throw UsageError(where + "expected [section], got '" + std::string(line) + "'");
-            section = std::string(trim(line.substr(1, line.size() - 2)));
-            continue;
-        }
-        const std::size_t eq = line.find('=');
-        const std::string_view key = eq == std::string_view::npos ? std::string_view{} : trim(line.substr(0, eq));
-        if (key.empty()) throw UsageError(where + "expected key = value, got '" + std::string(line) + "'");
-        entries.push_back({section, std::string(key), std::string(trim(line.substr(eq + 1))), number});
-    }
-    return entries;
 }
 
 // Error messages
@@ -409,16 +151,16 @@ struct Descriptions {
     po::options_description all;                                         // everything, for parsing
 };
 
-Descriptions make_descriptions(const std::vector<Spec>& specs, const OptionsExtension& ext)
+Descriptions make_descriptions(const std::vector<OptionSpec>& specs, const OptionsExtension& ext)
 {
     Descriptions desc;
-    for (const Spec& spec : specs) {
+    for (const OptionSpec& spec : specs) {
         if (desc.groups.empty() || desc.groups.back().first != spec.group)
             desc.groups.emplace_back(spec.group, po::options_description(spec.group));
         po::value_semantic* semantic = nullptr;
-        if (spec.kind == Kind::flag)
+        if (spec.kind == OptionKind::flag)
             semantic = flag_value();
-        else if (spec.kind == Kind::repeated)
+        else if (spec.kind == OptionKind::repeated)
             semantic = po::value<std::vector<std::string>>()->value_name(spec.param);
         else
             semantic = po::value<std::string>()->value_name(spec.param);
@@ -430,7 +172,7 @@ Descriptions make_descriptions(const std::vector<Spec>& specs, const OptionsExte
     return desc;
 }
 
-std::string make_help_text(const Descriptions& desc, const std::vector<Spec>& specs, const OptionsExtension& ext,
+std::string make_help_text(const Descriptions& desc, const std::vector<OptionSpec>& specs, const OptionsExtension& ext,
                            const std::string& program)
 {
     const std::string usage = !ext.usage.empty() ? ext.usage
@@ -440,7 +182,7 @@ std::string make_help_text(const Descriptions& desc, const std::vector<Spec>& sp
         help += "\n" + name + ":\n";
         for (const auto& d : group.options()) {
             const auto spec = std::find_if(specs.begin(), specs.end(),
-                                           [&](const Spec& s) { return long_name(s) == d->long_name(); });
+                                           [&](const OptionSpec& s) { return long_name(s) == d->long_name(); });
             format_option(help, *d, spec->default_text);
         }
     }
@@ -480,20 +222,20 @@ void store_command_line(const std::vector<std::string>& args, const po::options_
 }
 
 /// Store the file's values where the command line left none; returns where each one came from.
-Sources store_config_file(const std::string& path, const std::vector<Spec>& specs, const po::options_description& all,
+Sources store_config_file(const std::string& path, const std::vector<OptionSpec>& specs, const po::options_description& all,
                           bool exec, po::variables_map& vm)
 {
     Sources sources;
     std::map<std::string, std::string> last_line;   // a "given more than once" is about the last one
     po::parsed_options from_file(&all);
-    for (const ConfigEntry& entry : parse_config_text(path, read_file(path))) {
-        const std::string at = "config file " + path + ", line " + std::to_string(entry.line) + ": ";
+    for (const ConfigEntry& entry : read_config_file(path)) {
+        const std::string at = config_location(path, entry.line);
         // Named pools ([pool.web]) are for a later version of exec mode; anything else is a mistake.
         if (exec && entry.section.starts_with("pool."))
             throw UsageError(at + "several pools ([" + entry.section + "]) are not supported yet: run one herd per pool");
         if (!entry.section.empty()) throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
         const auto spec =
-            std::find_if(specs.begin(), specs.end(), [&](const Spec& s) { return long_name(s) == entry.key; });
+            std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return long_name(s) == entry.key; });
         if (spec != specs.end() && spec->command_line_only)
             throw UsageError(at + "option '" + entry.key + "' is only allowed on the command line");
         if (all.find_nothrow(entry.key, false) == nullptr) throw UsageError(at + "unknown option '" + entry.key + "'");
@@ -517,93 +259,7 @@ Sources store_config_file(const std::string& path, const std::vector<Spec>& spec
 
 }  // namespace
 
-// Durations
-Duration parse_duration(std::string_view text)
-{
-    // Split number and unit ("1.5s", "250 ms")
-    if (!text.empty() && text.front() == '-') throw std::invalid_argument("a duration cannot be negative");
-    const std::size_t unit_at = std::min(text.find_first_not_of("0123456789."), text.size());
-    const std::string_view number = text.substr(0, unit_at);
-    const std::string_view unit = trim(text.substr(unit_at));
-    const std::size_t dot = number.find('.');
-    const std::string_view whole = number.substr(0, dot);
-    const std::string_view fraction = dot == std::string_view::npos ? std::string_view{} : number.substr(dot + 1);
-    if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(fraction)))
-        throw std::invalid_argument(std::string(duration_expected));
-
-    std::int64_t scale = 0;
-    if (unit == "ms") scale = 1;
-    else if (unit == "s" || unit.empty()) scale = 1000;
-    else if (unit == "m") scale = 60'000;
-    else if (unit == "h") scale = ms_per_hour;
-    else throw std::invalid_argument(std::string(duration_expected));
-
-    // Exact integer arithmetic, rounded to the millisecond
-    const std::string too_large = "too large (at most " + std::to_string(max_duration_hours) + " h)";
-    const std::int64_t limit = max_duration_hours * ms_per_hour;
-    std::uint64_t whole_value = 0;
-    if (std::from_chars(whole.data(), whole.data() + whole.size(), whole_value).ec != std::errc{} ||
-        whole_value > static_cast<std::uint64_t>(limit / scale))
-        throw std::invalid_argument(too_large);
-    std::int64_t ms = static_cast<std::int64_t>(whole_value) * scale;
-    // Nine decimals are far below a millisecond even in hours; more are ignored.
-    const std::string_view digits = fraction.substr(0, 9);
-    if (!digits.empty()) {
-        std::int64_t numerator = 0;
-        std::int64_t denominator = 1;
-        for (const char c : digits) {
-            numerator = numerator * 10 + (c - '0');
-            denominator *= 10;
-        }
-        ms += (numerator * scale + denominator / 2) / denominator;
-    }
-    if (ms > limit) throw std::invalid_argument(too_large);
-    return Duration(ms);
-}
-
-std::string format_duration(Duration d)
-{
-    // Negating min() would overflow; no real duration is that long anyway.
-    if (d == Duration::min()) d += Duration(1);
-    if (d.count() < 0) return "-" + format_duration(-d);
-    if (d.count() == 0) return "0 s";
-    // One way for every duration, chosen by its size alone: milliseconds below a second,
-    // seconds from there on, exact to the millisecond ("2.026 s", "9.1 s", "3600 s").
-    const std::int64_t ms = d.count();
-    if (ms < 1000) return std::to_string(ms) + " ms";
-    std::string text = std::to_string(ms / 1000);
-    if (const std::int64_t rest = ms % 1000; rest != 0) {
-        std::string fraction = std::to_string(rest + 1000).substr(1);
-        while (fraction.back() == '0') fraction.pop_back();
-        text += "." + fraction;
-    }
-    return text + " s";
-}
-
-int parse_signal(std::string_view text)
-{
-    constexpr const char* expected = "expected a signal name such as TERM or INT, or its number";
-    int signal = 0;
-    if (all_digits(text)) {
-        const std::uint64_t n = parse_whole(text);
-        signal = n < std::uint64_t(NSIG) ? int(n) : 0;
-    } else {
-        std::string name(text);
-        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return char(std::toupper(c)); });
-        if (name.starts_with("SIG")) name.erase(0, 3);
-        for (int s = 1; s < NSIG && !signal; ++s)
-            if (const char* abbrev = ::sigabbrev_np(s); abbrev && name == abbrev) signal = s;
-    }
-    if (signal <= 0) throw std::invalid_argument(expected);
-    // These stop, continue or are ignored by default: a program that does not handle one would
-    // never leave, and each is the graceful timeout's KILL in disguise.
-    for (int s : {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD, SIGURG, SIGWINCH})
-        if (signal == s)
-            throw std::invalid_argument(signal_text(s) + " does not end a process by default; use TERM, INT, QUIT, HUP, "
-                                        "USR1, USR2 or KILL");
-    return signal;
-}
-
+// Exec mode's defaults
 Options exec_defaults()
 {
     Options o;
@@ -613,46 +269,13 @@ Options exec_defaults()
     return o;
 }
 
-HeartbeatMode parse_heartbeat_mode(std::string_view text)
-{
-    if (text == "auto") return HeartbeatMode::automatic;
-    if (text == "required") return HeartbeatMode::required;
-    if (text == "off") return HeartbeatMode::off;
-    throw std::invalid_argument("expected auto, required or off");
-}
-
-std::string to_string(HeartbeatMode mode)
-{
-    switch (mode) {
-    case HeartbeatMode::automatic: return "auto";
-    case HeartbeatMode::required: return "required";
-    case HeartbeatMode::off: return "off";
-    }
-    return "?";
-}
-
-RestartLimit parse_restart_limit(std::string_view text)
-{
-    constexpr const char* expected = "expected COUNT/WINDOW such as 10/10s";
-    const std::size_t slash = text.find('/');
-    if (slash == std::string_view::npos) throw std::invalid_argument(expected);
-    RestartLimit limit;
-    try {
-        limit.count = parse_unsigned(trim(text.substr(0, slash)));
-        limit.window = parse_duration(trim(text.substr(slash + 1)));
-    } catch (const std::invalid_argument&) {
-        throw std::invalid_argument(expected);
-    }
-    return limit;
-}
-
 // Command line and config file
 CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext)
 {
     CommandLine result;
     result.options = ext.defaults;
     result.argv.assign(argv, argv + argc);
-    const std::vector<Spec> specs = standard_specs(ext.defaults, ext.accepts_command);
+    const std::vector<OptionSpec> specs = standard_specs(ext.defaults, ext.accepts_command);
     const Descriptions desc = make_descriptions(specs, ext);
     const std::string program = ext.program.empty() ? basename_of(argc > 0 ? argv[0] : nullptr) : ext.program;
     result.help_text = make_help_text(desc, specs, ext, program);
@@ -686,7 +309,7 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
     }
 
     // Conversion of the standard options
-    for (const Spec& spec : specs) {
+    for (const OptionSpec& spec : specs) {
         const std::string key = long_name(spec);
         if (spec.set == nullptr || !vm->count(key)) continue;
         const auto convert = [&](const std::string& value) {
@@ -697,7 +320,7 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
                                  display_name(key, sources) + ": " + e.what());
             }
         };
-        if (spec.kind == Kind::repeated) {
+        if (spec.kind == OptionKind::repeated) {
             for (const auto& value : (*vm)[key].as<std::vector<std::string>>()) convert(value);
         } else {
             convert((*vm)[key].as<std::string>());

@@ -1,0 +1,121 @@
+// Value parsers: durations, signals, numbers, fractions, switches (option_values.hpp).
+#include <herd/option_values.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <stdexcept>
+#include <string>
+
+using namespace std::chrono_literals;
+
+// Durations
+TEST_CASE("durations accept milliseconds, seconds, minutes, hours and bare seconds")
+{
+    CHECK(herd::parse_duration("250ms") == 250ms);
+    CHECK(herd::parse_duration("2s") == 2s);
+    CHECK(herd::parse_duration("1.5s") == 1500ms);
+    CHECK(herd::parse_duration("3m") == 3min);
+    CHECK(herd::parse_duration("1h") == 1h);
+    CHECK(herd::parse_duration("0.5h") == 30min);
+    CHECK(herd::parse_duration("2") == 2s);
+    CHECK(herd::parse_duration("0.5") == 500ms);
+    CHECK(herd::parse_duration("0") == 0ms);
+}
+
+TEST_CASE("durations as herd prints them are read back")
+{
+    CHECK(herd::parse_duration("250 ms") == 250ms);
+    CHECK(herd::parse_duration("1.5 s") == 1500ms);
+    CHECK(herd::parse_duration(herd::format_duration(90s)) == 90s);
+}
+
+TEST_CASE("durations round to the millisecond")
+{
+    CHECK(herd::parse_duration("0.0004s") == 0ms);
+    CHECK(herd::parse_duration("0.0005s") == 1ms);
+    CHECK(herd::parse_duration("1.0001m") == 60006ms);
+}
+
+TEST_CASE("negative, empty, malformed and huge durations are rejected")
+{
+    for (const char* bad : {"", "-1s", "-0", "+2s", "abc", "2x", "s", "1.", ".5", "1.2.3", "2 5s", "1e3", "0x10",
+                            "2sec", " 2s", "inf", "nan", "99999999999999999999s", "100001h", "9999999999999h"}) {
+        const std::string text = bad;
+        CAPTURE(text);
+        CHECK_THROWS_AS(herd::parse_duration(text), std::invalid_argument);
+    }
+    CHECK_NOTHROW(herd::parse_duration("100000h"));
+}
+
+TEST_CASE("durations are formatted one way: milliseconds below a second, exact seconds from there")
+{
+    CHECK(herd::format_duration(0ms) == "0 s");
+    CHECK(herd::format_duration(3ms) == "3 ms");
+    CHECK(herd::format_duration(250ms) == "250 ms");
+    CHECK(herd::format_duration(999ms) == "999 ms");
+    CHECK(herd::format_duration(1s) == "1 s");
+    CHECK(herd::format_duration(1500ms) == "1.5 s");
+    CHECK(herd::format_duration(2026ms) == "2.026 s");
+    CHECK(herd::format_duration(3435ms) == "3.435 s");
+    CHECK(herd::format_duration(9100ms) == "9.1 s");
+    CHECK(herd::format_duration(1010ms) == "1.01 s");
+    CHECK(herd::format_duration(30s) == "30 s");
+    CHECK(herd::format_duration(61s) == "61 s");
+    CHECK(herd::format_duration(90s) == "90 s");
+    CHECK(herd::format_duration(1h) == "3600 s");
+    CHECK(herd::format_duration(-2s) == "-2 s");
+}
+
+// Signals
+TEST_CASE("--stop-signal takes a name with or without SIG, in any case, or a number")
+{
+    CHECK(herd::parse_signal("TERM") == SIGTERM);
+    CHECK(herd::parse_signal("SIGINT") == SIGINT);
+    CHECK(herd::parse_signal("quit") == SIGQUIT);
+    CHECK(herd::parse_signal("sigusr2") == SIGUSR2);
+    CHECK(herd::parse_signal("15") == SIGTERM);
+    CHECK(herd::parse_signal("KILL") == SIGKILL);
+}
+
+TEST_CASE("a signal is shown by its name without SIG, or by its number if it has none")
+{
+    CHECK(herd::signal_text(SIGTERM) == "TERM");
+    CHECK(herd::signal_text(SIGQUIT) == "QUIT");
+    CHECK(herd::signal_text(0) == "0");
+}
+
+// Numbers, fractions, switches
+TEST_CASE("a whole number is digits only and fits its type")
+{
+    CHECK(herd::parse_whole("0") == 0);
+    CHECK(herd::parse_whole("18446744073709551615") == 18446744073709551615u);
+    CHECK(herd::parse_unsigned("4294967295") == 4294967295u);
+    for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1.0", "0x10", "1e3"}) {
+        const std::string text = bad;
+        CAPTURE(text);
+        CHECK_THROWS_AS(herd::parse_whole(text), std::invalid_argument);
+    }
+    CHECK_THROWS_AS(herd::parse_whole("18446744073709551616"), std::invalid_argument);
+    CHECK_THROWS_AS(herd::parse_unsigned("4294967296"), std::invalid_argument);
+}
+
+TEST_CASE("a fraction is between 0 and 1, written as a fraction or a percentage")
+{
+    CHECK(herd::parse_fraction("0.25") == doctest::Approx(0.25));
+    CHECK(herd::parse_fraction("25%") == doctest::Approx(0.25));
+    CHECK(herd::parse_fraction("100%") == doctest::Approx(1.0));
+    CHECK(herd::parse_fraction("1") == doctest::Approx(1.0));
+    for (const char* bad : {"", "%", ".", "-0.1", "1.5", "101%", "inf", "nan", "1e-1", "0.1.2"}) {
+        const std::string text = bad;
+        CAPTURE(text);
+        CHECK_THROWS_AS(herd::parse_fraction(text), std::invalid_argument);
+    }
+}
+
+TEST_CASE("a switch is true, yes, on or 1, and false, no, off or 0")
+{
+    for (const char* yes : {"true", "yes", "on", "1"}) CHECK(herd::parse_bool(yes));
+    for (const char* no : {"false", "no", "off", "0"}) CHECK_FALSE(herd::parse_bool(no));
+    for (const char* bad : {"", "TRUE", "maybe", "2"}) CHECK_THROWS_AS(herd::parse_bool(bad), std::invalid_argument);
+}
