@@ -1,5 +1,6 @@
 #include <herd/control_server.hpp>
 
+#include <herd/fd.hpp>
 #include <herd/text.hpp>
 
 #include <boost/asio/post.hpp>
@@ -48,11 +49,11 @@ void remove_stale(const std::string& path, const sockaddr_un& addr)
         throw failure("cannot use control socket", path, errno);
     }
     if (!S_ISSOCK(st.st_mode)) throw std::runtime_error("control socket " + path + " exists and is not a socket");
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe < 0) throw failure("cannot create control socket", path, errno);
-    const int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) throw failure("cannot create control socket", path, errno);
+    const int rc = ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
     const int err = errno;
-    ::close(probe);
+    probe.reset();
     if (rc == 0) throw std::runtime_error("control socket " + path + " is in use by a running manager");
     if (err != ECONNREFUSED) throw failure("cannot use control socket", path, err);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw failure("cannot remove stale control socket", path, errno);
@@ -79,19 +80,19 @@ int Server::bind(const std::string& path)
 {
     const sockaddr_un addr = address_of(path);
     remove_stale(path, addr);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw failure("cannot create control socket", path, errno);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) throw failure("cannot create control socket", path, errno);
     // Mode 0600 from the first moment: no window in which another user could connect.
     const mode_t old = ::umask(0177);
-    const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    const int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
     const int err = errno;
     ::umask(old);
-    if (rc != 0 || ::listen(fd, 64) != 0) {
+    if (rc != 0 || ::listen(fd.get(), 64) != 0) {
         const int e = rc != 0 ? err : errno;
-        ::close(fd);
+        fd.reset();
         throw failure("cannot bind control socket", path, e);
     }
-    return fd;
+    return fd.release();
 }
 
 Server::Server(boost::asio::io_context& io, int listen_fd, std::string path, Handler handler, Limits limits)

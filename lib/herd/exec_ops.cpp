@@ -1,5 +1,6 @@
 #include <herd/exec_ops.hpp>
 
+#include <herd/fd.hpp>
 #include <herd/log.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -91,15 +92,15 @@ NotExecutable executable(const std::filesystem::path& p, int depth = 0)
     if (::access(p.c_str(), X_OK) != 0) return {errno, {}};
 
     // The first bytes: the kernel reads 256 (BINPRM_BUF_SIZE) to find the format and the #! line
-    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {};   // execute-only (no read permission): the kernel may still run it
+    UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return {};   // execute-only (no read permission): the kernel may still run it
     std::array<char, 256> head{};
     ssize_t n;
-    while ((n = ::read(fd, head.data(), head.size())) < 0 && errno == EINTR) {
+    while ((n = ::read(fd.get(), head.data(), head.size())) < 0 && errno == EINTR) {
     }
     const std::string_view bytes(head.data(), n > 0 ? std::size_t(n) : 0);
-    const std::string loader = bytes.starts_with(ELFMAG) ? elf_interpreter(fd) : std::string();
-    ::close(fd);
+    const std::string loader = bytes.starts_with(ELFMAG) ? elf_interpreter(fd.get()) : std::string();
+    fd.reset();
     if (bytes.starts_with(ELFMAG)) {
         // A binary built for another system names a loader this one may not have (ENOENT at exec)
         if (loader.empty()) return {};
@@ -128,46 +129,18 @@ NotExecutable executable(const std::filesystem::path& p, int depth = 0)
                           (in.detail.empty() ? std::string(std::strerror(in.error)) : in.detail)};
 }
 
-// A pipe whose ends close with it unless released.
-struct Pipe {
-    int read = -1, write = -1;
-    explicit Pipe(const char* what)
-    {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), what);
-        read = fds[0];
-        write = fds[1];
-    }
-    ~Pipe()
-    {
-        if (read >= 0) ::close(read);
-        if (write >= 0) ::close(write);
-    }
-    Pipe(const Pipe&) = delete;
-    Pipe& operator=(const Pipe&) = delete;
-    int release_read() { return std::exchange(read, -1); }
-};
-
 // Boost.Process makes its exec-error pipe with pipe(), the lowest free numbers, just before our
 // setup runs. Should one land where the program's descriptors go (3..3+n), the setup would dup
 // a socket over it. Taking every free number below `limit` for the launch keeps it above.
 struct LowFdsTaken {
-    std::vector<int> fds;
+    std::vector<UniqueFd> fds;
     explicit LowFdsTaken(int limit)
     {
         for (;;) {
-            const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-            if (fd < 0) return;
-            if (fd >= limit) {
-                ::close(fd);
-                return;
-            }
-            fds.push_back(fd);
+            UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+            if (!fd || fd.get() >= limit) return;
+            fds.push_back(std::move(fd));
         }
-    }
-    ~LowFdsTaken()
-    {
-        for (int fd : fds) ::close(fd);
     }
 };
 
@@ -351,17 +324,17 @@ ExecOps::~ExecOps() = default;
 // Spawning: the program's descriptors from 3 (listeners, then heartbeat pipe), output to the manager
 Started ExecOps::spawn(int slot, unsigned generation)
 {
-    Pipe heartbeat("cannot create a heartbeat pipe");
-    Pipe output("cannot create an output pipe");
+    PipeFds heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
+    PipeFds output = make_pipe(O_CLOEXEC, "cannot create an output pipe");
     // Only the manager's end: the program's stdout stays blocking, as programs expect.
-    ::fcntl(output.read, F_SETFL, ::fcntl(output.read, F_GETFL) | O_NONBLOCK);
+    ::fcntl(output.read.get(), F_SETFL, ::fcntl(output.read.get(), F_GETFL) | O_NONBLOCK);
 
     std::vector<int> fds;
     for (const auto& l : listeners_) fds.push_back(l.fd);
-    fds.push_back(heartbeat.write);
+    fds.push_back(heartbeat.write.get());
     ChildEnvironment env = child_environment(environ, listeners_, 3 + int(listeners_.size()), slot, generation);
     const Identity identity = identity_ ? identity_() : Identity{};
-    ChildSetup setup(fds, output.write, env, identity);
+    ChildSetup setup(fds, output.write.get(), env, identity);
     std::vector<const char*> argv;
     for (const auto& a : program_.argv) argv.push_back(a.c_str());
     argv.push_back(nullptr);
@@ -387,10 +360,10 @@ Started ExecOps::spawn(int slot, unsigned generation)
         process.detach();
     }
 
-    const int out = output.release_read();
+    const int out = output.read.release();
     outputs_.emplace(pid, std::make_unique<Output>(io_, out, pid, slot));
     watch_output(pid);
-    return {pid, heartbeat.release_read()};
+    return {pid, heartbeat.read.release()};
 }
 
 bool ExecOps::send(int pid, int signal)

@@ -1,5 +1,7 @@
 #include <herd/listeners.hpp>
 
+#include <herd/fd.hpp>
+
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -63,10 +65,10 @@ void remove_stale_unix_socket(const std::string& path, const sockaddr_un& addr)
 {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
-    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe < 0) return;
-    const bool alive = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(probe);
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) return;
+    const bool alive = ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    probe.reset();
     if (!alive) ::unlink(path.c_str());
 }
 
@@ -83,13 +85,11 @@ Listener bind_one(const std::string& text)
         std::memcpy(addr.sun_path, a.path.c_str(), a.path.size() + 1);
         remove_stale_unix_socket(a.path, addr);
         l.family = AF_UNIX;
-        l.fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (l.fd < 0) fail(what, errno);
-        if (::bind(l.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(l.fd, backlog) != 0) {
-            const int err = errno;
-            ::close(l.fd);
-            fail(what, err);
-        }
+        UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!fd) fail(what, errno);
+        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), backlog) != 0)
+            fail(what, errno);
+        l.fd = fd.release();
         return l;
     }
 
@@ -107,17 +107,15 @@ Listener bind_one(const std::string& text)
     ::freeaddrinfo(found);
 
     l.family = ai.ai_family;
-    l.fd = ::socket(ai.ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l.fd < 0) fail(what, errno);
+    UniqueFd fd(::socket(ai.ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) fail(what, errno);
     const int one = 1;
-    ::setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     // [::]:PORT means IPv6 only; IPv4 has its own addresses.
-    if (ai.ai_family == AF_INET6) ::setsockopt(l.fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (::bind(l.fd, reinterpret_cast<sockaddr*>(&storage), ai.ai_addrlen) != 0 || ::listen(l.fd, backlog) != 0) {
-        const int err = errno;
-        ::close(l.fd);
-        fail(what, err);
-    }
+    if (ai.ai_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), ai.ai_addrlen) != 0 || ::listen(fd.get(), backlog) != 0)
+        fail(what, errno);
+    l.fd = fd.release();
     return l;
 }
 

@@ -1,6 +1,8 @@
 // Logging: spdlog set-up, role and pid in the pattern, a reopenable close-on-exec file sink.
 #include <herd/log.hpp>
 
+#include <herd/fd.hpp>
+
 #include <spdlog/details/file_helper.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
@@ -38,9 +40,8 @@ constexpr Level levels[] = {
 /// would retry for 50 ms, create missing directories, and report in its own words).
 void check_writable(const std::string& path, const char* what)
 {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), std::string(what) + " " + path);
-    ::close(fd);
+    const UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) throw std::system_error(errno, std::generic_category(), std::string(what) + " " + path);
 }
 
 /// A file sink that can reopen its file (TOOLCHAIN.md (A)); the file is FD_CLOEXEC.

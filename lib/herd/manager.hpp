@@ -26,6 +26,11 @@
 
 namespace herd {
 
+namespace detail {
+class Preflight;
+struct PreflightOutcome;
+}  // namespace detail
+
 class Manager {
 public:
     Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,
@@ -102,7 +107,7 @@ private:
     void refuse_reload(const std::string& line, const std::string& why);
     void abandon_upgrade(const std::string& why);
     void start_upgrade();
-    void finish_preflight();
+    void finish_preflight(const detail::PreflightOutcome& outcome);
     void abandon_preflight();
     bool is_preflight(int pid) const;
     void rollout_done(const RolloutDone& done);
@@ -130,8 +135,7 @@ private:
     bool reaps_orphans_ = false;   // PID 1 or a subreaper: every exited child is ours to reap
 
     // Reload and upgrade
-    struct Preflight;
-    std::unique_ptr<Preflight> preflight_;
+    std::unique_ptr<detail::Preflight> preflight_;   // USR2's --check of the new binary, while it runs
     std::string binary_;
     std::vector<std::string> argv_;
     std::function<Options()> reread_;

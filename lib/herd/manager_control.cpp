@@ -4,8 +4,6 @@
 // the rest of the pool, and the new image answers them.
 #include <herd/manager.hpp>
 
-#include <herd/detail/preflight.hpp>
-
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>

@@ -11,7 +11,6 @@
 #include <herd/notify.hpp>
 #include <herd/proctitle.hpp>
 
-#include <boost/process/v2/stdio.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -19,18 +18,10 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <system_error>
 #include <unistd.h>
 
 namespace herd {
-
-namespace {
-
-// A --check that hangs must not hold the upgrade (and the next USR2) forever.
-constexpr Duration preflight_timeout = std::chrono::seconds(10);
-
-}  // namespace
 
 // Reload (HUP) and upgrade (USR2): a new generation rolls in, new before old
 void Manager::set_binary(std::string binary, std::vector<std::string> argv)
@@ -151,25 +142,6 @@ void Manager::use_options(Options next)
     handle(Scale{options_.workers, 0}, Clock::now());
 }
 
-// How the pre-flight check starts: without the manager's blocked signals (they are read from a
-// signalfd; a program must not inherit that mask), at the lowest priority and with the kernel's
-// default time slice (not the manager's long one), so that checking the new binary takes CPU
-// from nobody serving requests. In a process group of its own: a check that hangs is killed with
-// whatever it started (a wrapper script's children hold its output open).
-struct PreflightSetup {
-    boost::process::v2::error_code on_exec_setup(boost::process::v2::posix::default_launcher&,
-                                                 const boost::process::v2::filesystem::path&, const char* const*)
-    {
-        ::setpgid(0, 0);
-        sigset_t none;
-        ::sigemptyset(&none);
-        ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-        ::setpriority(PRIO_PROCESS, 0, 19);
-        default_time_slice();
-        return {};
-    }
-};
-
 // systemd (Type=notify-reload) waits for READY=1 after this, whatever comes of it.
 void Manager::notify_reloading()
 {
@@ -181,7 +153,7 @@ void Manager::notify_reloading()
 // The pre-flight check is waited for by Boost.Process (a pidfd); reaping it here would steal its status.
 bool Manager::is_preflight(int pid) const
 {
-    return preflight_ && preflight_->process && preflight_->process->id() == pid;
+    return preflight_ && preflight_->pid() == pid;
 }
 
 void Manager::start_upgrade()
@@ -191,56 +163,24 @@ void Manager::start_upgrade()
         return;
     }
     const std::vector<std::string> args = preflight_args(argv_, handover_version);
-    auto p = std::make_unique<Preflight>(io_);
+    auto check = std::make_unique<detail::Preflight>(io_);
     try {
-        namespace bp2 = boost::process::v2;
-        p->process = std::make_unique<bp2::process>(io_, binary_, args, bp2::process_stdio{nullptr, nullptr, p->err},
-                                                    PreflightSetup{});
+        check->start(binary_, args, [this](const detail::PreflightOutcome& outcome) { finish_preflight(outcome); });
     } catch (const std::exception& e) {
         abandon_upgrade("cannot run " + binary_ + " --check: " + e.what());
         return;
     }
-    preflight_ = std::move(p);
-    auto* pf = preflight_.get();
-    auto read_more = [this, pf](auto& self) -> void {
-        pf->err.async_read_some(boost::asio::buffer(pf->buffer), [this, pf, self](const boost::system::error_code& ec,
-                                                                                    std::size_t n) {
-            if (ec == boost::asio::error::operation_aborted) return;
-            if (pf->output.size() < 4096) pf->output.append(pf->buffer.data(), n);
-            if (ec) {
-                pf->output_done = true;
-                finish_preflight();
-                return;
-            }
-            self(self);
-        });
-    };
-    read_more(read_more);
-    pf->process->async_wait([this, pf](const boost::system::error_code& ec, int code) {
-        if (ec == boost::asio::error::operation_aborted) return;
-        pf->exit_code = ec ? 255 : code;
-        finish_preflight();
-    });
-    pf->timer.expires_after(preflight_timeout);
-    pf->timer.async_wait([pf](const boost::system::error_code& ec) {
-        if (ec) return;
-        pf->timed_out = true;
-        ::kill(-pf->process->id(), SIGKILL);
-        boost::system::error_code ignored;
-        pf->process->terminate(ignored);
-    });
+    preflight_ = std::move(check);
 }
 
-void Manager::finish_preflight()
+void Manager::finish_preflight(const detail::PreflightOutcome& outcome)
 {
-    auto& pf = *preflight_;
-    if (!pf.exit_code || !pf.output_done) return;
-    auto done = std::move(preflight_);
-    done->timer.cancel();
-    std::string first_line = done->output.substr(0, done->output.find('\n'));
-    if (done->timed_out || *done->exit_code != 0) {
-        const std::string why = done->timed_out ? "did not finish within " + format_duration(preflight_timeout)
-                                                : "failed (exit code " + std::to_string(*done->exit_code) + ")";
+    const auto done = std::move(preflight_);   // the check is over; it goes with this call
+    const std::string first_line = outcome.output.substr(0, outcome.output.find('\n'));
+    if (outcome.timed_out || outcome.exit_code != 0) {
+        const std::string why = outcome.timed_out
+                                    ? "did not finish within " + format_duration(detail::Preflight::timeout)
+                                    : "failed (exit code " + std::to_string(outcome.exit_code) + ")";
         abandon_upgrade(binary_ + " --check " + why + (first_line.empty() ? "" : ": ") + first_line);
         return;
     }
@@ -395,8 +335,8 @@ void Manager::abandon_preflight()
 {
     if (!preflight_) return;
     spdlog::warn("upgrade abandoned: the manager is stopping");
-    if (preflight_->process) ::kill(-preflight_->process->id(), SIGKILL);   // with what it started
-    preflight_.reset();   // ends the check; its handlers see operation_aborted
+    preflight_->abandon();   // kills it with what it started
+    preflight_.reset();      // its handlers see operation_aborted
 }
 
 }  // namespace herd

@@ -1,5 +1,7 @@
 #include <herd/notify.hpp>
 
+#include <herd/fd.hpp>
+
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -38,11 +40,10 @@ void send_datagram(const char* path, const std::string& state)
     if (len >= sizeof addr.sun_path) return;
     std::memcpy(addr.sun_path, path, len);
     if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';   // abstract namespace
-    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return;
-    ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
+    const UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return;
+    ::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
              socklen_t(offsetof(sockaddr_un, sun_path) + len));
-    ::close(fd);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // PidFile: acquire, replace atomically, release. The protocol is described in pid_file.hpp.
 #include <herd/pid_file.hpp>
 
+#include <herd/fd.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -22,23 +24,6 @@ namespace {
 {
     throw std::system_error(error, std::generic_category(), what);
 }
-
-/// Closes a descriptor on scope exit unless released.
-class FdGuard {
-public:
-    explicit FdGuard(int fd) noexcept : fd_(fd) {}
-    ~FdGuard()
-    {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    FdGuard(const FdGuard&) = delete;
-    FdGuard& operator=(const FdGuard&) = delete;
-    int get() const noexcept { return fd_; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-
-private:
-    int fd_;
-};
 
 int flock_retry(int fd, int operation)
 {
@@ -84,8 +69,8 @@ int lock_current(const std::string& path)
     // Another manager may rename a fresh file over `path` between our open and our flock; the
     // lock we then get is on an inode nobody looks at any more, so check and start over.
     for (;;) {
-        FdGuard fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-        if (fd.get() < 0) throw_errno("cannot open pid file " + path);
+        UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+        if (!fd) throw_errno("cannot open pid file " + path);
         if (flock_retry(fd.get(), LOCK_EX | LOCK_NB) != 0) {
             if (errno == EWOULDBLOCK) return -1;
             throw_errno("cannot lock pid file " + path);
@@ -122,8 +107,8 @@ PidFile::~PidFile()
 PidFile PidFile::acquire(const std::string& path, int pid)
 {
     // Lock the file now at path
-    FdGuard old_fd(lock_current(path));
-    if (old_fd.get() < 0) {
+    const UniqueFd old_fd(lock_current(path));
+    if (!old_fd) {
         const std::optional<int> holder = read_pid(path);
         throw std::runtime_error("pid file " + path + " is held by running manager" +
                                  (holder ? " " + std::to_string(*holder) : std::string{}));
@@ -131,8 +116,8 @@ PidFile PidFile::acquire(const std::string& path, int pid)
 
     // Write and lock the replacement
     std::string tmp_path = path + ".XXXXXX";
-    FdGuard new_fd(::mkostemp(tmp_path.data(), O_CLOEXEC));
-    if (new_fd.get() < 0) throw_errno("cannot create pid file " + tmp_path);
+    UniqueFd new_fd(::mkostemp(tmp_path.data(), O_CLOEXEC));
+    if (!new_fd) throw_errno("cannot create pid file " + tmp_path);
     try {
         // mkostemp creates 0600; a pid file is meant to be read by others (scripts, monitoring).
         if (::fchmod(new_fd.get(), 0644) != 0) throw_errno("cannot chmod pid file " + tmp_path);
@@ -148,10 +133,8 @@ PidFile PidFile::acquire(const std::string& path, int pid)
     }
 
     // Make the rename durable; a failure here costs nothing but durability after a crash.
-    if (const int dir = ::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
-        ::fsync(dir);
-        ::close(dir);
-    }
+    if (const UniqueFd dir(::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dir)
+        ::fsync(dir.get());
     return PidFile(path, new_fd.release());   // old_fd closes here, releasing the old inode's lock
 }
 
@@ -164,8 +147,8 @@ PidFile PidFile::adopt(std::string path, int fd)
 
 std::optional<int> PidFile::read_pid(const std::string& path)
 {
-    FdGuard fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return std::nullopt;
+    const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
     char buffer[32];
     ssize_t n = 0;
     do n = ::read(fd.get(), buffer, sizeof buffer);

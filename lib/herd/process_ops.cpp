@@ -1,5 +1,7 @@
 #include <herd/process_ops.hpp>
 
+#include <herd/fd.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -48,11 +50,6 @@ bool set_time_slice(std::uint64_t ns)
     // Kernels before 6.12 take the value and ignore it; they report no slice back.
     SchedAttr now{};
     return ns == 0 || (::syscall(SYS_sched_getattr, 0, &now, sizeof now, 0) == 0 && now.sched_runtime == ns);
-}
-
-void make_pipe(int fds[2], const char* what)
-{
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), what);
 }
 
 }  // namespace
@@ -165,41 +162,32 @@ Started ForkOps::spawn(int slot, unsigned generation)
     }
     discard();
 
-    int heartbeat[2];
-    make_pipe(heartbeat, "cannot create a heartbeat pipe");
-    int pid = -1;
-    try {
-        pid = fork_child({slot, generation, heartbeat[1], int(::getpid())}, -1, {heartbeat[0]});
-    } catch (...) {
-        ::close(heartbeat[0]);
-        ::close(heartbeat[1]);
-        throw;
-    }
-    ::close(heartbeat[1]);
-    return {pid, heartbeat[0]};
+    PipeFds heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
+    const int pid =
+        fork_child({slot, generation, heartbeat.write.get(), int(::getpid())}, -1, {heartbeat.read.get()});
+    return {pid, heartbeat.read.release()};   // the write end is the worker's alone: closed here
 }
 
 void ForkOps::prepare()
 {
     if (!use_standby_ || standby_) return;
-    int heartbeat[2], go[2];
+    PipeFds heartbeat, go;
     try {
-        make_pipe(heartbeat, "cannot create a heartbeat pipe");
-        make_pipe(go, "cannot create a standby pipe");
+        heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
+        go = make_pipe(O_CLOEXEC, "cannot create a standby pipe");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "no standby: %s\n", e.what());
         return;
     }
     int pid = -1;
     try {
-        pid = fork_child({0, 0, heartbeat[1], int(::getpid())}, go[0], {heartbeat[0], go[1]});
+        pid = fork_child({0, 0, heartbeat.write.get(), int(::getpid())}, go.read.get(),
+                         {heartbeat.read.get(), go.write.get()});
     } catch (...) {
-        for (int fd : {heartbeat[0], heartbeat[1], go[0], go[1]}) ::close(fd);
         return;   // no standby this time: the next spawn forks
     }
-    ::close(heartbeat[1]);
-    ::close(go[0]);
-    standby_ = Standby{pid, go[1], heartbeat[0]};
+    // The child's ends (heartbeat write, go read) close here.
+    standby_ = Standby{pid, go.write.release(), heartbeat.read.release()};
 }
 
 void ForkOps::discard()

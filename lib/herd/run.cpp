@@ -7,6 +7,7 @@
 #include <herd/detail/run.hpp>
 #include <herd/detail/worker_runtime.hpp>
 #include <herd/exec_ops.hpp>
+#include <herd/fd.hpp>
 #include <herd/listeners.hpp>
 #include <herd/log.hpp>
 #include <herd/manager.hpp>
@@ -46,33 +47,30 @@ Identity check(Options& o, const CommandLine& cl, const std::string& program, co
 // Daemon: the starting command waits on a pipe until the pool is ready (or the manager failed).
 int daemonize(int& ready_fd)
 {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+    PipeFds ready = make_pipe(O_CLOEXEC, "pipe");
     std::fflush(nullptr);
     const pid_t first = ::fork();
     if (first < 0) throw std::system_error(errno, std::generic_category(), "cannot fork");
     if (first > 0) {
-        ::close(fds[1]);
+        ready.write.reset();
         std::string message;
         char buf[512];
         ssize_t n;
-        while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        while ((n = ::read(ready.read.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
             if (n > 0) message.append(buf, std::size_t(n));
         if (message.starts_with("ok")) return 0;
         if (message.empty()) message = "the manager exited before its workers were ready (see the log)";
         std::fprintf(stderr, "%s\n", message.c_str());
         return 1;
     }
-    ::close(fds[0]);
+    ready.read.reset();
     ::setsid();
     if (const pid_t second = ::fork(); second != 0) ::_exit(second < 0 ? 1 : 0);
-    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        ::dup2(null, 0);
-        ::dup2(null, 1);
-        ::close(null);
+    if (const UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC)); null) {
+        ::dup2(null.get(), 0);
+        ::dup2(null.get(), 1);
     }
-    ready_fd = fds[1];
+    ready_fd = ready.write.release();
     return -1;   // continue as the daemon
 }
 
