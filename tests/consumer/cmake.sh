@@ -21,7 +21,7 @@ config=$(find "$stage" -path '*/cmake/herd/herdConfig.cmake' -print -quit)
 echo "installed: ${config#"$stage"}"
 
 echo "== cmake configure and build"
-cmake -S "$src/tests/consumer/cmake" -B "$tmp/build" -DCMAKE_PREFIX_PATH="${config%/*}" \
+cmake -G Ninja -S "$src/tests/consumer/cmake" -B "$tmp/build" -DCMAKE_PREFIX_PATH="${config%/*}" \
     -DCONSUMER_SOURCE="$src/tests/consumer/project/main.cpp" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
     >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log" >&2; fail "cmake configure with find_package(herd)"; }
 cmake --build "$tmp/build" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; fail "building against herd::herd"; }
