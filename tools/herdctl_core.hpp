@@ -11,6 +11,8 @@
 //   any failure                                                  -> {"ok":false,"error":"one sentence"}
 //
 // Nothing here does I/O: tools/herdctl.cpp connects, waits for the answer and prints.
+// herdctl_request.cpp holds the command line and the connect diagnosis, herdctl_answer.cpp what to print
+// for an answer, herdctl_metrics.cpp the OpenMetrics rendering; herdctl_fields.hpp reads the answer's fields.
 #pragma once
 
 #include <herd/options.hpp>
@@ -53,6 +55,9 @@ struct Outcome {
 
 /// The arguments after argv[0]; `env_control` is $HERD_CONTROL ("" if unset). Throws herd::UsageError.
 std::variant<Request, Info> parse_command_line(const std::vector<std::string>& args, std::string_view env_control);
+
+/// The command's name on herdctl's command line ("reload").
+std::string_view command_name(Command command);
 
 /// The `scale` argument as request fields: "8" is {"workers":8}, "+2" and "-1" are {"delta":K}; throws herd::UsageError.
 boost::json::object parse_scale(std::string_view text);

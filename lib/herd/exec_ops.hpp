@@ -1,5 +1,6 @@
 // Exec mode's launcher (`herd [options] -- COMMAND [ARGS...]`): every worker is a copy of a
-// program, started with Boost.Process v2 and handed its sockets the systemd way.
+// program, started with Boost.Process v2 and handed its sockets the systemd way. Which program
+// is decided at start (executable.hpp), its environment before each fork (child_environment.hpp).
 //
 // A program starts with
 //   fd 0            /dev/null
@@ -23,6 +24,8 @@
 // only waitpid() of its pid, so nobody else can take its exit status.
 #pragma once
 
+#include <herd/child_environment.hpp>
+#include <herd/executable.hpp>
 #include <herd/identity.hpp>
 #include <herd/output.hpp>
 #include <herd/process_ops.hpp>
@@ -39,31 +42,6 @@
 #include <vector>
 
 namespace herd {
-
-/// The program exec mode runs.
-struct Program {
-    std::string path;                 // what is exec'd: absolute, resolved at start
-    std::vector<std::string> argv;    // as given after `--`; argv[0] as typed
-    friend bool operator==(const Program&, const Program&) = default;
-};
-
-/// Find COMMAND as execvp(3) would, in `path_env` (PATH) unless it has a '/'; throws UsageError
-/// ("cannot execute 'x': not found in PATH (...)", "cannot execute ./x: Permission denied"),
-/// and when there is no command at all.
-Program resolve_command(const std::vector<std::string>& command, std::string_view path_env);
-
-/// A program's environment: the manager's, less what is the manager's own, plus what tells the
-/// program its sockets, heartbeat pipe, slot and generation.
-struct ChildEnvironment {
-    std::vector<std::string> vars;                // "KEY=VALUE"
-    std::size_t listen_pid = std::string::npos;   // LISTEN_PID's entry: the pid is written in the child
-};
-ChildEnvironment child_environment(const char* const* parent, const std::vector<Listener>& listeners,
-                                   int heartbeat_fd, int slot, unsigned generation);
-
-/// A listener's name in LISTEN_FDNAMES: systemd's own name for a socket herd adopted, else the
-/// address as given with every ':' (the list's separator) made '_': "127.0.0.1_8080".
-std::string fd_name(const Listener& listener);
 
 class ExecOps : public ProcessOps {
 public:

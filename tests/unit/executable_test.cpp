@@ -1,9 +1,10 @@
-// Exec mode's pure pieces: finding the command, a program's environment, socket names.
-#include <herd/exec_ops.hpp>
+// What execve(2) would say about a command: finding it in PATH, and refusing what the kernel would.
+#include <herd/executable.hpp>
+
+#include <herd/options.hpp>
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -43,11 +44,6 @@ std::string error_of(const std::vector<std::string>& command, const std::string&
         return e.what();
     }
     return "";
-}
-
-bool has(const std::vector<std::string>& vars, const std::string& var)
-{
-    return std::find(vars.begin(), vars.end(), var) != vars.end();
 }
 
 }  // namespace
@@ -140,39 +136,4 @@ TEST_CASE("an ELF binary whose loader is missing is refused naming the loader, a
     CHECK(error_of({copy}, "") == "cannot execute " + copy + ": its ELF interpreter " + elsewhere + ": No such file or directory");
     CHECK(error_of({"foreign-true"}, d.path) ==
           "cannot execute " + copy + ": its ELF interpreter " + elsewhere + ": No such file or directory");
-}
-
-TEST_CASE("a program's environment: the manager's own variables out, sockets, heartbeat pipe, slot and generation in")
-{
-    const char* parent[] = {"PATH=/usr/bin", "HOME=/root", "LISTEN_FDS=2", "LISTEN_PID=1", "LISTEN_FDNAMES=a:b",
-                            "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000", "WATCHDOG_PID=1",
-                            "HERD_HEARTBEAT_FD=9", "HERD_SLOT=7", "HERD_GENERATION=8", "HERD_HANDOVER_FD=5",
-                            "LISTEN_FDSX=kept", nullptr};
-    const std::vector<Listener> listeners = {{10, "127.0.0.1:8080", 2}, {11, "unix:/run/app.sock", 1}};
-    const ChildEnvironment env = child_environment(parent, listeners, 5, 3, 2);
-    CHECK(env.vars == std::vector<std::string>{"PATH=/usr/bin", "HOME=/root", "LISTEN_FDSX=kept", "LISTEN_FDS=2",
-                                               "LISTEN_PID=" + std::string(20, ' '),
-                                               "LISTEN_FDNAMES=127.0.0.1_8080:unix_/run/app.sock",
-                                               "HERD_HEARTBEAT_FD=5", "HERD_SLOT=3", "HERD_GENERATION=2"});
-    REQUIRE(env.listen_pid < env.vars.size());
-    CHECK(env.vars[env.listen_pid].starts_with("LISTEN_PID="));
-}
-
-TEST_CASE("without listeners a program gets no LISTEN_ variable at all")
-{
-    const char* parent[] = {"LISTEN_FDS=1", "LISTEN_PID=1", "TERM=xterm", nullptr};
-    const ChildEnvironment env = child_environment(parent, {}, 3, 0, 1);
-    CHECK(env.vars == std::vector<std::string>{"TERM=xterm", "HERD_HEARTBEAT_FD=3", "HERD_SLOT=0", "HERD_GENERATION=1"});
-    CHECK(env.listen_pid == std::string::npos);
-    CHECK(std::none_of(env.vars.begin(), env.vars.end(), [](const auto& v) { return v.starts_with("LISTEN_"); }));
-    CHECK(has(child_environment(nullptr, {}, 3, 0, 1).vars, "HERD_HEARTBEAT_FD=3"));
-}
-
-TEST_CASE("a socket's LISTEN_FDNAMES name is systemd's when herd adopted a named one, else its address without colons")
-{
-    CHECK(fd_name({3, "127.0.0.1:8080", 2}) == "127.0.0.1_8080");
-    CHECK(fd_name({3, "[::1]:8080", 10}) == "[__1]_8080");
-    CHECK(fd_name({3, "unix:/run/app.sock", 1}) == "unix_/run/app.sock");
-    CHECK(fd_name({3, "127.0.0.1:8080 (web)", 2}) == "web");
-    CHECK(fd_name({3, std::string(300, 'a'), 2}).size() == 255);
 }

@@ -1,0 +1,138 @@
+// herdctl metrics: the status answer as OpenMetrics text.
+#include "herdctl_core.hpp"
+#include "herdctl_fields.hpp"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace herdctl {
+
+namespace json = boost::json;
+
+namespace {
+
+// OpenMetrics: each family's metadata, then its samples
+struct Family {
+    std::string_view name;   // a counter's family name has no _total; its samples do
+    std::string_view type;   // "gauge" or "counter"
+    std::string_view help;
+};
+
+using Labels = std::vector<std::pair<std::string_view, std::string>>;
+
+class Exposition {
+public:
+    void family(const Family& f)
+    {
+        family_ = f;
+        out_ += fmt::format("# TYPE {} {}\n", f.name, f.type);
+        if (f.name.ends_with("_seconds")) out_ += fmt::format("# UNIT {} seconds\n", f.name);
+        out_ += fmt::format("# HELP {} {}\n", f.name, escape_label_value(f.help));
+    }
+
+    void sample(const Labels& labels, double value)
+    {
+        out_ += family_.name;
+        if (family_.type == "counter") out_ += "_total";
+        std::vector<std::string> pairs;
+        for (const auto& [name, text] : labels) pairs.push_back(fmt::format("{}=\"{}\"", name, escape_label_value(text)));
+        if (!pairs.empty()) out_ += fmt::format("{{{}}}", fmt::join(pairs, ","));
+        out_ += fmt::format(" {}\n", value);
+    }
+
+    std::string finish() const { return out_ + "# EOF\n"; }
+
+private:
+    Family family_;
+    std::string out_;
+};
+
+Labels worker_labels(const json::object& w)
+{
+    return {{"slot", integer_text(w, "slot")}, {"pid", integer_text(w, "pid")}, {"generation", integer_text(w, "generation")}};
+}
+
+void pool_metrics(Exposition& e, const json::object& m, const json::array& workers)
+{
+    // Every state, counted or not, so that a dashboard sees zeros
+    std::map<std::string, int> by_state{{"booting", 0}, {"ready", 0}, {"retiring", 0}, {"killed", 0}};
+    for (const json::value& w : workers) ++by_state[text_field(element(w, "workers"), "state")];
+    e.family({"herd_workers", "gauge", "Workers by state."});
+    for (const auto& [state, count] : by_state) e.sample({{"state", state}}, count);
+
+    e.family({"herd_target_workers", "gauge", "The number of ready workers the manager keeps."});
+    e.sample({}, number<double>(m, "target"));
+    e.family({"herd_generation", "gauge", "The generation new workers get."});
+    e.sample({}, number<double>(m, "generation"));
+    e.family({"herd_uptime_seconds", "gauge", "Time since the manager started."});
+    e.sample({}, number<double>(m, "uptime_s"));
+}
+
+void exit_metrics(Exposition& e, const json::object& m)
+{
+    const json::object& exits = object_field(m, "exits");
+    e.family({"herd_worker_exits", "counter", "Worker exits by reason."});
+    for (const auto& kv : exits) e.sample({{"reason", std::string(kv.key())}}, number<double>(exits, kv.key()));
+    e.family({"herd_restart_failures", "gauge", "Unexpected worker exits within the restart window."});
+    e.sample({}, number<double>(m, "failures"));
+}
+
+void worker_metrics(Exposition& e, const json::array& workers)
+{
+    e.family({"herd_worker_heartbeat_age_seconds", "gauge", "Time since the worker's last heartbeat."});
+    for (const json::value& v : workers) {
+        const json::object& w = element(v, "workers");
+        if (const std::optional<double> age = optional_number(w, "heartbeat_age_s")) e.sample(worker_labels(w), *age);
+    }
+    e.family({"herd_worker_requests", "counter", "Requests the worker has served."});
+    for (const json::value& v : workers) {
+        const json::object& w = element(v, "workers");
+        e.sample(worker_labels(w), number<double>(w, "requests"));
+    }
+}
+
+void rollout_metrics(Exposition& e, const json::object& m)
+{
+    const json::object& rollouts = object_field(m, "rollouts");
+    e.family({"herd_rollouts", "counter", "Finished reloads and upgrades by result."});
+    for (const auto& kind : rollouts) {
+        const json::object& results = object_field(rollouts, kind.key());
+        for (const auto& result : results)
+            e.sample({{"kind", std::string(kind.key())}, {"result", std::string(result.key())}},
+                     number<double>(results, result.key()));
+    }
+}
+
+}  // namespace
+
+std::string render_metrics(const json::object& answer)
+{
+    const json::object& m = object_field(answer, "manager");
+    const json::array& workers = array_field(answer, "workers");
+    Exposition e;
+    pool_metrics(e, m, workers);
+    exit_metrics(e, m);
+    worker_metrics(e, workers);
+    rollout_metrics(e, m);
+    return e.finish();
+}
+
+std::string escape_label_value(std::string_view value)
+{
+    std::string out;
+    for (const char c : value) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+}  // namespace herdctl
