@@ -24,18 +24,29 @@ double unit_random(std::uint64_t seed)
     return double(next_random(seed) >> 11) / double(1ull << 53);
 }
 
-bool is_due(const WorkerRecord& w, const PoolState& state, TimePoint now)
+// Has this deadline come?
+bool reached(const std::optional<TimePoint>& deadline, TimePoint now)
+{
+    return deadline && now >= *deadline;
+}
+
+Duration since(TimePoint then, TimePoint now)
+{
+    return std::chrono::duration_cast<Duration>(now - then);
+}
+
+bool is_due(const WorkerRecord& w, const PoolState& state, const Options& options, TimePoint now)
 {
     if (has_bad_channel(w) || w.generation != state.generation) return true;
-    if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return true;
+    if (reached(deadlines(w, options).max_age, now)) return true;
     return w.request_limit > 0 && w.requests >= w.request_limit;
 }
 
-Reason due_reason(const WorkerRecord& w, const PoolState& state, TimePoint now)
+Reason due_reason(const WorkerRecord& w, const PoolState& state, const Options& options, TimePoint now)
 {
     if (has_bad_channel(w)) return Reason::bad_heartbeat;
     if (w.generation != state.generation) return state.rollout ? state.rollout->kind : Reason::reload;
-    if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return Reason::max_age;
+    if (reached(deadlines(w, options).max_age, now)) return Reason::max_age;
     return Reason::max_requests;
 }
 
@@ -60,12 +71,9 @@ Duration backoff_delay(const PoolState& state, unsigned level)
 void plan_escalation(const PoolState& state, const Options& options, TimePoint now, Actions& out)
 {
     for (const auto& w : state.workers) {
-        if (w.kill_at) continue;
-        if (w.term_at && now - *w.term_at >= options.kill_timeout)
-            out.push_back(Kill{w.pid, Reason::kill_timeout, std::chrono::duration_cast<Duration>(now - *w.term_at)});
-        else if (w.quit_at && !w.term_at && now - *w.quit_at >= options.graceful_timeout)
-            out.push_back(Kill{w.pid, Reason::graceful_timeout,
-                               std::chrono::duration_cast<Duration>(now - *w.quit_at)});
+        if (!reached(deadlines(w, options).escalate, now)) continue;
+        if (w.term_at) out.push_back(Kill{w.pid, Reason::kill_timeout, since(*w.term_at, now)});
+        else out.push_back(Kill{w.pid, Reason::graceful_timeout, since(*w.quit_at, now)});
     }
 }
 
@@ -93,8 +101,7 @@ void plan_stop(const PoolState& state, Actions& out)
 void plan_readiness(const PoolState& state, const Options& options, TimePoint now, Actions& out)
 {
     for (const auto& w : state.workers)
-        if (!w.leaving() && ready_by_time(w, options, now))
-            out.push_back(DeclareReady{w.pid, std::chrono::duration_cast<Duration>(now - w.spawned_at)});
+        if (reached(deadlines(w, options).ready, now)) out.push_back(DeclareReady{w.pid, since(w.spawned_at, now)});
 }
 
 // Hung and late workers
@@ -102,17 +109,13 @@ void plan_timeouts(const PoolState& state, const Options& options, TimePoint now
                    std::set<int>& leaving)
 {
     for (const auto& w : state.workers) {
-        if (w.leaving()) continue;
+        const WorkerDeadlines d = deadlines(w, options);
         // Declared ready by plan_readiness in this same plan: not late for its boot.
-        if (!w.ready() && !ready_by_time(w, options, now)) {
-            if (options.boot_timeout.count() > 0 && now - w.spawned_at >= options.boot_timeout) {
-                out.push_back(Kill{w.pid, Reason::boot_timeout,
-                                   std::chrono::duration_cast<Duration>(now - w.spawned_at)});
-                leaving.insert(w.pid);
-            }
-        } else if (w.ready() && watches_silence(w, options) && now - w.last_heartbeat >= options.heartbeat_timeout) {
-            out.push_back(Retire{w.pid, Reason::no_heartbeat,
-                                 std::chrono::duration_cast<Duration>(now - w.last_heartbeat)});
+        if (reached(d.boot, now) && !reached(d.ready, now)) {
+            out.push_back(Kill{w.pid, Reason::boot_timeout, since(w.spawned_at, now)});
+            leaving.insert(w.pid);
+        } else if (reached(d.silence, now)) {
+            out.push_back(Retire{w.pid, Reason::no_heartbeat, since(w.last_heartbeat, now)});
             leaving.insert(w.pid);
         }
     }
@@ -141,7 +144,7 @@ bool plan_rollout(const PoolState& state, const Options& options, TimePoint now,
     if (!r.new_ready && failed > options.restart_limit.count)
         why = std::to_string(failed) + " workers of generation " + std::to_string(state.generation) +
               " exited before any was ready";
-    else if (now - r.started >= options.upgrade_timeout && new_ready < state.target)
+    else if (reached(deadlines(state, options).rollout_timeout, now) && new_ready < state.target)
         why = "generation " + std::to_string(state.generation) + " was not ready within " +
               format_duration(options.upgrade_timeout);
     if (why.empty()) return true;
@@ -156,7 +159,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
     std::vector<const WorkerRecord*> keep, due;
     for (const auto& w : state.workers) {
         if (w.leaving() || leaving.count(w.pid)) continue;
-        (is_due(w, state, now) ? due : keep).push_back(&w);
+        (is_due(w, state, options, now) ? due : keep).push_back(&w);
     }
     auto retire = [&](const WorkerRecord* w, Reason reason) {
         out.push_back(Retire{w->pid, reason});
@@ -171,7 +174,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
         });
         for (std::size_t i = 0; i < keep.size() - state.target; ++i) retire(keep[i], Reason::ttou);
         keep.erase(keep.begin(), keep.begin() + std::ptrdiff_t(keep.size() - state.target));
-        for (const auto* w : due) retire(w, due_reason(*w, state, now));
+        for (const auto* w : due) retire(w, due_reason(*w, state, options, now));
         return;
     }
 
@@ -186,9 +189,9 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
     std::size_t due_left = 0;
     for (const auto* w : due) {
         if (!w->ready()) {
-            retire(w, due_reason(*w, state, now));
+            retire(w, due_reason(*w, state, options, now));
         } else if (surplus > 0) {
-            retire(w, due_reason(*w, state, now));
+            retire(w, due_reason(*w, state, options, now));
             --surplus;
         } else {
             ++due_left;
@@ -205,7 +208,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
         // No spare room (--spare 0): capacity must dip by one worker to make progress.
         for (const auto* w : due) {
             if (!leaving.count(w->pid)) {
-                retire(w, due_reason(*w, state, now));
+                retire(w, due_reason(*w, state, options, now));
                 room = 1;
                 break;
             }
@@ -318,11 +321,18 @@ bool heartbeat_required(const Options& options)
     return options.heartbeat == HeartbeatMode::required && options.heartbeat_timeout.count() > 0;
 }
 
+// Exec mode's readiness by time, for a booting worker whose heartbeats are not required.
+std::optional<TimePoint> ready_after_point(const WorkerRecord& w, const Options& options)
+{
+    if (w.ready() || heartbeat_required(options) || !options.ready_after) return std::nullopt;
+    return w.spawned_at + *options.ready_after;
+}
+
 }  // namespace
 
 bool ready_by_time(const WorkerRecord& w, const Options& options, TimePoint now)
 {
-    return !w.ready() && !heartbeat_required(options) && options.ready_after && now - w.spawned_at >= *options.ready_after;
+    return reached(ready_after_point(w, options), now);
 }
 
 bool watches_silence(const WorkerRecord& w, const Options& options)
@@ -498,7 +508,8 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
     if (!plan_rollout(state, options, now, out)) return out;
 
     // Give up or back off
-    bool may_spawn = !(state.backoff_until && now < *state.backoff_until);
+    const PoolDeadlines pool = deadlines(state, options);
+    bool may_spawn = !pool.backoff_end || reached(pool.backoff_end, now);
     const std::size_t failures = failures_within(state, options, now);
     if (failures > options.restart_limit.count) {
         // A pool that never had a ready worker gets one backoff to prove itself, not a ladder.
@@ -517,23 +528,48 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
     return out;
 }
 
+WorkerDeadlines deadlines(const WorkerRecord& w, const Options& options)
+{
+    WorkerDeadlines d;
+    if (w.kill_at) return d;   // SIGKILL cannot be ignored: only its exit is left to wait for
+    if (w.term_at) d.escalate = *w.term_at + options.kill_timeout;
+    else if (w.quit_at) d.escalate = *w.quit_at + options.graceful_timeout;
+    if (w.leaving()) return d;
+    if (!w.ready() && options.boot_timeout.count() > 0) d.boot = w.spawned_at + options.boot_timeout;
+    if (w.ready() && watches_silence(w, options)) d.silence = w.last_heartbeat + options.heartbeat_timeout;
+    d.ready = ready_after_point(w, options);
+    if (w.age_limit.count() > 0) d.max_age = w.spawned_at + w.age_limit;
+    return d;
+}
+
+PoolDeadlines deadlines(const PoolState& state, const Options& options)
+{
+    PoolDeadlines d;
+    d.backoff_end = state.backoff_until;
+    if (state.rollout) d.rollout_timeout = state.rollout->started + options.upgrade_timeout;
+    return d;
+}
+
 TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now)
 {
     TimePoint next = now + std::chrono::hours(1);
-    auto consider = [&](TimePoint t) { next = std::min(next, t); };
+    bool passed = false;
+    auto consider = [&](const std::optional<TimePoint>& t) {
+        if (!t) return;
+        if (*t <= now) passed = true;
+        else next = std::min(next, *t);
+    };
     for (const auto& w : state.workers) {
-        if (w.kill_at) continue;
-        if (w.term_at) consider(*w.term_at + options.kill_timeout);
-        else if (w.quit_at) consider(*w.quit_at + options.graceful_timeout);
-        else if (!w.ready() && options.boot_timeout.count() > 0) consider(w.spawned_at + options.boot_timeout);
-        else if (w.ready() && watches_silence(w, options)) consider(w.last_heartbeat + options.heartbeat_timeout);
-        if (!w.leaving() && !w.ready() && !heartbeat_required(options) && options.ready_after)
-            consider(w.spawned_at + *options.ready_after);
-        if (!w.leaving() && w.age_limit.count() > 0) consider(w.spawned_at + w.age_limit);
+        const WorkerDeadlines d = deadlines(w, options);
+        for (const auto& t : {d.escalate, d.boot, d.silence, d.ready, d.max_age}) consider(t);
     }
-    if (state.backoff_until) consider(*state.backoff_until);
-    if (state.rollout) consider(state.rollout->started + options.upgrade_timeout);
-    return std::max(next, now);
+    const PoolDeadlines pool = deadlines(state, options);
+    consider(pool.backoff_end);
+    consider(pool.rollout_timeout);
+    // A deadline passed since the last plan (or one the manager could not act on yet): now, if
+    // there is something to do about it.
+    if (passed && !plan(state, options, now).empty()) return now;
+    return next;
 }
 
 }  // namespace herd
