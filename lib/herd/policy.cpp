@@ -1,41 +1,35 @@
+// plan(): what the manager does now, and next_deadline(): when it must look again. Both decide
+// by the deadlines of policy_rules.cpp.
 #include <herd/policy.hpp>
+#include <herd/policy_detail.hpp>
 
 #include <algorithm>
-#include <csignal>
 #include <set>
-#include <utility>
-#include <sys/wait.h>
 
 namespace herd {
 
+using detail::reached;
+using detail::unit_random;
+
 namespace {
 
-// splitmix64: a tiny, good enough jitter source that keeps plan() and apply() deterministic.
-std::uint64_t next_random(std::uint64_t& seed)
+Duration since(TimePoint then, TimePoint now)
 {
-    std::uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return std::chrono::duration_cast<Duration>(now - then);
 }
 
-double unit_random(std::uint64_t seed)
-{
-    return double(next_random(seed) >> 11) / double(1ull << 53);
-}
-
-bool is_due(const WorkerRecord& w, const PoolState& state, TimePoint now)
+bool is_due(const WorkerRecord& w, const PoolState& state, const Options& options, TimePoint now)
 {
     if (has_bad_channel(w) || w.generation != state.generation) return true;
-    if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return true;
+    if (reached(deadlines(w, options).max_age, now)) return true;
     return w.request_limit > 0 && w.requests >= w.request_limit;
 }
 
-Reason due_reason(const WorkerRecord& w, const PoolState& state, TimePoint now)
+Reason due_reason(const WorkerRecord& w, const PoolState& state, const Options& options, TimePoint now)
 {
     if (has_bad_channel(w)) return Reason::bad_heartbeat;
     if (w.generation != state.generation) return state.rollout ? state.rollout->kind : Reason::reload;
-    if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return Reason::max_age;
+    if (reached(deadlines(w, options).max_age, now)) return Reason::max_age;
     return Reason::max_requests;
 }
 
@@ -60,12 +54,9 @@ Duration backoff_delay(const PoolState& state, unsigned level)
 void plan_escalation(const PoolState& state, const Options& options, TimePoint now, Actions& out)
 {
     for (const auto& w : state.workers) {
-        if (w.kill_at) continue;
-        if (w.term_at && now - *w.term_at >= options.kill_timeout)
-            out.push_back(Kill{w.pid, Reason::kill_timeout, std::chrono::duration_cast<Duration>(now - *w.term_at)});
-        else if (w.quit_at && !w.term_at && now - *w.quit_at >= options.graceful_timeout)
-            out.push_back(Kill{w.pid, Reason::graceful_timeout,
-                               std::chrono::duration_cast<Duration>(now - *w.quit_at)});
+        if (!reached(deadlines(w, options).escalate, now)) continue;
+        if (w.term_at) out.push_back(Kill{w.pid, Reason::kill_timeout, since(*w.term_at, now)});
+        else out.push_back(Kill{w.pid, Reason::graceful_timeout, since(*w.quit_at, now)});
     }
 }
 
@@ -93,8 +84,7 @@ void plan_stop(const PoolState& state, Actions& out)
 void plan_readiness(const PoolState& state, const Options& options, TimePoint now, Actions& out)
 {
     for (const auto& w : state.workers)
-        if (!w.leaving() && ready_by_time(w, options, now))
-            out.push_back(DeclareReady{w.pid, std::chrono::duration_cast<Duration>(now - w.spawned_at)});
+        if (reached(deadlines(w, options).ready, now)) out.push_back(DeclareReady{w.pid, since(w.spawned_at, now)});
 }
 
 // Hung and late workers
@@ -102,17 +92,13 @@ void plan_timeouts(const PoolState& state, const Options& options, TimePoint now
                    std::set<int>& leaving)
 {
     for (const auto& w : state.workers) {
-        if (w.leaving()) continue;
+        const WorkerDeadlines d = deadlines(w, options);
         // Declared ready by plan_readiness in this same plan: not late for its boot.
-        if (!w.ready() && !ready_by_time(w, options, now)) {
-            if (options.boot_timeout.count() > 0 && now - w.spawned_at >= options.boot_timeout) {
-                out.push_back(Kill{w.pid, Reason::boot_timeout,
-                                   std::chrono::duration_cast<Duration>(now - w.spawned_at)});
-                leaving.insert(w.pid);
-            }
-        } else if (w.ready() && watches_silence(w, options) && now - w.last_heartbeat >= options.heartbeat_timeout) {
-            out.push_back(Retire{w.pid, Reason::no_heartbeat,
-                                 std::chrono::duration_cast<Duration>(now - w.last_heartbeat)});
+        if (reached(d.boot, now) && !reached(d.ready, now)) {
+            out.push_back(Kill{w.pid, Reason::boot_timeout, since(w.spawned_at, now)});
+            leaving.insert(w.pid);
+        } else if (reached(d.silence, now)) {
+            out.push_back(Retire{w.pid, Reason::no_heartbeat, since(w.last_heartbeat, now)});
             leaving.insert(w.pid);
         }
     }
@@ -141,7 +127,7 @@ bool plan_rollout(const PoolState& state, const Options& options, TimePoint now,
     if (!r.new_ready && failed > options.restart_limit.count)
         why = std::to_string(failed) + " workers of generation " + std::to_string(state.generation) +
               " exited before any was ready";
-    else if (now - r.started >= options.upgrade_timeout && new_ready < state.target)
+    else if (reached(deadlines(state, options).rollout_timeout, now) && new_ready < state.target)
         why = "generation " + std::to_string(state.generation) + " was not ready within " +
               format_duration(options.upgrade_timeout);
     if (why.empty()) return true;
@@ -156,7 +142,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
     std::vector<const WorkerRecord*> keep, due;
     for (const auto& w : state.workers) {
         if (w.leaving() || leaving.count(w.pid)) continue;
-        (is_due(w, state, now) ? due : keep).push_back(&w);
+        (is_due(w, state, options, now) ? due : keep).push_back(&w);
     }
     auto retire = [&](const WorkerRecord* w, Reason reason) {
         out.push_back(Retire{w->pid, reason});
@@ -171,7 +157,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
         });
         for (std::size_t i = 0; i < keep.size() - state.target; ++i) retire(keep[i], Reason::ttou);
         keep.erase(keep.begin(), keep.begin() + std::ptrdiff_t(keep.size() - state.target));
-        for (const auto* w : due) retire(w, due_reason(*w, state, now));
+        for (const auto* w : due) retire(w, due_reason(*w, state, options, now));
         return;
     }
 
@@ -186,9 +172,9 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
     std::size_t due_left = 0;
     for (const auto* w : due) {
         if (!w->ready()) {
-            retire(w, due_reason(*w, state, now));
+            retire(w, due_reason(*w, state, options, now));
         } else if (surplus > 0) {
-            retire(w, due_reason(*w, state, now));
+            retire(w, due_reason(*w, state, options, now));
             --surplus;
         } else {
             ++due_left;
@@ -205,7 +191,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
         // No spare room (--spare 0): capacity must dip by one worker to make progress.
         for (const auto* w : due) {
             if (!leaving.count(w->pid)) {
-                retire(w, due_reason(*w, state, now));
+                retire(w, due_reason(*w, state, options, now));
                 room = 1;
                 break;
             }
@@ -223,266 +209,6 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
 
 }  // namespace
 
-std::string to_string(Reason reason)
-{
-    switch (reason) {
-    case Reason::none: return "none";
-    case Reason::ttou: return "TTOU";
-    case Reason::max_age: return "max age";
-    case Reason::max_requests: return "max requests";
-    case Reason::reload: return "reload";
-    case Reason::upgrade: return "upgrade";
-    case Reason::shutdown: return "shutdown";
-    case Reason::no_heartbeat: return "no heartbeat";
-    case Reason::boot_timeout: return "boot timeout";
-    case Reason::graceful_timeout: return "graceful timeout";
-    case Reason::kill_timeout: return "kill timeout";
-    case Reason::bad_heartbeat: return "bad heartbeat records";
-    }
-    return "unknown";
-}
-
-std::string state_name(const WorkerRecord& w)
-{
-    if (w.kill_at) return "killed";
-    if (w.leaving()) return "retiring";
-    return w.ready() ? "ready" : "booting";
-}
-
-const WorkerRecord* PoolState::find(int pid) const
-{
-    const auto it = std::lower_bound(workers.begin(), workers.end(), pid,
-                                     [](const WorkerRecord& w, int p) { return w.pid < p; });
-    return it != workers.end() && it->pid == pid ? &*it : nullptr;
-}
-
-WorkerRecord* PoolState::find(int pid)
-{
-    return const_cast<WorkerRecord*>(std::as_const(*this).find(pid));
-}
-
-std::size_t ready_count(const PoolState& state)
-{
-    return std::size_t(std::count_if(state.workers.begin(), state.workers.end(),
-                                     [](const auto& w) { return !w.leaving() && w.ready(); }));
-}
-
-bool is_failure(const PoolState& state, const WorkerRecord& w)
-{
-    if (state.phase != Phase::running) return false;
-    return w.reason == Reason::none || w.reason == Reason::no_heartbeat || w.reason == Reason::boot_timeout ||
-           w.reason == Reason::bad_heartbeat;
-}
-
-bool has_bad_channel(const WorkerRecord& w)
-{
-    return w.bad_records > max_bad_records || w.bad_bytes > max_bad_bytes;
-}
-
-bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
-{
-    const WorkerRecord* w = state.find(beat.pid);
-    if (!w || !w->ready()) return false;   // a first heartbeat makes a worker ready
-    if (!w->beating) return false;         // a first record may start the watch of its silence (a deadline)
-    return !(w->request_limit && beat.requests && *beat.requests >= w->request_limit);
-}
-
-bool at_target(const PoolState& state)
-{
-    return state.phase == Phase::running && ready_count(state) >= state.target;
-}
-
-std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now)
-{
-    return std::size_t(std::count_if(state.failures.begin(), state.failures.end(), [&](TimePoint t) {
-        return now - t < options.restart_limit.window;
-    }));
-}
-
-bool is_settled(const PoolState& state)
-{
-    return state.phase == Phase::running && !state.rollout && state.workers.size() == state.target &&
-           std::all_of(state.workers.begin(), state.workers.end(), [](const auto& w) { return w.ready() && !w.leaving(); });
-}
-
-bool is_steady(const PoolState& state)
-{
-    return state.phase == Phase::running && !state.rollout &&
-           std::all_of(state.workers.begin(), state.workers.end(), [](const auto& w) { return w.ready(); });
-}
-
-namespace {
-
-bool heartbeat_required(const Options& options)
-{
-    return options.heartbeat == HeartbeatMode::required && options.heartbeat_timeout.count() > 0;
-}
-
-}  // namespace
-
-bool ready_by_time(const WorkerRecord& w, const Options& options, TimePoint now)
-{
-    return !w.ready() && !heartbeat_required(options) && options.ready_after && now - w.spawned_at >= *options.ready_after;
-}
-
-bool watches_silence(const WorkerRecord& w, const Options& options)
-{
-    if (options.heartbeat_timeout.count() == 0) return false;
-    switch (options.heartbeat) {
-    case HeartbeatMode::required: return true;
-    case HeartbeatMode::automatic: return w.beating;
-    case HeartbeatMode::off: return false;
-    }
-    return true;
-}
-
-std::string classify(const WorkerRecord& w, int status, int stop_signal)
-{
-    const bool exited = WIFEXITED(status);
-    const int code = exited ? WEXITSTATUS(status) : 0;
-    const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    // Ended by the signal it was sent, or exited the way a shell reports that (128 + N).
-    const auto ended_by = [&](int s) { return sig == s || (exited && code == 128 + s); };
-    if (w.kill_at) {
-        switch (w.kill_reason) {
-        case Reason::boot_timeout: return "boot timeout";
-        case Reason::no_heartbeat: return "no heartbeat";
-        case Reason::graceful_timeout: return "killed after graceful timeout";
-        case Reason::kill_timeout: return "killed after kill timeout";
-        default: return "killed";
-        }
-    }
-    if (w.reason == Reason::no_heartbeat) return "no heartbeat";
-    if (w.term_at && (ended_by(SIGTERM) || (exited && code == 0))) return "stopped (shutdown)";
-    if (w.reason == Reason::shutdown &&
-        (ended_by(SIGTERM) || ended_by(SIGINT) || ended_by(SIGQUIT) || (w.quit_at && ended_by(stop_signal))))
-        return "stopped (shutdown)";
-    // A program that does as it is told and dies of its stop signal (the default action of TERM)
-    // has retired, not crashed.
-    if (w.reason != Reason::none && ((exited && code == 0) || (w.quit_at && ended_by(stop_signal))))
-        return "retired (" + to_string(w.reason) + ")";
-    if (sig) return "crashed (signal " + std::to_string(sig) + ")";
-    if (code) return "crashed (exit code " + std::to_string(code) + ")";
-    return "finished (exit 0)";
-}
-
-void apply(PoolState& state, const Event& event, const Options& options, TimePoint now)
-{
-    struct Visitor {
-        PoolState& s;
-        const Options& o;
-        TimePoint now;
-
-        void operator()(const Spawned& e)
-        {
-            WorkerRecord w;
-            w.pid = e.pid;
-            w.slot = e.slot;
-            w.generation = e.generation;
-            w.spawned_at = now;
-            w.last_heartbeat = now;
-            // Jitter spreads recycling so that workers spawned together do not retire together.
-            if (o.max_worker_age.count() > 0) {
-                const double extra = o.max_worker_age_jitter * unit_random(next_random(s.seed));
-                w.age_limit = o.max_worker_age + Duration(std::int64_t(double(o.max_worker_age.count()) * extra));
-            }
-            if (o.max_requests > 0)
-                w.request_limit = o.max_requests
-                                + (o.max_requests_jitter ? next_random(s.seed) % (o.max_requests_jitter + 1) : 0);
-            const auto at = std::lower_bound(s.workers.begin(), s.workers.end(), w.pid,
-                                             [](const WorkerRecord& x, int p) { return x.pid < p; });
-            s.workers.insert(at, w);
-        }
-        void operator()(const SpawnFailed&) { s.failures.push_back(now); }
-        void operator()(const HeartbeatSeen& e)
-        {
-            auto* w = s.find(e.pid);
-            if (!w) return;
-            if (!w->ready_at) w->ready_at = now;
-            if (e.record) w->beating = true;
-            s.ever_ready = true;
-            if (s.rollout && w->generation == s.generation) s.rollout->new_ready = true;
-            w->last_heartbeat = now;
-            if (e.requests) w->requests = *e.requests;
-        }
-        void operator()(const HeartbeatMalformed& e)
-        {
-            auto* w = s.find(e.pid);
-            if (!w) return;
-            w->bad_records += e.records;
-            w->bad_bytes += e.bytes;
-        }
-        void operator()(const Signalled& e)
-        {
-            auto* w = s.find(e.pid);
-            if (!w) return;
-            if (e.signal == SIGKILL) {
-                w->kill_at = now;
-                w->kill_reason = e.reason;
-            } else if (e.signal == SIGTERM) {
-                w->term_at = now;
-            } else if (e.signal == SIGQUIT) {
-                w->quit_at = now;
-            }
-            if (w->reason == Reason::none && e.reason != Reason::graceful_timeout && e.reason != Reason::kill_timeout)
-                w->reason = e.reason;
-            else if (w->reason == Reason::none)
-                w->reason = Reason::shutdown;
-        }
-        void operator()(const WorkerExited& e)
-        {
-            auto* found = s.find(e.pid);
-            if (!found) return;
-            const auto it = s.workers.begin() + (found - s.workers.data());
-            std::string kind = classify(*it, e.status, o.stop_signal);
-            kind = kind.substr(0, kind.find(" ("));
-            ++s.exits[kind];
-            if (is_failure(s, *it)) s.failures.push_back(now);
-            s.workers.erase(it);
-            while (!s.failures.empty() && now - s.failures.front() >= o.restart_limit.window) s.failures.pop_front();
-        }
-        void operator()(const Scale& e)
-        {
-            long long target = e.workers ? (long long)*e.workers : (long long)s.target + e.delta;
-            s.target = unsigned(std::clamp<long long>(target, 0, max_workers));
-        }
-        void operator()(const StopRequested& e)
-        {
-            // A fast stop overrides a graceful one in progress, never the other way round.
-            if (e.graceful && s.phase == Phase::stopping_fast) return;
-            s.phase = e.graceful ? Phase::stopping_graceful : Phase::stopping_fast;
-            // Every worker now leaves for the shutdown, whoever signals it: Ctrl-C or a service
-            // manager signals the whole process group, workers included, as the manager does.
-            for (auto& w : s.workers)
-                if (w.reason == Reason::none) w.reason = Reason::shutdown;
-        }
-        void operator()(const BackoffStarted& e)
-        {
-            s.backoff_level = e.level;
-            s.backoff_until = e.until;
-            s.backoff_mark = s.failures.empty() ? now : s.failures.back();
-            next_random(s.seed);
-        }
-        void operator()(const RolloutStarted& e)
-        {
-            s.rollout = Rollout{e.kind, s.generation, e.since.value_or(now), false};
-            s.generation = ++s.last_generation;
-        }
-        void operator()(const RolloutEnded& e)
-        {
-            if (!s.rollout) return;
-            if (e.reverted) s.generation = s.rollout->from_generation;
-            s.rollout.reset();
-        }
-        void operator()(const ManagerResumed&)
-        {
-            // The manager itself was stopped (SIGSTOP, a debugger): silence was ours, not theirs.
-            for (auto& w : s.workers) w.last_heartbeat = std::max(w.last_heartbeat, now);
-        }
-    };
-    std::visit(Visitor{state, options, now}, event);
-}
-
 Actions plan(const PoolState& state, const Options& options, TimePoint now)
 {
     Actions out;
@@ -498,7 +224,8 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
     if (!plan_rollout(state, options, now, out)) return out;
 
     // Give up or back off
-    bool may_spawn = !(state.backoff_until && now < *state.backoff_until);
+    const PoolDeadlines pool = deadlines(state, options);
+    bool may_spawn = !pool.backoff_end || reached(pool.backoff_end, now);
     const std::size_t failures = failures_within(state, options, now);
     if (failures > options.restart_limit.count) {
         // A pool that never had a ready worker gets one backoff to prove itself, not a ladder.
@@ -520,20 +247,23 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
 TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now)
 {
     TimePoint next = now + std::chrono::hours(1);
-    auto consider = [&](TimePoint t) { next = std::min(next, t); };
+    bool passed = false;
+    auto consider = [&](const std::optional<TimePoint>& t) {
+        if (!t) return;
+        if (*t <= now) passed = true;
+        else next = std::min(next, *t);
+    };
     for (const auto& w : state.workers) {
-        if (w.kill_at) continue;
-        if (w.term_at) consider(*w.term_at + options.kill_timeout);
-        else if (w.quit_at) consider(*w.quit_at + options.graceful_timeout);
-        else if (!w.ready() && options.boot_timeout.count() > 0) consider(w.spawned_at + options.boot_timeout);
-        else if (w.ready() && watches_silence(w, options)) consider(w.last_heartbeat + options.heartbeat_timeout);
-        if (!w.leaving() && !w.ready() && !heartbeat_required(options) && options.ready_after)
-            consider(w.spawned_at + *options.ready_after);
-        if (!w.leaving() && w.age_limit.count() > 0) consider(w.spawned_at + w.age_limit);
+        const WorkerDeadlines d = deadlines(w, options);
+        for (const auto& t : {d.escalate, d.boot, d.silence, d.ready, d.max_age}) consider(t);
     }
-    if (state.backoff_until) consider(*state.backoff_until);
-    if (state.rollout) consider(state.rollout->started + options.upgrade_timeout);
-    return std::max(next, now);
+    const PoolDeadlines pool = deadlines(state, options);
+    consider(pool.backoff_end);
+    consider(pool.rollout_timeout);
+    // A deadline passed since the last plan (or one the manager could not act on yet): now, if
+    // there is something to do about it.
+    if (passed && !plan(state, options, now).empty()) return now;
+    return next;
 }
 
 }  // namespace herd

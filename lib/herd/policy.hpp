@@ -186,7 +186,31 @@ using Actions = std::vector<Action>;
 /// Decide what to do now.
 Actions plan(const PoolState& state, const Options& options, TimePoint now);
 
-/// When plan() may next decide something new without a new event.
+/// Every time at which plan() acts on one worker without a new event; empty: no such time.
+/// plan() decides by these and next_deadline() wakes at the earliest of them, so a rule has
+/// one deadline in one place.
+struct WorkerDeadlines {
+    std::optional<TimePoint> escalate;   // leaving: KILL at --kill-timeout after TERM, else --graceful-timeout after QUIT
+    std::optional<TimePoint> boot;       // booting: KILL at --boot-timeout unless ready (by time) first
+    std::optional<TimePoint> silence;    // ready and watched: retired at --heartbeat-timeout after its last heartbeat
+    std::optional<TimePoint> ready;      // booting, heartbeats not required: ready once it ran --ready-after
+    std::optional<TimePoint> max_age;    // not leaving: due for recycling at its jittered --max-worker-age
+    friend bool operator==(const WorkerDeadlines&, const WorkerDeadlines&) = default;
+};
+WorkerDeadlines deadlines(const WorkerRecord& worker, const Options& options);
+
+/// The pool's own deadlines.
+struct PoolDeadlines {
+    std::optional<TimePoint> backoff_end;       // spawns resume
+    std::optional<TimePoint> rollout_timeout;   // --upgrade-timeout since the rollout was asked for
+    friend bool operator==(const PoolDeadlines&, const PoolDeadlines&) = default;
+};
+PoolDeadlines deadlines(const PoolState& state, const Options& options);
+
+/// When plan() may next decide something new without a new event: the earliest deadline still
+/// ahead, or now if one has passed and plan() has something to do about it. A deadline that has
+/// passed and asks for nothing (a backoff that ended, an old worker waiting for its replacement)
+/// does not wake the manager again and again.
 TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now);
 
 /// How a worker's exit reads in the log and status: "crashed (signal 9)", "retired (TTOU)", ...

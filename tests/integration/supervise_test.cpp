@@ -464,3 +464,27 @@ TEST_CASE("a worker flooding its heartbeat channel with garbage is retired and r
     CHECK(p.count(worker_line(pid, R"(sent a malformed heartbeat record "\\x1b\[31mred\\x00nul\\x0dcr )")) == 1);
     CHECK(raw_control_bytes(p.output()) == 0);
 }
+
+TEST_CASE("once a backoff has ended and the pool is ready again, the manager sleeps instead of spinning")
+{
+    HardDeadline guard(20s);
+    TempDir dir;
+    // The first start in each slot fails at once (two failures: a backoff), later ones run on,
+    // ready by --ready-after.
+    const std::string started = dir / "started-$HERD_SLOT";
+    const std::string script = "[ -e " + started + " ] || { touch " + started + "; exit 1; }; exec sleep 60";
+    Process p(concat(concat({binary("HERD")}, fast_options({"-w", "2", "--restart-limit", "1/10s",
+                                                            "--ready-after", "100ms"})),
+                     {"--", "/bin/sh", "-c", script}));
+    REQUIRE_MESSAGE(p.wait_for_line(lines::backing_off, in(5s)), p.output());
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(8s)), p.output());
+    // The backoff's end has passed and asks for nothing more: no deadline is due for seconds.
+    const double cpu = manager_cpu_percent(p, 1500ms);
+    MESSAGE("manager CPU with a ready pool after a backoff: " << cpu << " % of a core");
+    CHECK(cpu >= 0);
+    CHECK(cpu < flood_cpu_bound);
+    REQUIRE(p.signal(SIGTERM));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+}
