@@ -876,7 +876,7 @@ int main(int argc, char** argv)
         const auto r = respawn_latency(8, 200);
         if (!r.error.empty()) errors.push_back("respawn: " + r.error);
         const Stats s = stats(r.ms);
-        ms_row("respawn after kill -9, p50 (" + std::to_string(s.n) + " kills)", s.p50, Floor::reap_pipe, false, 40);
+        ms_row("respawn after kill -9, p50 (" + std::to_string(s.n) + " kills)", s.p50, Floor::reap_pipe, false, 100);
         // A tail is the machine's as much as herd's (another process on the core): shown, not held
         ms_row("respawn after kill -9, p99", s.p99, Floor::reap_pipe, true);
     }
