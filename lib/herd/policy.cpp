@@ -26,7 +26,7 @@ double unit_random(std::uint64_t seed)
 
 bool is_due(const WorkerRecord& w, const PoolState& state, TimePoint now)
 {
-    if (has_bad_channel(w) || w.generation != state.generation) return true;
+    if (has_bad_channel(w) || w.generation != state.generation || is_over_memory(w, now)) return true;
     if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return true;
     return w.request_limit > 0 && w.requests >= w.request_limit;
 }
@@ -35,6 +35,7 @@ Reason due_reason(const WorkerRecord& w, const PoolState& state, TimePoint now)
 {
     if (has_bad_channel(w)) return Reason::bad_heartbeat;
     if (w.generation != state.generation) return state.rollout ? state.rollout->kind : Reason::reload;
+    if (is_over_memory(w, now)) return Reason::max_memory;
     if (w.age_limit.count() > 0 && now - w.spawned_at >= w.age_limit) return Reason::max_age;
     return Reason::max_requests;
 }
@@ -238,6 +239,7 @@ std::string to_string(Reason reason)
     case Reason::graceful_timeout: return "graceful timeout";
     case Reason::kill_timeout: return "kill timeout";
     case Reason::bad_heartbeat: return "bad heartbeat records";
+    case Reason::max_memory: return "max memory";
     }
     return "unknown";
 }
@@ -277,6 +279,11 @@ bool is_failure(const PoolState& state, const WorkerRecord& w)
 bool has_bad_channel(const WorkerRecord& w)
 {
     return w.bad_records > max_bad_records || w.bad_bytes > max_bad_bytes;
+}
+
+bool is_over_memory(const WorkerRecord& w, TimePoint now)
+{
+    return w.over_memory_since && now - *w.over_memory_since >= w.memory_window;
 }
 
 bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
@@ -473,6 +480,19 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             if (!s.rollout) return;
             if (e.reverted) s.generation = s.rollout->from_generation;
             s.rollout.reset();
+        }
+        void operator()(const MemorySampled& e)
+        {
+            auto* w = s.find(e.pid);
+            if (!w) return;
+            w->memory = e.bytes;
+            // One sample under the limit (or the limit turned off) starts the window over.
+            if (o.max_worker_memory == 0 || e.bytes <= o.max_worker_memory) {
+                w->over_memory_since.reset();
+            } else if (!w->over_memory_since) {
+                w->over_memory_since = now;
+                w->memory_window = o.max_worker_memory_window;
+            }
         }
         void operator()(const ManagerResumed&)
         {
