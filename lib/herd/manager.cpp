@@ -4,6 +4,7 @@
 
 #include <herd/listeners.hpp>
 #include <herd/log.hpp>
+#include <herd/memory.hpp>
 #include <herd/notify.hpp>
 #include <herd/proctitle.hpp>
 #include <herd/signals.hpp>
@@ -34,6 +35,8 @@ overloaded(F...) -> overloaded<F...>;
 
 // How long the loop runs handlers that are ready before it plans again.
 constexpr auto ready_handlers_limit = std::chrono::milliseconds(5);
+constexpr Duration memory_sample_min = std::chrono::milliseconds(50);
+constexpr Duration memory_sample_max = std::chrono::seconds(1);
 
 // Short intervals (a respawn takes well under a millisecond) are shown to a tenth of a
 // millisecond below 10 ms, in the same unit format_duration() uses there ("0.4 ms", "3.2 ms").
@@ -65,6 +68,7 @@ int Manager::run()
     wake_at_ = Clock::now();
     watch_signals();   // an image started by USR2 inherits every signal blocked; this sets the mask right
     watch_watchdog();
+    watch_memory();
     if (!adopted_)
         spdlog::info("manager {} started: {} workers, generation {}", ::getpid(), state_.target, state_.generation);
     reap_exited();   // children that exited while the previous image handed over
@@ -128,6 +132,10 @@ void Manager::execute(const Action& action, TimePoint now)
                            spdlog::warn("worker {} retiring: bad heartbeat records ({} malformed, {} bytes of them, "
                                         "limits {} and {}; first: \"{}\")", a.pid, w.bad_records, w.bad_bytes,
                                         max_bad_records, max_bad_bytes, bad_record_sample(a.pid));
+                       else if (a.reason == Reason::max_memory)
+                           spdlog::warn("worker {} retiring: max memory ({} over {} for {})", a.pid,
+                                        format_size(w.memory), format_size(options_.max_worker_memory),
+                                        since(w.over_memory_since.value_or(now), now));
                        else if (a.reason != Reason::shutdown)
                            spdlog::info("worker {} retiring: {}", a.pid, to_string(a.reason));
                        // QUIT to a herd worker; exec mode's --stop-signal to a program. Either
@@ -540,6 +548,36 @@ void Manager::watch_watchdog()
     watchdog_->expires_after(interval);
     watchdog_->async_wait([this](const boost::system::error_code& ec) {
         if (!ec) watch_watchdog();
+    });
+}
+
+// --max-worker-memory: a timer samples every worker's own memory while the option is on
+void Manager::watch_memory()
+{
+    if (options_.max_worker_memory == 0) {
+        memory_timer_.reset();   // off, or turned off by a reload: no timer, no work
+        return;
+    }
+    if (memory_timer_) return;   // already sampling; each tick reads the options anew
+    memory_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    sample_memory();
+}
+
+void Manager::sample_memory()
+{
+    // A gone or unreadable worker gives no sample: its exit is reaped as usual.
+    const auto now = Clock::now();
+    std::vector<int> pids;
+    for (const auto& w : state_.workers)
+        if (!w.leaving()) pids.push_back(w.pid);
+    for (const int pid : pids)
+        if (const auto bytes = read_private_memory(pid)) handle(MemorySampled{pid, *bytes}, now);
+    // A few samples per window, so that one sample under the limit is seen before it ends.
+    const Duration period = std::clamp<Duration>(options_.max_worker_memory_window / 4, memory_sample_min,
+                                                 memory_sample_max);
+    memory_timer_->expires_after(period);
+    memory_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && memory_timer_) sample_memory();
     });
 }
 

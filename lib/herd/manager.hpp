@@ -114,6 +114,8 @@ private:
     void rollout_failed(const RolloutFailed& failed);
     void exec_image(int binary_fd, unsigned rollback_from, const std::string& why);
     void watch_watchdog();
+    void watch_memory();
+    void sample_memory();
     WorkerEvent describe(const WorkerRecord& worker, std::string outcome = {}) const;
 
     boost::asio::io_context& io_;
@@ -145,6 +147,7 @@ private:
     std::string pid_file_path_;
     int previous_binary_fd_ = -1;                 // upgrade: the binary to roll back to
     std::unique_ptr<boost::asio::steady_timer> watchdog_;
+    std::unique_ptr<boost::asio::steady_timer> memory_timer_;   // --max-worker-memory: samples while it is on
     unsigned adopted_version_ = handover_version;  // the version the previous image wrote: a rollback writes it too
 
     // Control socket

@@ -139,6 +139,7 @@ void Manager::use_options(Options next)
     if (next.log_level != options_.log_level || next.log_file != options_.log_file)
         log::setup(next.log_level, next.log_file, "manager");
     options_ = std::move(next);
+    watch_memory();
     handle(Scale{options_.workers, 0}, Clock::now());
 }
 

@@ -63,6 +63,12 @@ std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
         {pool, "Pool", "max-requests-jitter", "N", "vary max requests by up to N",
          std::to_string(d.max_requests_jitter), Kind::value,
          [](O& o, S v) { o.max_requests_jitter = parse_whole(v); }},
+        {pool, "Pool", "max-worker-memory", "SIZE", "retire a worker whose own memory stays over SIZE (512M, 2G)",
+         d.max_worker_memory == 0 ? "off" : format_size(d.max_worker_memory), Kind::value,
+         [](O& o, S v) { o.max_worker_memory = parse_size(v); }},
+        {pool, "Pool", "max-worker-memory-window", "D", "how long a worker may stay over --max-worker-memory",
+         dur(d.max_worker_memory_window), Kind::value,
+         [](O& o, S v) { o.max_worker_memory_window = parse_duration(v); }},
 
         {pool, "Heartbeats and timeouts", "heartbeat-interval", "D", "how often a worker beats",
          dur(d.heartbeat_interval), Kind::value, [](O& o, S v) { o.heartbeat_interval = parse_duration(v); }},

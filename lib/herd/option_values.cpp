@@ -145,6 +145,71 @@ std::string format_duration(Duration d)
     return text + " s";
 }
 
+// Sizes
+std::uint64_t parse_size(std::string_view text)
+{
+    constexpr const char* expected = "expected a size such as 512M, 2G, 1.5G, 100K or a number of bytes";
+    const std::size_t unit_at = std::min(text.find_first_not_of("0123456789."), text.size());
+    const std::string_view number = text.substr(0, unit_at);
+    std::string unit(trim(text.substr(unit_at)));
+    std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return char(std::toupper(c)); });
+    const std::size_t dot = number.find('.');
+    const std::string_view whole = number.substr(0, dot);
+    const std::string_view fraction = dot == std::string_view::npos ? std::string_view{} : number.substr(dot + 1);
+    if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(fraction)))
+        throw std::invalid_argument(expected);
+
+    // Binary units, as top, ps and the kernel count memory: K = 1024. "M", "MB" and "MiB" alike.
+    if (unit.size() == 3 && unit.ends_with("IB")) unit.erase(unit.size() - 2);
+    else if (unit.size() == 2 && unit.back() == 'B') unit.pop_back();
+    std::uint64_t scale = 0;
+    if (unit.empty() || unit == "B") scale = 1;
+    else if (unit == "K") scale = 1ull << 10;
+    else if (unit == "M") scale = 1ull << 20;
+    else if (unit == "G") scale = 1ull << 30;
+    else if (unit == "T") scale = 1ull << 40;
+    else throw std::invalid_argument(expected);
+    if (scale == 1 && !fraction.empty()) throw std::invalid_argument("a number of bytes is a whole number");
+
+    // Exact integer arithmetic, rounded to the byte; at most 1 PiB, far beyond any worker
+    constexpr std::uint64_t limit = 1ull << 50;
+    std::uint64_t whole_value = 0;
+    if (std::from_chars(whole.data(), whole.data() + whole.size(), whole_value).ec != std::errc{} ||
+        whole_value > limit / scale)
+        throw std::invalid_argument("too large (at most 1024T)");
+    std::uint64_t bytes = whole_value * scale;
+    const std::string_view digits = fraction.substr(0, 9);
+    if (!digits.empty()) {
+        std::uint64_t numerator = 0;
+        std::uint64_t denominator = 1;
+        for (const char c : digits) {
+            numerator = numerator * 10 + std::uint64_t(c - '0');
+            denominator *= 10;
+        }
+        // numerator < 10^9 times scale <= 2^40 needs more than 64 bits.
+        const unsigned __int128 product = static_cast<unsigned __int128>(numerator) * scale;
+        bytes += std::uint64_t((product + denominator / 2) / denominator);
+    }
+    if (bytes > limit) throw std::invalid_argument("too large (at most 1024T)");
+    return bytes;
+}
+
+std::string format_size(std::uint64_t bytes)
+{
+    constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    std::size_t unit = 0;
+    std::uint64_t scale = 1;
+    while (unit + 1 < std::size(units) && bytes >= scale * 1024) {
+        scale *= 1024;
+        ++unit;
+    }
+    // One decimal, dropped when it is 0: "512 MiB", "1.5 GiB".
+    const std::uint64_t tenths = (bytes * 10 + scale / 2) / scale;
+    std::string text = std::to_string(tenths / 10);
+    if (tenths % 10) text += "." + std::to_string(tenths % 10);
+    return text + " " + units[unit];
+}
+
 int parse_signal(std::string_view text)
 {
     constexpr const char* expected = "expected a signal name such as TERM or INT, or its number";

@@ -360,6 +360,10 @@ void validate(const Options& o)
     if (o.ready_after && ready_by_time && o.boot_timeout.count() > 0 && *o.ready_after >= o.boot_timeout)
         throw UsageError("--ready-after (" + format_duration(*o.ready_after) + ") must be below --boot-timeout (" +
                          format_duration(o.boot_timeout) + ")");
+    // The manager samples at a quarter of the window: it needs a window to sample in.
+    if (o.max_worker_memory > 0 && o.max_worker_memory_window.count() <= 0)
+        fail("max-worker-memory-window", "must be above 0 while --max-worker-memory is on",
+             format_duration(o.max_worker_memory_window));
     if (std::find(std::begin(log_levels), std::end(log_levels), o.log_level) == std::end(log_levels))
         throw UsageError("invalid value '" + o.log_level + "' for --log-level: expected one of " + join_levels());
 }

@@ -61,6 +61,8 @@ struct Options {
     double max_worker_age_jitter = 0.10;                      // fraction of max_worker_age
     std::uint64_t max_requests = 0;                           // 0: off
     std::uint64_t max_requests_jitter = 0;
+    std::uint64_t max_worker_memory = 0;                      // bytes of a worker's own memory; 0: off
+    Duration max_worker_memory_window = std::chrono::seconds(10);   // ... it may stay over that for this long
     unsigned spare = 1;
     RestartLimit restart_limit;
     Duration upgrade_timeout = std::chrono::seconds(60);
@@ -134,6 +136,13 @@ std::string to_string(HeartbeatMode mode);
 
 /// "10/10s": a count and a window; throws std::invalid_argument.
 HERD_API RestartLimit parse_restart_limit(std::string_view text);
+
+/// "512M", "2G", "1.5G", "100K" (binary units, K = 1024) or a bare number of bytes; throws
+/// std::invalid_argument.
+HERD_API std::uint64_t parse_size(std::string_view text);
+
+/// A size the way log lines show it: "512 MiB", "1.5 GiB", "800 B".
+HERD_API std::string format_size(std::uint64_t bytes);
 
 /// A duration the way log lines and status show it: "250 ms" below a second, "1.5 s", "90 s", "3600 s" from there.
 HERD_API std::string format_duration(Duration d);

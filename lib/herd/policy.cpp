@@ -20,7 +20,7 @@ Duration since(TimePoint then, TimePoint now)
 
 bool is_due(const WorkerRecord& w, const PoolState& state, const Options& options, TimePoint now)
 {
-    if (has_bad_channel(w) || w.generation != state.generation) return true;
+    if (has_bad_channel(w) || w.generation != state.generation || is_over_memory(w, now)) return true;
     if (reached(deadlines(w, options).max_age, now)) return true;
     return w.request_limit > 0 && w.requests >= w.request_limit;
 }
@@ -29,6 +29,7 @@ Reason due_reason(const WorkerRecord& w, const PoolState& state, const Options& 
 {
     if (has_bad_channel(w)) return Reason::bad_heartbeat;
     if (w.generation != state.generation) return state.rollout ? state.rollout->kind : Reason::reload;
+    if (is_over_memory(w, now)) return Reason::max_memory;
     if (reached(deadlines(w, options).max_age, now)) return Reason::max_age;
     return Reason::max_requests;
 }
@@ -255,7 +256,7 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
     };
     for (const auto& w : state.workers) {
         const WorkerDeadlines d = deadlines(w, options);
-        for (const auto& t : {d.escalate, d.boot, d.silence, d.ready, d.max_age}) consider(t);
+        for (const auto& t : {d.escalate, d.boot, d.silence, d.ready, d.max_age, d.max_memory}) consider(t);
     }
     const PoolDeadlines pool = deadlines(state, options);
     consider(pool.backoff_end);

@@ -38,6 +38,7 @@ enum class Reason {
     graceful_timeout,// still running --graceful-timeout after QUIT
     kill_timeout,    // still running --kill-timeout after TERM
     bad_heartbeat,   // sent more malformed heartbeat records than max_bad_records or max_bad_bytes
+    max_memory,      // --max-worker-memory, for --max-worker-memory-window
 };
 
 /// "TTOU", "max age", "no heartbeat", ...
@@ -62,6 +63,9 @@ struct WorkerRecord {
     std::optional<TimePoint> term_at;      // TERM sent (fast shutdown)
     std::optional<TimePoint> kill_at;      // KILL sent
     Reason kill_reason = Reason::none;
+    std::uint64_t memory = 0;              // its own memory at the latest sample, bytes
+    std::optional<TimePoint> over_memory_since;   // over --max-worker-memory at every sample since
+    Duration memory_window{0};             // --max-worker-memory-window when that began
 
     bool ready() const { return ready_at.has_value(); }
     bool leaving() const { return quit_at || term_at || kill_at; }
@@ -124,8 +128,9 @@ struct RolloutStarted {                            // a new generation replaces 
     std::optional<TimePoint> since = std::nullopt; // asked for then (an upgrade: before the exec), else now
 };
 struct RolloutEnded { bool reverted; };            // reverted: the previous generation is current again
+struct MemorySampled { int pid; std::uint64_t bytes; };   // a worker's own memory (--max-worker-memory)
 using Event = std::variant<Spawned, SpawnFailed, HeartbeatSeen, HeartbeatMalformed, Signalled, WorkerExited, Scale,
-                           StopRequested, BackoffStarted, ManagerResumed, RolloutStarted, RolloutEnded>;
+                           StopRequested, BackoffStarted, ManagerResumed, RolloutStarted, RolloutEnded, MemorySampled>;
 
 /// Fold an event into the state.
 void apply(PoolState& state, const Event& event, const Options& options, TimePoint now);
@@ -195,6 +200,7 @@ struct WorkerDeadlines {
     std::optional<TimePoint> silence;    // ready and watched: retired at --heartbeat-timeout after its last heartbeat
     std::optional<TimePoint> ready;      // booting, heartbeats not required: ready once it ran --ready-after
     std::optional<TimePoint> max_age;    // not leaving: due for recycling at its jittered --max-worker-age
+    std::optional<TimePoint> max_memory; // not leaving, over --max-worker-memory: due at the end of the window
     friend bool operator==(const WorkerDeadlines&, const WorkerDeadlines&) = default;
 };
 WorkerDeadlines deadlines(const WorkerRecord& worker, const Options& options);
@@ -233,6 +239,10 @@ bool is_failure(const PoolState& state, const WorkerRecord& worker);
 /// Has this worker sent more malformed heartbeat records than an honest worker ever would? It
 /// is then retired (replaced first, as when it is too old) and its exit counts as a failure.
 bool has_bad_channel(const WorkerRecord& worker);
+
+/// Has this worker's own memory stayed over --max-worker-memory for the whole window? It is
+/// then retired (replaced first, as when it is too old).
+bool is_over_memory(const WorkerRecord& worker, TimePoint now);
 
 /// A heartbeat that only moves a deadline later: nothing for plan() to decide anew.
 bool is_routine(const PoolState& state, const HeartbeatSeen& beat);

@@ -56,6 +56,19 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             w->bad_records += e.records;
             w->bad_bytes += e.bytes;
         }
+        void operator()(const MemorySampled& e)
+        {
+            auto* w = s.find(e.pid);
+            if (!w) return;
+            w->memory = e.bytes;
+            // One sample under the limit (or the limit turned off) starts the window over.
+            if (o.max_worker_memory == 0 || e.bytes <= o.max_worker_memory) {
+                w->over_memory_since.reset();
+            } else if (!w->over_memory_since) {
+                w->over_memory_since = now;
+                w->memory_window = o.max_worker_memory_window;
+            }
+        }
         void operator()(const Signalled& e)
         {
             auto* w = s.find(e.pid);

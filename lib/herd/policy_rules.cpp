@@ -27,6 +27,7 @@ std::string to_string(Reason reason)
     case Reason::graceful_timeout: return "graceful timeout";
     case Reason::kill_timeout: return "kill timeout";
     case Reason::bad_heartbeat: return "bad heartbeat records";
+    case Reason::max_memory: return "max memory";
     }
     return "unknown";
 }
@@ -66,6 +67,11 @@ bool is_failure(const PoolState& state, const WorkerRecord& w)
 bool has_bad_channel(const WorkerRecord& w)
 {
     return w.bad_records > max_bad_records || w.bad_bytes > max_bad_bytes;
+}
+
+bool is_over_memory(const WorkerRecord& w, TimePoint now)
+{
+    return w.over_memory_since && now >= *w.over_memory_since + w.memory_window;
 }
 
 bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
@@ -173,6 +179,7 @@ WorkerDeadlines deadlines(const WorkerRecord& w, const Options& options)
     if (w.ready() && watches_silence(w, options)) d.silence = w.last_heartbeat + options.heartbeat_timeout;
     d.ready = ready_after_point(w, options);
     if (w.age_limit.count() > 0) d.max_age = w.spawned_at + w.age_limit;
+    if (w.over_memory_since) d.max_memory = *w.over_memory_since + w.memory_window;
     return d;
 }
 

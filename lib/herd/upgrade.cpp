@@ -31,7 +31,8 @@ std::string opt_ns(const std::optional<TimePoint>& t)
 constexpr Reason all_reasons[] = {Reason::none,         Reason::ttou,         Reason::max_age,
                                   Reason::max_requests, Reason::reload,       Reason::upgrade,
                                   Reason::shutdown,     Reason::no_heartbeat, Reason::boot_timeout,
-                                  Reason::graceful_timeout, Reason::kill_timeout, Reason::bad_heartbeat};
+                                  Reason::graceful_timeout, Reason::kill_timeout, Reason::bad_heartbeat,
+                                  Reason::max_memory};
 
 // Names with spaces ("max age", "no heartbeat") travel as one token each: "max_age".
 std::string replaced(std::string text, char from, char to)

@@ -17,6 +17,8 @@
 //   idle-wait      waits in wait_readable() on no descriptor until QUIT: every heartbeat comes
 //                  from inside that wait
 //   poll-stop-fd   a poll() loop of its own on stop_fd(), heartbeat() once per wake-up
+//   grow=MB        the worker in slot 0 writes MB MiB of private memory after start and keeps
+//                  working as ok (feeds --max-worker-memory); the others work as ok
 //
 // `--no-pdeathsig` clears PR_SET_PDEATHSIG in on_start (and says so in the log): only the
 // heartbeat channel can then tell the worker that its manager died.
@@ -60,7 +62,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 10ms;
 
 enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
-                  flood_records, flood_garbage, idle_wait, poll_stop_fd };
+                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -99,6 +101,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"flood-garbage", Mode::flood_garbage, false},
         {"idle-wait", Mode::idle_wait, false},
         {"poll-stop-fd", Mode::poll_stop_fd, false},
+        {"grow", Mode::grow, true},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -201,7 +204,7 @@ public:
         d.add_options()
             ("mode", po::value<std::string>()->default_value("ok"),
              "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
-             " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage | idle-wait | poll-stop-fd")
+             " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage | idle-wait | poll-stop-fd | grow=MB")
             ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick")
             ("no-pdeathsig", po::bool_switch(), "clear PR_SET_PDEATHSIG at start: only the heartbeat channel tells of a dead manager");
     }
@@ -272,6 +275,12 @@ public:
             return 0;
         }
 
+        // Private memory of its own, written so that every page is really there
+        if (mode_.mode == Mode::grow && slot() == 0) {
+            ballast_.assign(std::size_t(mode_.value) << 20, 'x');
+            spdlog::info("test worker {} grew by {} MiB (grow={})", ::getpid(), mode_.value, mode_.value);
+        }
+
         // Work until QUIT, or until the mode says otherwise
         while (!stopping() || mode_.mode == Mode::ignore_quit) {
             beat();
@@ -306,6 +315,7 @@ private:
     ParsedMode mode_;
     std::uint64_t units_ = 0;
     Clock::time_point started_;
+    std::string ballast_;   // grow=MB
 };
 
 }  // namespace

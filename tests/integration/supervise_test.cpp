@@ -488,3 +488,43 @@ TEST_CASE("once a backoff has ended and the pool is ready again, the manager sle
     REQUIRE_MESSAGE(status, p.output());
     CHECK(status->code == 0);
 }
+
+TEST_CASE("a worker whose own memory stays over --max-worker-memory is replaced, then retired; the others are untouched")
+{
+    HardDeadline guard(15s);
+    // The worker in slot 0 grows by 100 MiB; its replacement grows too, as a leaking program would.
+    Process p(test_worker_args(2, "grow=100", {"--max-worker-memory", "64M", "--max-worker-memory-window", "500ms"}));
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
+    const auto grower = ready_in_slot(p, 0, in(1s));
+    const auto honest = ready_in_slot(p, 1, in(1s));
+    REQUIRE_MESSAGE((grower && honest), p.output());
+    const int pid = grower->number(1);
+    const auto grew = p.wait_for_line(std::regex("test worker " + std::to_string(pid) + " grew by 100 MiB"), in(3s));
+    REQUIRE_MESSAGE(grew, p.output());
+
+    // One line names the worker, its memory, the limit and how long it was over
+    const auto retiring = p.wait_for_line(
+        worker_line(pid, R"(retiring: max memory \((\S+) MiB over 64 MiB for (\S+ \S+)\)$)"), in(3s), grew->index);
+    REQUIRE_MESSAGE(retiring, p.output());
+    CHECK(std::stod(retiring->groups[1]) >= 100);
+    CHECK(std::stod(retiring->groups[1]) < 120);
+    CHECK(parse_duration_ms(retiring->groups[2]) >= 500);
+    CHECK(log_time_ms(retiring->line) - log_time_ms(grew->line) >= 450);
+    // Replaced first (--spare 1): the new worker in slot 0 was ready before the old one was asked to go
+    const auto replacement = ready_in_slot(p, 0, in(3s), grower->index + 1);
+    REQUIRE_MESSAGE(replacement, p.output());
+    CHECK(replacement->number(1) != pid);
+    CHECK(replacement->index < retiring->index);
+    const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot 0)"), in(3s), retiring->index);
+    REQUIRE_MESSAGE(reaped, p.output());
+    CHECK(reaped->groups[1] == "retired (max memory)");
+
+    // The worker under the limit serves on, never sampled into a retirement
+    CHECK(ready_pids(p).count(honest->number(1)) == 1);
+    CHECK(p.count(worker_line(honest->number(1), "(retiring|reaped)")) == 0);
+    CHECK(p.count(lines::no_heartbeat) == 0);
+    REQUIRE(p.signal(SIGQUIT));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+}

@@ -24,6 +24,8 @@ const std::map<std::string, OptionScope> scopes = {
     {"max-worker-age-jitter", OptionScope::pool},
     {"max-requests", OptionScope::pool},
     {"max-requests-jitter", OptionScope::pool},
+    {"max-worker-memory", OptionScope::pool},
+    {"max-worker-memory-window", OptionScope::pool},
     {"heartbeat-interval", OptionScope::pool},
     {"heartbeat-timeout", OptionScope::pool},
     {"boot-timeout", OptionScope::pool},

@@ -48,6 +48,45 @@ TEST_CASE("negative, empty, malformed and huge durations are rejected")
     CHECK_NOTHROW(herd::parse_duration("100000h"));
 }
 
+// Sizes
+TEST_CASE("sizes accept K, M, G and T in binary units, fractions and a bare number of bytes")
+{
+    CHECK(herd::parse_size("512M") == 512ull << 20);
+    CHECK(herd::parse_size("2G") == 2ull << 30);
+    CHECK(herd::parse_size("1.5G") == 1536ull << 20);
+    CHECK(herd::parse_size("100K") == 102400);
+    CHECK(herd::parse_size("1T") == 1ull << 40);
+    CHECK(herd::parse_size("0.5k") == 512);
+    CHECK(herd::parse_size("64MB") == 64ull << 20);
+    CHECK(herd::parse_size("64MiB") == 64ull << 20);
+    CHECK(herd::parse_size("512 MiB") == 512ull << 20);
+    CHECK(herd::parse_size("1048576") == 1ull << 20);
+    CHECK(herd::parse_size("100B") == 100);
+    CHECK(herd::parse_size("0") == 0);
+    CHECK(herd::parse_size("1.0000000001T") == 1ull << 40);
+    CHECK(herd::parse_size("1024T") == 1ull << 50);
+}
+
+TEST_CASE("negative, empty, malformed and huge sizes are rejected")
+{
+    for (const char* bad : {"", "-1M", "+1M", "M", "1X", "1.", ".5G", "1.2.3G", "1e9", "0x10", " 1M", "1 G B",
+                            "1.5", "1.5B", "iB", "1iB", "1MBB", "1025T", "99999999999999999999"}) {
+        const std::string text = bad;
+        CAPTURE(text);
+        CHECK_THROWS_AS(herd::parse_size(text), std::invalid_argument);
+    }
+}
+
+TEST_CASE("sizes are formatted in binary units with one decimal at most")
+{
+    CHECK(herd::format_size(0) == "0 B");
+    CHECK(herd::format_size(800) == "800 B");
+    CHECK(herd::format_size(1024) == "1 KiB");
+    CHECK(herd::format_size(64ull << 20) == "64 MiB");
+    CHECK(herd::format_size(1536ull << 20) == "1.5 GiB");
+    CHECK(herd::format_size(100ull << 20 | 1) == "100 MiB");
+}
+
 TEST_CASE("durations are formatted one way: milliseconds below a second, exact seconds from there")
 {
     CHECK(herd::format_duration(0ms) == "0 s");

@@ -576,3 +576,34 @@ TEST_CASE("a bad --listen address is a usage error naming the option, the value 
                                                  "' for listen: the unix socket path is 120 bytes long, at most 107 fit "
                                                  "in a socket address");
 }
+
+// --max-worker-memory
+TEST_CASE("--max-worker-memory is off by default and takes a size and a window, from the file too")
+{
+    const herd::Options d = parse({}).options;
+    CHECK(d.max_worker_memory == 0);
+    CHECK(d.max_worker_memory_window == 10s);
+    const auto o = parse({"--max-worker-memory", "512M", "--max-worker-memory-window", "500ms"}).options;
+    CHECK(o.max_worker_memory == 512ull << 20);
+    CHECK(o.max_worker_memory_window == 500ms);
+    TempDir dir;
+    const auto file = dir.write("herd.conf", "max-worker-memory = 1.5G\nmax-worker-memory-window = 3s\n");
+    const auto f = parse({"--config", file}).options;
+    CHECK(f.max_worker_memory == 1536ull << 20);
+    CHECK(f.max_worker_memory_window == 3s);
+    CHECK(parse({"--config", file, "--max-worker-memory", "0"}).options.max_worker_memory == 0);
+}
+
+TEST_CASE("a bad --max-worker-memory or window names the option and the value")
+{
+    CHECK(usage_error({"--max-worker-memory", "lots"}) ==
+          "invalid value 'lots' for --max-worker-memory: expected a size such as 512M, 2G, 1.5G, 100K or a number of bytes");
+    CHECK(usage_error({"--max-worker-memory", "-1G"}) ==
+          "invalid value '-1G' for --max-worker-memory: expected a size such as 512M, 2G, 1.5G, 100K or a number of bytes");
+    CHECK(usage_error({"--max-worker-memory-window", "soon"}) ==
+          "invalid value 'soon' for --max-worker-memory-window: expected a duration such as 250ms, 2s, 1.5s, 3m or 1h");
+    CHECK(validation_error(parse({"--max-worker-memory", "1G", "--max-worker-memory-window", "0"}).options) ==
+          "--max-worker-memory-window must be above 0 while --max-worker-memory is on (got 0 s)");
+    // Off: the window is not used
+    CHECK(validation_error(parse({"--max-worker-memory-window", "0"}).options).empty());
+}

@@ -1047,3 +1047,90 @@ TEST_CASE("a heartbeat timeout of 0 watches nobody's silence, whatever --heartbe
     CHECK_FALSE(watches_silence(*s.find(100), o));
     CHECK(plan(s, o, t0 + 1h).empty());
 }
+
+// --max-worker-memory: retired once its own memory stays over the limit for the window
+namespace {
+
+Options memory_options(unsigned workers = 1)
+{
+    auto o = make_options(workers);
+    o.heartbeat_timeout = 0s;   // the samples below come without heartbeats
+    o.max_worker_memory = 64ull << 20;
+    o.max_worker_memory_window = 10s;
+    return o;
+}
+
+constexpr std::uint64_t over = 100ull << 20;
+constexpr std::uint64_t under = 32ull << 20;
+
+}  // namespace
+
+TEST_CASE("a worker over the memory limit for less than the window is left alone")
+{
+    const auto o = memory_options();
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, MemorySampled{100, over}, o, t0 + 1s);
+    apply(s, MemorySampled{100, over}, o, t0 + 10s);
+    CHECK(plan(s, o, t0 + 10999ms).empty());
+    CHECK(s.find(100)->memory == over);
+}
+
+TEST_CASE("a worker over the memory limit for the whole window is retired once, replaced first when a spare is allowed")
+{
+    auto o = memory_options(2);
+    o.spare = 1;
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, MemorySampled{100, over}, o, t0 + 1s);
+    apply(s, MemorySampled{101, under}, o, t0 + 1s);
+    CHECK(is_over_memory(*s.find(100), t0 + 11s));
+    CHECK_FALSE(is_over_memory(*s.find(101), t0 + 11s));
+    CHECK(plan(s, o, t0 + 11s) == Actions{Spawn{0, 1}});
+    apply(s, Spawned{102, 0, 1}, o, t0 + 11s);
+    apply(s, HeartbeatSeen{102, std::nullopt}, o, t0 + 12s);
+    CHECK(plan(s, o, t0 + 12s) == Actions{Retire{100, Reason::max_memory}});
+    apply(s, Signalled{100, SIGQUIT, Reason::max_memory}, o, t0 + 12s);
+    // Still over while it drains: nothing more is asked of it
+    apply(s, MemorySampled{100, over}, o, t0 + 13s);
+    CHECK(plan(s, o, t0 + 13s).empty());
+    const WorkerRecord w = *s.find(100);
+    CHECK(classify(w, 0) == "retired (max memory)");
+    CHECK_FALSE(is_failure(s, w));
+}
+
+TEST_CASE("without a spare a worker over the memory limit retires first and its slot is filled")
+{
+    const auto o = memory_options();
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, MemorySampled{100, over}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 11s) == Actions{Retire{100, Reason::max_memory}, Spawn{0, 1}});
+}
+
+TEST_CASE("one memory sample under the limit starts the window over")
+{
+    const auto o = memory_options();
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, MemorySampled{100, over}, o, t0 + 1s);
+    apply(s, MemorySampled{100, under}, o, t0 + 8s);
+    CHECK_FALSE(s.find(100)->over_memory_since);
+    apply(s, MemorySampled{100, over}, o, t0 + 9s);
+    CHECK(plan(s, o, t0 + 18s).empty());
+    CHECK(plan(s, o, t0 + 19s) == Actions{Retire{100, Reason::max_memory}, Spawn{0, 1}});
+}
+
+TEST_CASE("exactly at the memory limit is not over it, and a limit of 0 is off")
+{
+    auto o = memory_options();
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, MemorySampled{100, o.max_worker_memory}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1h).empty());
+    o.max_worker_memory = 0;
+    apply(s, MemorySampled{100, 100ull << 30}, o, t0 + 1s);
+    CHECK_FALSE(s.find(100)->over_memory_since);
+    CHECK(plan(s, o, t0 + 1h).empty());
+}
