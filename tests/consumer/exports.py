@@ -21,7 +21,7 @@ import sys
 
 # Everything of herd's that a consumer may link against: lib/herd/{herd,options,worker}.hpp
 API = re.compile(r"^herd::(run|run_exec|Worker|UsageError|exec_defaults|parse_command_line|validate|"
-                 r"parse_duration|parse_signal|parse_restart_limit|format_duration)\b")
+                 r"parse_duration|parse_signal|parse_restart_limit|format_duration|parse_size|format_size)\b")
 REQUIRED = ["herd::run(", "herd::Worker::heartbeat(", "herd::Worker::attach(", "herd::parse_command_line(",
             "typeinfo for herd::UsageError"]
 SHARED = re.compile(r"^(?:[\w:<>, *&]+ )?boost::(asio|process)::")
