@@ -277,7 +277,13 @@ public:
 
         // Private memory of its own, written so that every page is really there
         if (mode_.mode == Mode::grow && slot() == 0) {
-            ballast_.assign(std::size_t(mode_.value) << 20, 'x');
+            // A MiB at a time, heartbeating in between: writing 100 MiB on a busy machine can take
+            // longer than a short --heartbeat-timeout
+            ballast_.reserve(std::size_t(mode_.value) << 20);
+            for (std::int64_t mib = 0; mib < mode_.value; ++mib) {
+                ballast_.append(std::size_t(1) << 20, 'x');
+                beat();
+            }
             spdlog::info("test worker {} grew by {} MiB (grow={})", ::getpid(), mode_.value, mode_.value);
         }
 
