@@ -617,6 +617,11 @@ double parse_duration_ms(const std::string& text)
 
 // Processes and time
 
+bool all_gone(const std::vector<int>& pids)
+{
+    return std::none_of(pids.begin(), pids.end(), [](int pid) { return pid_alive(pid); });
+}
+
 bool pid_alive(pid_t pid)
 {
     if (pid <= 0) return false;

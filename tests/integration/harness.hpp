@@ -182,6 +182,8 @@ double parse_duration_ms(const std::string& text);
 
 /// True while pid exists and is not a zombie.
 bool pid_alive(pid_t pid);
+/// True once no pid of `pids` is running (a zombie counts as gone).
+bool all_gone(const std::vector<int>& pids);
 /// Call pred every `step` until it is true (returns true) or the deadline passed (returns false).
 bool poll_until(const std::function<bool()>& pred, Deadline deadline, milliseconds step = milliseconds(5));
 

@@ -121,12 +121,7 @@ TEST_CASE("workers exit within two heartbeat intervals of the manager's SIGKILL"
 
     const auto killed_at = Clock::now();
     REQUIRE(p.signal(SIGKILL));
-    auto all_gone = [&] {
-        for (int pid : workers)
-            if (pid_alive(pid)) return false;
-        return true;
-    };
-    const bool gone = poll_until(all_gone, killed_at + 500ms, 2ms);
+    const bool gone = poll_until([&] { return all_gone(workers); }, killed_at + 500ms, 2ms);
     MESSAGE("workers gone " << ms_since(killed_at) << " ms after the manager was killed");
     CHECK_MESSAGE(gone, "workers still running 500 ms (2 heartbeat intervals) after the manager died");
     const auto st = p.wait_exit(in(1s));

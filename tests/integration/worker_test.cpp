@@ -248,12 +248,7 @@ struct Orphaned {
                             p.output());
     }
 
-    bool all_gone() const
-    {
-        for (int pid : workers)
-            if (pid_alive(pid)) return false;
-        return true;
-    }
+    bool all_gone() const { return herd::testing::all_gone(workers); }
 
     void kill_manager()
     {
@@ -317,12 +312,7 @@ TEST_CASE("a worker running as --user dies with its manager even when hung (PR_S
 
     const auto killed_at = Clock::now();
     REQUIRE(p.signal(SIGKILL));
-    auto all_gone = [&] {
-        for (int pid : workers)
-            if (pid_alive(pid)) return false;
-        return true;
-    };
-    const bool gone = poll_until(all_gone, killed_at + 500ms, 2ms);
+    const bool gone = poll_until([&] { return all_gone(workers); }, killed_at + 500ms, 2ms);
     MESSAGE("hung --user workers gone " << ms_since(killed_at) << " ms after the manager was killed");
     CHECK_MESSAGE(gone, "hung workers running as nobody outlived their manager");
     p.kill_group();
