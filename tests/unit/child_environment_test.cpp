@@ -1,6 +1,6 @@
 // A program's environment in exec mode: the manager's own variables out, sockets, heartbeat pipe,
 // slot and generation in; socket names.
-#include <herd/child_environment.hpp>
+#include <herd/os/child_environment.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // The config file reader: entries with their section and line, comments, errors (config_file.hpp).
-#include <herd/config_file.hpp>
+#include <herd/config/config_file.hpp>
 
 #include <herd/options.hpp>
 

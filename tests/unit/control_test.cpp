@@ -1,5 +1,5 @@
 // The control protocol, pure: requests parsed from a line, answers rendered to a line.
-#include <herd/control.hpp>
+#include <herd/manager/control.hpp>
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>

@@ -1,5 +1,5 @@
 // What execve(2) would say about a command: finding it in PATH, and refusing what the kernel would.
-#include <herd/executable.hpp>
+#include <herd/os/executable.hpp>
 
 #include <herd/options.hpp>
 

@@ -1,5 +1,5 @@
 // UniqueFd and make_pipe: real descriptors, closed by their owner and by nobody else.
-#include <herd/fd.hpp>
+#include <herd/os/fd.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // The heartbeat record codec and the stream decoder.
-#include <herd/heartbeat.hpp>
+#include <herd/core/heartbeat.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // --listen parsing, and binding real sockets on loopback.
-#include <herd/listeners.hpp>
+#include <herd/os/listeners.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,7 @@
 // The manager's shell over a fake ProcessOps: no process is forked. A fake worker is a pipe the
 // test writes heartbeats into; its "exit" closes the pipe and makes try_reap report a status.
-#include <herd/manager.hpp>
-#include <herd/log.hpp>
+#include <herd/manager/manager.hpp>
+#include <herd/os/log.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // A process's own memory, read from /proc/PID/smaps_rollup.
-#include <herd/memory.hpp>
+#include <herd/os/memory.hpp>
 
 #include <doctest/doctest.h>
 

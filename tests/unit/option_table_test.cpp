@@ -1,5 +1,5 @@
 // The table of the standard options: scopes, names, modes (option_table.hpp, DESIGN.md §2 and §7a).
-#include <herd/option_table.hpp>
+#include <herd/config/option_table.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // Value parsers: durations, signals, numbers, fractions, switches (option_values.hpp).
-#include <herd/option_values.hpp>
+#include <herd/config/option_values.hpp>
 
 #include <doctest/doctest.h>
 

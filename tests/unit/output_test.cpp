@@ -1,5 +1,5 @@
 // A program's output split into log lines (exec mode): bytes in, lines out.
-#include <herd/output.hpp>
+#include <herd/core/output.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // PidFile: written atomically, locked while held, stale files replaced, released on exit.
-#include <herd/pid_file.hpp>
+#include <herd/os/pid_file.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // One deadline computation for plan() and next_deadline(): on a grid of times, the manager
 // wakes exactly when plan() has something new to decide, never for nothing, never too late.
-#include <herd/policy.hpp>
+#include <herd/core/policy.hpp>
 
 #include <doctest/doctest.h>
 

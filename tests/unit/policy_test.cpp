@@ -1,5 +1,5 @@
 // The supervision rules, one behaviour per test, on a fake clock: no fork, no sleep.
-#include <herd/policy.hpp>
+#include <herd/core/policy.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "herd/text.hpp"
+#include "herd/core/text.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // The hand-over record an upgrading manager passes to the image that replaces it.
-#include <herd/upgrade.hpp>
+#include <herd/manager/upgrade.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,0 +1,371 @@
+// Options: parsing and validation of the standard command line (DESIGN.md §2).
+//
+// Program_options keeps every standard value as text; the table of option_table.hpp converts it,
+// so that a bad value becomes one line naming the option and the value.
+// The config file is read by config_file.hpp (not with po::parse_config_file), so that errors can
+// name the file and the line; its entries are stored here as Program_options values.
+#include <herd/config/options.hpp>
+
+#include <herd/config/config_file.hpp>
+#include <herd/config/option_table.hpp>
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <map>
+
+namespace herd {
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr unsigned max_workers = 4096;
+
+po::typed_value<std::string>* flag_value()
+{
+    // A flag takes no argument on the command line and "true"/"false" in the config file.
+    return po::value<std::string>()->zero_tokens()->implicit_value("true", "");
+}
+
+// Help text
+std::string wrap(const std::string& text, std::size_t indent, std::size_t width)
+{
+    std::string out;
+    std::size_t column = indent;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        const std::size_t end = std::min(text.find(' ', pos), text.size());
+        const std::size_t word = end - pos;
+        if (column > indent && column + 1 + word > width) {
+            out += '\n' + std::string(indent, ' ');
+            column = indent;
+        } else if (column > indent) {
+            out += ' ';
+            ++column;
+        }
+        out.append(text, pos, word);
+        column += word;
+        pos = end + 1;
+    }
+    return out;
+}
+
+void format_option(std::string& out, const po::option_description& d, std::string default_text)
+{
+    constexpr std::size_t column = 30;
+    constexpr std::size_t width = 80;
+    const std::string shown = d.canonical_display_name(po::command_line_style::allow_dash_for_short);
+    const bool has_short = shown.size() == 2 && shown[0] == '-';
+    std::string left = has_short ? "  " + shown : "    ";
+    if (!d.long_name().empty()) left += (has_short ? ", --" : "  --") + d.long_name();
+    std::string param = d.semantic()->max_tokens() == 0 ? "" : d.format_parameter();
+    // An application's po::default_value shows as "arg (=8080)": move it to "(default 8080)".
+    if (const auto at = param.find(" (="); at != std::string::npos && param.back() == ')') {
+        if (default_text.empty()) default_text = param.substr(at + 3, param.size() - at - 4);
+        param.erase(at);
+    }
+    if (!param.empty()) left += " " + param;
+
+    std::string help = d.description();
+    // "(default X)" stays on one line: its blank is a placeholder until after wrapping.
+    if (!default_text.empty()) help += (help.empty() ? "(default\x01" : " (default\x01") + default_text + ")";
+    out += left;
+    if (left.size() + 2 > column) {
+        out += '\n' + std::string(column, ' ');
+    } else {
+        out += std::string(column - left.size(), ' ');
+    }
+    std::string wrapped = wrap(help, column, width);
+    std::replace(wrapped.begin(), wrapped.end(), '\x01', ' ');
+    out += wrapped + '\n';
+}
+
+// Error messages
+/// Where a standard option's value came from, for error messages: "" (command line) or "config file X, line N: ".
+using Sources = std::map<std::string, std::string>;
+
+std::string display_name(const std::string& key, const Sources& sources)
+{
+    return sources.contains(key) ? key : "--" + key;
+}
+
+std::string source_of(const std::string& key, const Sources& sources)
+{
+    const auto it = sources.find(key);
+    return it == sources.end() ? std::string{} : it->second;
+}
+
+/// The value a failing option was given: the first one its value semantic rejects.
+std::string rejected_value(const po::parsed_options& parsed, const po::options_description& desc,
+                           const std::string& key)
+{
+    const po::option_description* d = desc.find_nothrow(key, false);
+    for (const po::option& opt : parsed.options) {
+        if (opt.string_key != key || d == nullptr) continue;
+        try {
+            boost::any scratch;
+            d->semantic()->parse(scratch, opt.value, true);
+        } catch (const po::error&) {
+            return opt.value.empty() ? std::string{} : opt.value.front();
+        }
+    }
+    return {};
+}
+
+/// One line for a Program_options error; `where` prefixes config-file errors.
+std::string describe(const po::error& e, const po::parsed_options& parsed, const po::options_description& desc,
+                     const std::string& where)
+{
+    const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+    std::string key = named != nullptr ? named->get_option_name() : std::string{};
+    key.erase(0, key.find_first_not_of('-'));
+    const std::string name = where.empty() ? "--" + key : key;
+
+    if (dynamic_cast<const po::unknown_option*>(&e) != nullptr)
+        return where + "unknown option " + (where.empty() ? named->get_option_name() : "'" + key + "'");
+    if (dynamic_cast<const po::multiple_occurrences*>(&e) != nullptr)
+        return where + "option " + name + " given more than once";
+    if (const auto* syntax = dynamic_cast<const po::invalid_command_line_syntax*>(&e)) {
+        if (syntax->kind() == po::invalid_syntax::missing_parameter)
+            return where + "option " + name + " needs a value";
+        if (syntax->kind() == po::invalid_syntax::extra_parameter)
+            return where + "option " + name + " takes no value";
+    }
+    if (dynamic_cast<const po::validation_error*>(&e) != nullptr && !key.empty())
+        return where + "invalid value '" + rejected_value(parsed, desc, key) + "' for " + name;
+    return where + e.what();
+}
+
+std::string basename_of(const char* path)
+{
+    const std::string s = path == nullptr ? "" : path;
+    return s.substr(s.rfind('/') + 1);
+}
+
+// Descriptions and parsing steps
+struct Descriptions {
+    std::vector<std::pair<std::string, po::options_description>> groups;   // standard, in help order
+    po::options_description app{"Application options"};
+    po::options_description all;                                         // everything, for parsing
+};
+
+Descriptions make_descriptions(const std::vector<OptionSpec>& specs, const OptionsExtension& ext)
+{
+    Descriptions desc;
+    for (const OptionSpec& spec : specs) {
+        if (desc.groups.empty() || desc.groups.back().first != spec.group)
+            desc.groups.emplace_back(spec.group, po::options_description(spec.group));
+        po::value_semantic* semantic = nullptr;
+        if (spec.kind == OptionKind::flag)
+            semantic = flag_value();
+        else if (spec.kind == OptionKind::repeated)
+            semantic = po::value<std::vector<std::string>>()->value_name(spec.param);
+        else
+            semantic = po::value<std::string>()->value_name(spec.param);
+        desc.groups.back().second.add_options()(spec.names, semantic, spec.help.c_str());
+    }
+    if (ext.add_options) ext.add_options(desc.app);
+    for (const auto& [name, group] : desc.groups) desc.all.add(group);
+    desc.all.add(desc.app);
+    return desc;
+}
+
+std::string make_help_text(const Descriptions& desc, const std::vector<OptionSpec>& specs, const OptionsExtension& ext,
+                           const std::string& program)
+{
+    const std::string usage = !ext.usage.empty() ? ext.usage
+                            : program + " [options]" + (ext.accepts_command ? " -- COMMAND [ARGS...]" : "");
+    std::string help = "Usage: " + usage + "\n";
+    for (const auto& [name, group] : desc.groups) {
+        help += "\n" + name + ":\n";
+        for (const auto& d : group.options()) {
+            const auto spec = std::find_if(specs.begin(), specs.end(),
+                                           [&](const OptionSpec& s) { return long_name(s) == d->long_name(); });
+            format_option(help, *d, spec->default_text);
+        }
+    }
+    if (!desc.app.options().empty()) {
+        help += "\n" + (ext.program.empty() ? std::string("Application") : ext.program) + " options:\n";
+        for (const auto& d : desc.app.options()) format_option(help, *d, "");
+    }
+    help += "\nDurations: 250ms, 2s, 1.5s, 3m, 1h, or a bare number of seconds.\n"
+            "Config file: `key = value` lines, long option names; the command line wins.\n";
+    return help;
+}
+
+void store_command_line(const std::vector<std::string>& args, const po::options_description& all,
+                        bool accepts_command, po::variables_map& vm)
+{
+    // No guessing: "--work" must not quietly mean --workers (nor break when an option is added).
+    const auto style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::parsed_options parsed(&all);
+    try {
+        parsed = po::command_line_parser(args).options(all).style(style).run();
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, parsed, all, ""));
+    }
+    for (const po::option& opt : parsed.options) {
+        // Without a positional description, Program_options hands positional arguments back unnamed.
+        if (opt.position_key >= 0 || opt.string_key.empty()) {
+            const std::string arg = opt.value.empty() ? std::string{} : opt.value.front();
+            throw UsageError("unexpected argument '" + arg + "'" +
+                             (accepts_command ? " (the command goes after --)" : ""));
+        }
+    }
+    try {
+        po::store(parsed, vm);
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, parsed, all, ""));
+    }
+}
+
+/// Store the file's values where the command line left none; returns where each one came from.
+Sources store_config_file(const std::string& path, const std::vector<OptionSpec>& specs, const po::options_description& all,
+                          bool exec, po::variables_map& vm)
+{
+    Sources sources;
+    std::map<std::string, std::string> last_line;   // a "given more than once" is about the last one
+    po::parsed_options from_file(&all);
+    for (const ConfigEntry& entry : read_config_file(path)) {
+        const std::string at = config_location(path, entry.line);
+        // Named pools ([pool.web]) are for a later version of exec mode; anything else is a mistake.
+        if (exec && entry.section.starts_with("pool."))
+            throw UsageError(at + "several pools ([" + entry.section + "]) are not supported yet: run one herd per pool");
+        if (!entry.section.empty()) throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
+        const auto spec =
+            std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return long_name(s) == entry.key; });
+        if (spec != specs.end() && spec->command_line_only)
+            throw UsageError(at + "option '" + entry.key + "' is only allowed on the command line");
+        if (all.find_nothrow(entry.key, false) == nullptr) throw UsageError(at + "unknown option '" + entry.key + "'");
+
+        po::option opt(entry.key, {entry.value});
+        opt.original_tokens = {entry.key, entry.value};
+        from_file.options.push_back(std::move(opt));
+        if (!vm.count(entry.key)) sources[entry.key] = at;
+        last_line[entry.key] = at;
+    }
+    try {
+        po::store(from_file, vm);
+    } catch (const po::error& e) {
+        const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+        const auto it = named != nullptr ? last_line.find(named->get_option_name()) : last_line.end();
+        const std::string at = it != last_line.end() ? it->second : "config file " + path + ": ";
+        throw UsageError(describe(e, from_file, all, at));
+    }
+    return sources;
+}
+
+}  // namespace
+
+// Exec mode's defaults
+Options exec_defaults()
+{
+    Options o;
+    o.ready_after = std::chrono::seconds(1);
+    o.stop_signal = SIGTERM;
+    o.heartbeat = HeartbeatMode::automatic;
+    return o;
+}
+
+// Command line and config file
+CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext)
+{
+    CommandLine result;
+    result.options = ext.defaults;
+    result.argv.assign(argv, argv + argc);
+    const std::vector<OptionSpec> specs = standard_specs(ext.defaults, ext.accepts_command);
+    const Descriptions desc = make_descriptions(specs, ext);
+    const std::string program = ext.program.empty() ? basename_of(argc > 0 ? argv[0] : nullptr) : ext.program;
+    result.help_text = make_help_text(desc, specs, ext, program);
+
+    // Command line, split at `--`
+    std::vector<std::string> args;
+    bool after_dashes = false;
+    for (int i = 1; i < argc; ++i) {
+        if (after_dashes) result.command.emplace_back(argv[i]);
+        else if (std::string_view(argv[i]) == "--") after_dashes = true;
+        else args.emplace_back(argv[i]);
+    }
+    if (!ext.accepts_command && !result.command.empty())
+        throw UsageError("unexpected argument '" + result.command.front() + "'");
+    auto vm = std::make_shared<po::variables_map>();
+    result.app_args = vm;
+    store_command_line(args, desc.all, ext.accepts_command, *vm);
+
+    // Help and version need nothing else, not even a readable config file
+    result.help = vm->count("help") > 0;
+    result.version = vm->count("version") > 0;
+    if (result.help || result.version) return result;
+
+    // Config file: fills what the command line left unset
+    Sources sources;
+    if (vm->count("config")) sources = store_config_file((*vm)["config"].as<std::string>(), specs, desc.all, ext.accepts_command, *vm);
+    try {
+        po::notify(*vm);
+    } catch (const po::error& e) {
+        throw UsageError(describe(e, po::parsed_options(&desc.all), desc.all, ""));
+    }
+
+    // Conversion of the standard options
+    for (const OptionSpec& spec : specs) {
+        const std::string key = long_name(spec);
+        if (spec.set == nullptr || !vm->count(key)) continue;
+        const auto convert = [&](const std::string& value) {
+            try {
+                spec.set(result.options, value);
+            } catch (const std::invalid_argument& e) {
+                throw UsageError(source_of(key, sources) + "invalid value '" + value + "' for " +
+                                 display_name(key, sources) + ": " + e.what());
+            }
+        };
+        if (spec.kind == OptionKind::repeated) {
+            for (const auto& value : (*vm)[key].as<std::vector<std::string>>()) convert(value);
+        } else {
+            convert((*vm)[key].as<std::string>());
+        }
+    }
+    result.options.app_args.map = vm;
+    return result;
+}
+
+// Relations between options
+void validate(const Options& o)
+{
+    // The values were converted already, so messages show them as herd prints them ("got 0 s").
+    const auto fail = [](const std::string& option, const std::string& rule, const std::string& got) {
+        throw UsageError("--" + option + " " + rule + " (got " + got + ")");
+    };
+    if (o.workers > max_workers)
+        fail("workers", "must be at most " + std::to_string(max_workers), std::to_string(o.workers));
+    if (o.heartbeat_interval.count() <= 0)
+        fail("heartbeat-interval", "must be above 0", format_duration(o.heartbeat_interval));
+    // A timeout of 0 turns heartbeat watching off (exec mode); otherwise a worker needs room to beat.
+    if (o.heartbeat_timeout.count() != 0 && o.heartbeat_interval >= o.heartbeat_timeout)
+        throw UsageError("--heartbeat-interval (" + format_duration(o.heartbeat_interval) +
+                         ") must be below --heartbeat-timeout (" + format_duration(o.heartbeat_timeout) + ")");
+    if (o.graceful_timeout.count() <= 0)
+        fail("graceful-timeout", "must be above 0", format_duration(o.graceful_timeout));
+    if (o.kill_timeout.count() <= 0) fail("kill-timeout", "must be above 0", format_duration(o.kill_timeout));
+    const std::string restart =
+        std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
+    if (o.restart_limit.count < 1) fail("restart-limit", "needs a count of at least 1", restart);
+    if (o.restart_limit.window.count() <= 0) fail("restart-limit", "needs a window above 0", restart);
+    // Exec mode: `required` means a timeout to watch; 0 would silently mean `off`.
+    if (o.ready_after && o.heartbeat == HeartbeatMode::required && o.heartbeat_timeout.count() == 0)
+        throw UsageError("--heartbeat required needs a --heartbeat-timeout above 0 (got 0 s)");
+    // Exec mode: a program that sends no heartbeat must get to be ready before it is killed for not being ready.
+    const bool ready_by_time = o.heartbeat != HeartbeatMode::required || o.heartbeat_timeout.count() == 0;
+    if (o.ready_after && ready_by_time && o.boot_timeout.count() > 0 && *o.ready_after >= o.boot_timeout)
+        throw UsageError("--ready-after (" + format_duration(*o.ready_after) + ") must be below --boot-timeout (" +
+                         format_duration(o.boot_timeout) + ")");
+    // The manager samples at a quarter of the window: it needs a window to sample in.
+    if (o.max_worker_memory > 0 && o.max_worker_memory_window.count() <= 0)
+        fail("max-worker-memory-window", "must be above 0 while --max-worker-memory is on",
+             format_duration(o.max_worker_memory_window));
+    if (std::find(std::begin(log_levels), std::end(log_levels), o.log_level) == std::end(log_levels))
+        throw UsageError("invalid value '" + o.log_level + "' for --log-level: expected one of " + join_levels());
+}
+
+}  // namespace herd

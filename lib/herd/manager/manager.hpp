@@ -1,0 +1,164 @@
+// The manager: the imperative shell around the policy core. It owns the pool's state, turns
+// signals, heartbeats and exits into events, asks plan() what to do and does it, one syscall
+// and one log line per action. Single-threaded; it sleeps until the next event or deadline.
+#pragma once
+
+#include <herd/manager/control.hpp>
+#include <herd/manager/control_server.hpp>
+#include <herd/core/heartbeat.hpp>
+#include <herd/manager/hooks.hpp>
+#include <herd/config/options.hpp>
+#include <herd/core/policy.hpp>
+#include <herd/os/process_ops.hpp>
+#include <herd/manager/upgrade.hpp>
+#include <herd/worker/worker.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace herd {
+
+namespace detail {
+class Preflight;
+struct PreflightOutcome;
+}  // namespace detail
+
+class Manager {
+public:
+    Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,
+            ManagerHooks hooks = {});
+    ~Manager();
+    Manager(const Manager&) = delete;
+    Manager& operator=(const Manager&) = delete;
+
+    /// Keep the pool until shutdown; returns the manager's exit code.
+    int run();
+    /// In a freshly forked worker: close what only the manager may hold, restore signal defaults.
+    void close_in_child();
+    /// Called once, the first time the pool reaches its target of ready workers.
+    void on_first_ready(std::function<void()> callback) { on_first_ready_ = std::move(callback); }
+    /// Descriptors the manager keeps open that children must not inherit (closed in close_in_child).
+    void keep_private(int fd) { private_fds_.push_back(fd); }
+    /// What USR2 execs: the binary as started, with the original arguments.
+    void set_binary(std::string binary, std::vector<std::string> argv);
+    /// How HUP re-reads the configuration (throws UsageError when it is invalid).
+    void set_reread(std::function<Options()> reread) { reread_ = std::move(reread); }
+    /// The pid file to hand over to the next image.
+    void set_pid_file(int fd, std::string path);
+    /// Serve the control socket (DESIGN.md §6) on a bound listening socket; before adopt() and run().
+    void set_control(int fd, std::string path);
+    /// Take over the state a previous image handed over (USR2, or a rollback); before run().
+    void adopt(const Handover& handover);
+
+    const PoolState& state() const { return state_; }
+    const Options& options() const { return options_; }
+
+private:
+    struct Channel {
+        Channel(boost::asio::io_context& io, int fd, const Options& options)
+            : pipe(io, fd), pause(io), budget(channel_budget(options.heartbeat_timeout)) {}
+        boost::asio::posix::stream_descriptor pipe;
+        boost::asio::steady_timer pause;   // a channel that spent its read budget waits here
+        std::array<char, read_chunk> buffer{};
+        HeartbeatDecoder decoder;
+        ReadBudget budget;
+        std::string sample;                // the first malformed record, printable
+        TimePoint next_warning{};          // malformed records are logged at most once a minute
+        bool flood_logged = false;
+    };
+
+    void manage();
+    void prepare_ahead();
+    void handle(const Event& event, TimePoint now);
+    void execute(const Action& action, TimePoint now);
+    void on_signal(int signal);
+    void scale(const Scale& request, const std::string& said, std::optional<std::uint64_t> client = {});
+    void stop(bool graceful, const std::string& said, std::optional<std::uint64_t> client = {});
+    std::optional<std::string> rollout_refusal() const;
+    void start_rollout(Reason kind, const std::string& said, std::optional<std::uint64_t> client = {});
+    void on_request(std::uint64_t client, const control::Peer& peer, const control::Request& request);
+    void answer_waiting(control::Op op, const std::string& line);
+    void fail_waiting(control::Op op, const std::string& why);
+    void report_rollout_failure(Reason kind, unsigned generation, const std::string& why);
+    void watch_signals();
+    void dispatch_signals(const char* data, std::size_t n);
+    void read_pending_signals();
+    void spawn(int slot, unsigned generation, TimePoint now);
+    void watch_heartbeats(int pid);
+    void on_heartbeat_bytes(int pid, std::size_t n);
+    void pace_heartbeats(int pid, std::size_t n);
+    std::string bad_record_sample(int pid) const;
+    void reap(int pid, int status);
+    void reap_exited();
+    void check_readiness();
+    void stop_listening();
+    void finish();
+    void notify_reloading();
+    void use_options(Options next);
+    void start_reload(const std::string& said);
+    void refuse_reload(const std::string& line, const std::string& why);
+    void abandon_upgrade(const std::string& why);
+    void start_upgrade();
+    void finish_preflight(const detail::PreflightOutcome& outcome);
+    void abandon_preflight();
+    bool is_preflight(int pid) const;
+    void rollout_done(const RolloutDone& done);
+    void rollout_failed(const RolloutFailed& failed);
+    void exec_image(int binary_fd, unsigned rollback_from, const std::string& why);
+    void watch_watchdog();
+    void watch_memory();
+    void sample_memory();
+    WorkerEvent describe(const WorkerRecord& worker, std::string outcome = {}) const;
+
+    boost::asio::io_context& io_;
+    Options options_;
+    std::vector<Listener>& listeners_;
+    ProcessOps& ops_;
+    ManagerHooks hooks_;
+    boost::asio::posix::stream_descriptor signal_fd_;   // signalfd: the manager's signals, read as data
+    PoolState state_;
+    std::unordered_map<int, std::unique_ptr<Channel>> channels_;
+    std::vector<int> private_fds_;
+    std::optional<int> exit_code_;
+    TimePoint started_at_{};
+    TimePoint wake_at_{};          // the deadline the loop sleeps to
+    bool replan_ = true;           // an event changed the state: plan() again before sleeping
+    bool pool_ready_ = false;
+    bool adopted_ = false;         // this image took over from another (USR2 or a rollback)
+    std::function<void()> on_first_ready_;
+    bool reaps_orphans_ = false;   // PID 1 or a subreaper: every exited child is ours to reap
+
+    // Reload and upgrade
+    std::unique_ptr<detail::Preflight> preflight_;   // USR2's --check of the new binary, while it runs
+    std::string binary_;
+    std::vector<std::string> argv_;
+    std::function<Options()> reread_;
+    std::optional<Options> previous_options_;     // reload: what to go back to if it fails
+    std::vector<Listener> previous_listeners_;    // reload: closed once the old generation is gone
+    int pid_file_fd_ = -1;
+    std::string pid_file_path_;
+    int previous_binary_fd_ = -1;                 // upgrade: the binary to roll back to
+    std::unique_ptr<boost::asio::steady_timer> watchdog_;
+    std::unique_ptr<boost::asio::steady_timer> memory_timer_;   // --max-worker-memory: samples while it is on
+    unsigned adopted_version_ = handover_version;  // the version the previous image wrote: a rollback writes it too
+
+    // Control socket
+    struct Waiting {
+        std::uint64_t client;
+        control::Op op;
+    };
+    std::unique_ptr<control::Server> control_;
+    std::vector<Waiting> waiting_;                // clients waiting for an operation to finish
+    TimePoint rollout_requested_{};               // when the latest reload or upgrade was asked for
+    control::History history_;
+};
+
+}  // namespace herd

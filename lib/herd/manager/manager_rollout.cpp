@@ -1,0 +1,343 @@
+// The manager's reload (HUP) and upgrade (USR2): a new generation replaces every worker, each
+// new worker ready before an old one retires. USR2 first runs the new binary's --check, then execs
+// it in place with a hand-over record (upgrade.hpp); the new image rolls its generation in, and
+// goes back to the previous binary if that generation does not come up.
+#include <herd/manager/manager.hpp>
+
+#include <herd/manager/preflight.hpp>
+
+#include <herd/os/listeners.hpp>
+#include <herd/os/log.hpp>
+#include <herd/os/notify.hpp>
+#include <herd/os/proctitle.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace herd {
+
+// Reload (HUP) and upgrade (USR2): a new generation rolls in, new before old
+void Manager::set_binary(std::string binary, std::vector<std::string> argv)
+{
+    binary_ = std::move(binary);
+    argv_ = std::move(argv);
+}
+
+void Manager::set_pid_file(int fd, std::string path)
+{
+    pid_file_fd_ = fd;
+    pid_file_path_ = std::move(path);
+}
+
+void Manager::adopt(const Handover& h)
+{
+    adopted_ = true;
+    adopted_version_ = h.version;
+    history_ = h.history;
+    for (const auto& [fd, op] : h.clients) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if (control_) waiting_.push_back({control_->adopt_client(fd), op});
+        else ::close(fd);
+    }
+    state_ = h.pool;
+    started_at_ = h.started;
+    // Exec mode: the programs' output goes on being logged, by this image now.
+    for (const auto& [pid, fd] : h.outputs) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        const WorkerRecord* w = state_.find(pid);
+        ops_.adopt_output(pid, w ? w->slot : -1, fd);
+    }
+    previous_binary_fd_ = h.previous_binary_fd;
+    if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
+    for (const auto& [pid, fd] : h.channels) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        channels_.emplace(pid, std::make_unique<Channel>(io_, fd, options_));
+        watch_heartbeats(pid);
+    }
+    // The pool and its target (TTIN, TTOU and scale included) come from the hand-over: an upgrade
+    // replaces the binary, not the pool size. The timeouts come from this image's options.
+    const auto now = Clock::now();
+    // Heartbeats sent while the images changed wait unread in the pipes: silence of our making.
+    handle(ManagerResumed{}, now);
+    if (h.rollback_from) {
+        spdlog::error("upgrade to generation {} failed: {}; manager {} runs the previous binary again, "
+                      "generation {} keeps serving", h.rollback_from, h.rollback_why, ::getpid(), state_.generation);
+        notify::send("READY=1\nSTATUS=upgrade to generation " + std::to_string(h.rollback_from) +
+                     " failed: " + h.rollback_why);
+        // ps shows it too, until the next upgrade or reload succeeds.
+        proctitle::set(options_.name + ": manager (upgrade to generation " + std::to_string(h.rollback_from) +
+                       " failed)");
+        return;
+    }
+    // The upgrade took as long as it has since it was asked for, pre-flight and exec included.
+    handle(RolloutStarted{Reason::upgrade, h.upgrade_requested == TimePoint{} ? std::nullopt
+                                                                            : std::optional(h.upgrade_requested)},
+           now);
+    spdlog::info("upgrade: manager {} now runs {}; generation {} replaces {} workers of generation {}", ::getpid(),
+                 binary_, state_.generation, state_.workers.size(), state_.rollout->from_generation);
+}
+
+void Manager::start_reload(const std::string& said)
+{
+    ops_.discard();   // it was forked with the old options and sockets
+    Options fresh;
+    try {
+        if (!reread_) throw UsageError("no configuration to re-read");
+        fresh = reread_();
+    } catch (const std::exception& e) {
+        refuse_reload(said + ": the configuration is invalid, keeping the running one: " + e.what(),
+                      "the configuration is invalid: " + std::string(e.what()));
+        return;
+    }
+    if (fresh.control != options_.control)
+        spdlog::warn("{}: --control changes from '{}' to '{}' at the next start; the socket stays where it is", said,
+                     options_.control, fresh.control);
+    // New addresses are bound before any worker needs them; the old ones close after the old generation.
+    if (fresh.listen != options_.listen) {
+        try {
+            auto bound = bind_listeners(fresh.listen);
+            for (const auto& l : bound) spdlog::info("listening on {}", local_address(l.fd));
+            previous_listeners_ = std::exchange(listeners_, std::move(bound));
+        } catch (const std::exception& e) {
+            refuse_reload(said + ": " + e.what() + "; keeping the running configuration", e.what());
+            return;
+        }
+    }
+    previous_options_ = options_;
+    use_options(std::move(fresh));
+    handle(RolloutStarted{Reason::reload}, Clock::now());
+    spdlog::info("{}: reloading; generation {} replaces {} workers of generation {}", said, state_.generation,
+                 state_.workers.size(), state_.rollout->from_generation);
+}
+
+// A reload that never started: one line, systemd told, the waiting client answered.
+void Manager::refuse_reload(const std::string& line, const std::string& why)
+{
+    spdlog::error("{}", line);
+    notify::send("READY=1\nSTATUS=reload refused: " + why);
+    report_rollout_failure(Reason::reload, state_.last_generation + 1, "reload refused: " + why);
+}
+
+// An upgrade that stops before exec: the running image and its generation carry on.
+void Manager::abandon_upgrade(const std::string& why)
+{
+    spdlog::error("upgrade abandoned: {}; generation {} keeps serving", why, state_.generation);
+    notify::send("READY=1\nSTATUS=upgrade abandoned: " + why);
+    report_rollout_failure(Reason::upgrade, state_.last_generation + 1, "upgrade abandoned: " + why);
+}
+
+// Options take effect: the target now, the log at once, everything else with the next spawn.
+void Manager::use_options(Options next)
+{
+    if (next.log_level != options_.log_level || next.log_file != options_.log_file)
+        log::setup(next.log_level, next.log_file, "manager");
+    options_ = std::move(next);
+    watch_memory();
+    handle(Scale{options_.workers, 0}, Clock::now());
+}
+
+// systemd (Type=notify-reload) waits for READY=1 after this, whatever comes of it.
+void Manager::notify_reloading()
+{
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());
+    notify::send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now.count()));
+}
+
+// The pre-flight check is waited for by Boost.Process (a pidfd); reaping it here would steal its status.
+bool Manager::is_preflight(int pid) const
+{
+    return preflight_ && preflight_->pid() == pid;
+}
+
+void Manager::start_upgrade()
+{
+    if (::access(binary_.c_str(), X_OK) != 0) {
+        abandon_upgrade("cannot execute " + binary_ + ": " + std::strerror(errno));
+        return;
+    }
+    const std::vector<std::string> args = preflight_args(argv_, handover_version);
+    auto check = std::make_unique<detail::Preflight>(io_);
+    try {
+        check->start(binary_, args, [this](const detail::PreflightOutcome& outcome) { finish_preflight(outcome); });
+    } catch (const std::exception& e) {
+        abandon_upgrade("cannot run " + binary_ + " --check: " + e.what());
+        return;
+    }
+    preflight_ = std::move(check);
+}
+
+void Manager::finish_preflight(const detail::PreflightOutcome& outcome)
+{
+    const auto done = std::move(preflight_);   // the check is over; it goes with this call
+    const std::string first_line = outcome.output.substr(0, outcome.output.find('\n'));
+    if (outcome.timed_out || outcome.exit_code != 0) {
+        const std::string why = outcome.timed_out
+                                    ? "did not finish within " + format_duration(detail::Preflight::timeout)
+                                    : "failed (exit code " + std::to_string(outcome.exit_code) + ")";
+        abandon_upgrade(binary_ + " --check " + why + (first_line.empty() ? "" : ": ") + first_line);
+        return;
+    }
+    // A shutdown that began during the check wins: the next image would not know of it.
+    if (state_.phase != Phase::running) {
+        spdlog::warn("upgrade abandoned: the manager is stopping");
+        return;
+    }
+    // Every descriptor of the pool survives exec; the new image adopts them.
+    try {
+        exec_image(-1, 0, {});
+    } catch (const std::exception& e) {
+        abandon_upgrade(e.what());
+    }
+}
+
+void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::string& why)
+{
+    ops_.discard();   // the next image would not know it
+    Handover h;
+    h.pool = state_;
+    h.pool.rollout.reset();
+    for (const auto& [pid, ch] : channels_) h.channels.emplace_back(pid, ch->pipe.native_handle());
+    h.outputs = ops_.hand_over();
+    h.listeners = listeners_;
+    h.pid_file_fd = pid_file_fd_;
+    h.pid_file_path = pid_file_path_;
+    h.binary = binary_;
+    h.started = started_at_;
+    h.rollback_from = rollback_from;
+    h.rollback_why = why;
+    // Going back, the record is written in the version the previous binary wrote (it may know no newer).
+    h.version = rollback_from ? adopted_version_ : handover_version;
+    if (h.version >= 2) {
+        h.history = history_;
+        h.upgrade_requested = rollout_requested_;
+        if (control_) {
+            h.control_fd = control_->listen_fd();
+            h.control_path = control_->path();
+            for (const auto& w : waiting_) h.clients.emplace_back(control_->client_fd(w.client), w.op);
+        }
+    } else {
+        for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade, control::Op::stop})
+            fail_waiting(op, "the manager goes back to a binary without a control socket");
+    }
+    // Going forward the running binary is what we roll back to; going back, nothing is.
+    int previous = -1;
+    if (!rollback_from) {
+        previous = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        h.previous_binary_fd = previous;
+    }
+
+    const std::string text = encode(h);
+    const int record = ::memfd_create("herd-handover", 0);
+    if (record < 0) throw std::system_error(errno, std::generic_category(), "cannot create the hand-over record");
+    bool written = true;
+    for (std::size_t off = 0; off < text.size();) {
+        const ssize_t n = ::write(record, text.data() + off, text.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            written = false;
+            break;
+        }
+        off += std::size_t(n);
+    }
+    ::lseek(record, 0, SEEK_SET);
+
+    std::vector<int> inherited;
+    for (const auto& l : listeners_) inherited.push_back(l.fd);
+    for (const auto& [pid, fd] : h.channels) inherited.push_back(fd);
+    for (const auto& [pid, fd] : h.outputs) inherited.push_back(fd);
+    if (pid_file_fd_ >= 0) inherited.push_back(pid_file_fd_);
+    if (previous >= 0) inherited.push_back(previous);
+    if (h.control_fd >= 0) inherited.push_back(h.control_fd);
+    for (const auto& [fd, op] : h.clients) inherited.push_back(fd);
+    for (int fd : inherited) ::fcntl(fd, F_SETFD, 0);
+    ::setenv(handover_env, std::to_string(record).c_str(), 1);
+
+    std::vector<char*> argv;
+    for (auto& a : argv_) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Signals wait, blocked, until the new image has its handlers: a TERM in between would
+    // otherwise take its default action and end the manager.
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    if (written) {
+        if (binary_fd >= 0) ::fexecve(binary_fd, argv.data(), environ);
+        else ::execv(binary_.c_str(), argv.data());
+    }
+    const int err = written ? errno : EIO;
+
+    // Still here: exec failed, and this image carries on as if nothing happened.
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::unsetenv(handover_env);
+    for (int fd : inherited) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::close(record);
+    if (previous >= 0) ::close(previous);
+    throw std::system_error(err, std::generic_category(), "cannot execute " + binary_);
+}
+
+void Manager::rollout_done(const RolloutDone& done)
+{
+    spdlog::info("{} to generation {} complete in {}: {} workers ready", to_string(done.kind), done.generation,
+                 format_duration(done.took), ready_count(state_));
+    history_.add(control::RolloutRecord{done.kind, done.generation, false, {}, Clock::now()});
+    answer_waiting(control::op_for(done.kind), control::rollout_answer(done.kind, done.generation, done.took));
+    handle(RolloutEnded{false}, Clock::now());
+    close_listeners(previous_listeners_, false);
+    previous_listeners_.clear();
+    previous_options_.reset();
+    if (previous_binary_fd_ >= 0) ::close(std::exchange(previous_binary_fd_, -1));
+    proctitle::set(options_.name + ": manager");
+    notify::ready("generation " + std::to_string(done.generation) + ": " + std::to_string(state_.target) +
+                  " workers ready");
+}
+
+void Manager::rollout_failed(const RolloutFailed& failed)
+{
+    // "upgrade to generation 3 failed: <why>", in the log, to the waiting client and in status
+    const std::string what =
+        to_string(failed.kind) + " to generation " + std::to_string(failed.generation) + " failed: " + failed.why;
+    if (failed.kind == Reason::upgrade && previous_binary_fd_ >= 0) {
+        spdlog::error("{}; going back to the previous binary", what);
+        report_rollout_failure(failed.kind, failed.generation, what + "; the previous binary serves again");
+        handle(RolloutEnded{true}, Clock::now());
+        try {
+            exec_image(previous_binary_fd_, failed.generation, failed.why);
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot go back to the previous binary: {}; generation {} keeps serving", e.what(),
+                             state_.generation);
+        }
+        return;
+    }
+    spdlog::error("{}; generation {} keeps serving", what,
+                  state_.rollout ? state_.rollout->from_generation : state_.generation);
+    report_rollout_failure(failed.kind, failed.generation, what);
+    handle(RolloutEnded{true}, Clock::now());
+    if (previous_options_) use_options(*std::exchange(previous_options_, std::nullopt));
+    if (!previous_listeners_.empty()) {
+        close_listeners(listeners_, true);
+        listeners_ = std::exchange(previous_listeners_, {});
+    }
+    notify::send("READY=1\nSTATUS=" + failed.why);
+    proctitle::set(options_.name + ": manager (" + to_string(failed.kind) + " to generation " +
+                   std::to_string(failed.generation) + " failed)");
+}
+
+void Manager::abandon_preflight()
+{
+    if (!preflight_) return;
+    spdlog::warn("upgrade abandoned: the manager is stopping");
+    preflight_->abandon();   // kills it with what it started
+    preflight_.reset();      // its handlers see operation_aborted
+}
+
+}  // namespace herd

@@ -1,0 +1,323 @@
+// herd::run and herd::run_exec: from argv to a running manager. Startup errors end here as one
+// line on stderr: exit 2 for bad input, 1 for a runtime failure (address in use, pid file held,
+// no permission). Both kinds of binary share this start-up (detail/run.hpp); they differ in the
+// Mode: fork mode forks herd::Workers of this program, exec mode execs a command (exec_ops.hpp).
+#include <herd/herd.hpp>
+
+#include <herd/manager/run.hpp>
+#include <herd/worker/worker_runtime.hpp>
+#include <herd/os/exec_ops.hpp>
+#include <herd/os/fd.hpp>
+#include <herd/os/listeners.hpp>
+#include <herd/os/log.hpp>
+#include <herd/manager/manager.hpp>
+#include <herd/os/pid_file.hpp>
+#include <herd/os/proctitle.hpp>
+#include <herd/os/signals.hpp>
+#include <herd/manager/upgrade.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+namespace herd {
+
+namespace {
+
+// Everything checked before a configuration is used, at start and on HUP; throws UsageError.
+Identity check(Options& o, const CommandLine& cl, const std::string& program, const detail::Mode& mode)
+{
+    validate(o);   // --listen addresses were checked as they were parsed
+    if (o.name.empty()) o.name = program;
+    if (mode.check) mode.check(cl);
+    return resolve_identity(o);
+}
+
+// Daemon: the starting command waits on a pipe until the pool is ready (or the manager failed).
+int daemonize(int& ready_fd)
+{
+    PipeFds ready = make_pipe(O_CLOEXEC, "pipe");
+    std::fflush(nullptr);
+    const pid_t first = ::fork();
+    if (first < 0) throw std::system_error(errno, std::generic_category(), "cannot fork");
+    if (first > 0) {
+        ready.write.reset();
+        std::string message;
+        char buf[512];
+        ssize_t n;
+        while ((n = ::read(ready.read.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+            if (n > 0) message.append(buf, std::size_t(n));
+        if (message.starts_with("ok")) return 0;
+        if (message.empty()) message = "the manager exited before its workers were ready (see the log)";
+        std::fprintf(stderr, "%s\n", message.c_str());
+        return 1;
+    }
+    ready.read.reset();
+    ::setsid();
+    if (const pid_t second = ::fork(); second != 0) ::_exit(second < 0 ? 1 : 0);
+    if (const UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC)); null) {
+        ::dup2(null.get(), 0);
+        ::dup2(null.get(), 1);
+    }
+    ready_fd = ready.write.release();
+    return -1;   // continue as the daemon
+}
+
+std::string read_all(int fd)
+{
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::system_error(errno, std::generic_category(), "cannot read the hand-over record");
+        if (n == 0) return text;
+        text.append(buf, std::size_t(n));
+    }
+}
+
+void report(int fd, const std::string& message)
+{
+    if (fd < 0) return;
+    [[maybe_unused]] auto n = ::write(fd, message.data(), message.size());
+}
+
+}  // namespace
+
+int detail::run(int argc, char** argv, Mode mode)
+{
+    const std::string program = std::filesystem::path(argc > 0 ? argv[0] : "herd").filename().string();
+    CommandLine cl;
+    Identity identity;
+    OptionsExtension& ext = mode.ext;
+    ext.program = program;
+    try {
+        cl = parse_command_line(argc, argv, ext);
+        if (cl.help) {
+            std::cout << cl.help_text;
+            return 0;
+        }
+        if (cl.version) {
+            // A server names its own version and herd's; herd itself has only the one.
+            if (ext.version.empty()) std::cout << program << " " << HERD_VERSION << "\n";
+            else std::cout << program << " " << ext.version << " (herd " << HERD_VERSION << ")\n";
+            return 0;
+        }
+        identity = check(cl.options, cl, program, mode);
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
+        return 2;
+    }
+    Options& options = cl.options;
+    if (options.check) {
+        // USR2's pre-flight asks whether this binary can adopt the running manager's state.
+        if (options.adopt_check && !can_adopt(options.adopt_check)) {
+            std::fprintf(stderr, "%s: cannot adopt hand-over version %u (this binary adopts versions 1 to %u)\n",
+                         program.c_str(), options.adopt_check, handover_version);
+            return 2;
+        }
+        std::printf("%s: configuration is valid\n", program.c_str());
+        return 0;
+    }
+    // An image started by USR2 (or going back after one) adopts what the previous image handed over.
+    std::optional<Handover> handover;
+    if (const char* fd_text = std::getenv(handover_env)) {
+        const int fd = std::atoi(fd_text);
+        ::unsetenv(handover_env);
+        try {
+            handover = decode_handover(read_all(fd));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "%s: cannot adopt the running manager's state: %s\n", program.c_str(), e.what());
+            return 1;
+        }
+        ::close(fd);
+    }
+
+    int ready_fd = -1;
+    try {
+        log::setup(options.log_level, options.log_file, "manager");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
+        return 1;
+    }
+    if (options.daemon && !handover) {
+        try {
+            if (int code = daemonize(ready_fd); code >= 0) return code;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
+            return 1;
+        }
+        log::set_role("manager");   // the pid changed
+    }
+
+    // Listeners and pid file: failures here are runtime failures, exit 1
+    std::vector<Listener> listeners;
+    // One line on stderr (and to the command waiting for a daemon), nothing left bound.
+    const auto failed_at_start = [&](const std::exception& e) {
+        const std::string line = program + ": " + e.what();
+        std::fprintf(stderr, "%s\n", line.c_str());
+        report(ready_fd, line + "\n");
+        close_listeners(listeners, true);
+        return 1;
+    };
+    std::optional<PidFile> pid_file;
+    int control_fd = -1;
+    std::string control_path = options.control;
+    try {
+        if (handover) {
+            listeners = handover->listeners;
+            for (const auto& l : listeners) ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
+            if (handover->pid_file_fd >= 0) pid_file.emplace(PidFile::adopt(handover->pid_file_path, handover->pid_file_fd));
+            if (handover->control_fd >= 0) {
+                control_fd = handover->control_fd;
+                control_path = handover->control_path;
+                ::fcntl(control_fd, F_SETFD, FD_CLOEXEC);
+            }
+        } else {
+            listeners = adopt_systemd_listeners();
+            // Both would be a guess at what the operator meant: one socket too many, or one missing.
+            if (!listeners.empty() && !options.listen.empty())
+                throw UsageError("--listen " + options.listen.front() + " is refused: systemd passed " +
+                                 std::to_string(listeners.size()) + (listeners.size() == 1 ? " socket" : " sockets") +
+                                 " (LISTEN_FDS); listen by one or the other");
+            if (listeners.empty()) listeners = bind_listeners(options.listen);
+            if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
+        }
+        // An image adopting a record of version 1 (no control socket yet) binds its own.
+        if (control_fd < 0 && !control_path.empty()) control_fd = control::Server::bind(control_path);
+    } catch (const UsageError& e) {
+        failed_at_start(e);
+        return 2;
+    } catch (const std::exception& e) {
+        return failed_at_start(e);
+    }
+    if (!handover)
+        for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
+    if (control_fd >= 0 && !(handover && handover->control_fd >= 0)) spdlog::info("control socket at {}", control_path);
+
+    proctitle::init(argc, argv);
+    proctitle::set(options.name + ": manager");
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    if (yield_to_workers()) spdlog::debug("manager time slice 50 ms: serving processes that wake up preempt the manager");
+
+    // The manager and how its children start
+    boost::asio::io_context io;
+    std::unique_ptr<ProcessOps> ops;
+    std::unique_ptr<Manager> manager;
+    detail::Startup startup{io, cl, listeners, ready_fd, [&]() -> Manager& { return *manager; }, [&] {
+                                // The identity resolved at start, unless a reload changed --user or --group since.
+                                const Options& now = manager->options();
+                                const bool same = now.user == options.user && now.group == options.group;
+                                return same ? identity : resolve_identity(now);
+                            }};
+    try {
+        ops = mode.make_ops(startup);
+    } catch (const std::exception& e) {
+        return failed_at_start(e);
+    }
+    manager = std::make_unique<Manager>(io, options, listeners, *ops, mode.hooks);
+    if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
+    if (control_fd >= 0) manager->set_control(control_fd, control_path);
+    manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);
+    // HUP parses the same command line again, with the config file as it is now.
+    manager->set_reread([&] {
+        std::vector<const char*> args;
+        for (const auto& a : cl.argv) args.push_back(a.c_str());
+        CommandLine fresh = parse_command_line(int(args.size()), args.data(), ext);
+        check(fresh.options, fresh, program, mode);
+        return fresh.options;
+    });
+    if (handover) manager->adopt(*handover);
+    manager->on_first_ready([&] {
+        report(ready_fd, "ok\n");
+        if (ready_fd >= 0) ::close(std::exchange(ready_fd, -1));
+    });
+
+    int code = 1;
+    try {
+        code = manager->run();
+    } catch (const std::exception& e) {
+        spdlog::critical("manager failed: {}", e.what());
+    }
+    close_listeners(listeners, true);
+    return code;
+}
+
+// Fork mode: workers are herd::Workers of this program, forked by the manager
+int run(int argc, char** argv, App app)
+{
+    detail::Mode mode;
+    mode.ext.version = app.version;
+    mode.ext.add_options = app.add_options;
+    mode.hooks = app.hooks;
+    mode.make_ops = [make_worker = app.make_worker](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
+        auto ops = std::make_unique<ForkOps>(
+            [&s, make_worker](const SpawnRequest& request) {
+                if (s.ready_fd >= 0) ::close(s.ready_fd);
+                const Options& opts = s.manager().options();   // after a reload, the new ones
+                const std::string role = "worker[" + std::to_string(request.slot) + "]";
+                log::set_role(role);
+                proctitle::set(opts.name + ": " + role + " gen " + std::to_string(request.generation));
+                if (const int err = take_identity(s.identity()))
+                    throw std::system_error(err, std::generic_category(), "cannot switch to --user or --group");
+                auto worker = make_worker();
+                detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts,
+                                                        opts.app_args.map ? opts.app_args.map.get()
+                                                                          : s.command_line.app_args.get(),
+                                                        s.listeners});
+                return runtime.run();
+            },
+            s.command_line.options.spare > 0);   // --spare 0: no extra process at all, not even a standby
+        ops->set_child_setup([&s] { s.manager().close_in_child(); });
+        return ops;
+    };
+    return detail::run(argc, argv, std::move(mode));
+}
+
+// Exec mode: workers are copies of the command after `--`, exec'd by the manager
+int run_exec(int argc, char** argv)
+{
+    const auto path_env = [] {
+        const char* path = std::getenv("PATH");
+        return std::string(path ? path : "/usr/local/bin:/usr/bin:/bin");
+    };
+    detail::Mode mode;
+    mode.ext.version = "";   // --version: herd's own
+    mode.ext.accepts_command = true;
+    mode.ext.defaults = exec_defaults();
+    mode.check = [path_env](const CommandLine& cl) { resolve_command(cl.command, path_env()); };
+    mode.make_ops = [path_env](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
+        Program program = resolve_command(s.command_line.command, path_env());
+        const Options& o = s.command_line.options;
+        std::string shown = program.path;
+        for (std::size_t i = 1; i < program.argv.size(); ++i) shown += " " + program.argv[i];
+        const bool off = o.heartbeat == HeartbeatMode::off || o.heartbeat_timeout.count() == 0;
+        if (off && o.ready_after)
+            spdlog::info("workers run {}; each is ready once it has run {} (--ready-after) and is asked to stop with {}",
+                         shown, format_duration(*o.ready_after), signal_name(o.stop_signal));
+        else if (o.heartbeat == HeartbeatMode::automatic && o.ready_after)
+            spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD or once it has run "
+                         "{} (--ready-after), is retired after {} of silence only once it has sent one (--heartbeat "
+                         "auto), and is asked to stop with {}",
+                         shown, format_duration(*o.ready_after), format_duration(o.heartbeat_timeout),
+                         signal_name(o.stop_signal));
+        else
+            spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked to "
+                         "stop with {}", shown, signal_name(o.stop_signal));
+        return std::make_unique<ExecOps>(s.io, std::move(program), s.listeners, s.identity);
+    };
+    return detail::run(argc, argv, std::move(mode));
+}
+
+}  // namespace herd

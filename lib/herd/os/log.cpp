@@ -1,0 +1,182 @@
+// Logging: spdlog set-up, role and pid in the pattern, a reopenable close-on-exec file sink.
+#include <herd/os/log.hpp>
+
+#include <herd/os/fd.hpp>
+
+#include <spdlog/details/file_helper.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace herd::log {
+
+namespace {
+
+struct Level {
+    std::string_view name;
+    spdlog::level::level_enum value;
+};
+
+constexpr Level levels[] = {
+    {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},       {"info", spdlog::level::info},
+    {"warn", spdlog::level::warn},   {"error", spdlog::level::err},         {"critical", spdlog::level::critical},
+    {"off", spdlog::level::off},
+};
+
+/// Check that `path` can be opened for appending, so that a bad path is one clear error (spdlog
+/// would retry for 50 ms, create missing directories, and report in its own words).
+void check_writable(const std::string& path, const char* what)
+{
+    const UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) throw std::system_error(errno, std::generic_category(), std::string(what) + " " + path);
+}
+
+/// A file sink that can reopen its file (TOOLCHAIN.md (A)); the file is FD_CLOEXEC.
+template <class Mutex>
+class ReopenFileSink final : public spdlog::sinks::base_sink<Mutex> {
+public:
+    explicit ReopenFileSink(const std::string& path) : file_(close_on_exec())
+    {
+        check_writable(path, "cannot open log file");
+        file_.open(path, false);
+    }
+
+    void reopen()
+    {
+        std::lock_guard<Mutex> lock(this->mutex_);
+        // Check first: file_helper closes the old file before it tries the new one.
+        check_writable(file_.filename(), "cannot reopen log file");
+        file_.reopen(false);
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        spdlog::memory_buf_t formatted;
+        this->formatter_->format(msg, formatted);
+        file_.write(formatted);
+    }
+
+    void flush_() override { file_.flush(); }
+
+private:
+    static spdlog::file_event_handlers close_on_exec()
+    {
+        // Debian's spdlog opens files with plain fopen: without this, every exec'd child inherits the log.
+        spdlog::file_event_handlers handlers;
+        handlers.after_open = [](const spdlog::filename_t&, std::FILE* file) {
+            ::fcntl(::fileno(file), F_SETFD, FD_CLOEXEC);
+        };
+        return handlers;
+    }
+
+    spdlog::details::file_helper file_;
+};
+
+using FileSink = ReopenFileSink<std::mutex>;
+
+std::shared_ptr<FileSink> file_sink;   // null when logging to stderr
+
+// "manager 1234", "worker[2] 1240": read by the %* flag at format time, so a worker sets its
+// role right after fork with one snprintf, without allocating or rebuilding the formatter.
+char role_text[96] = "herd";
+
+class RoleFlag final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override
+    {
+        dest.append(role_text, role_text + std::strlen(role_text));
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<RoleFlag>(); }
+};
+
+std::unique_ptr<spdlog::formatter> make_formatter()
+{
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<RoleFlag>('*').set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%*] [%l] %v");
+    return formatter;
+}
+
+spdlog::level::level_enum parse_level(const std::string& name)
+{
+    for (const Level& level : levels)
+        if (level.name == name) return level.value;
+    throw std::invalid_argument("unknown log level '" + name + "' (expected one of " + level_names() + ")");
+}
+
+}  // namespace
+
+void setup(const std::string& level, const std::string& file, const std::string& role)
+{
+    const spdlog::level::level_enum threshold = parse_level(level);
+    std::shared_ptr<FileSink> new_file_sink;
+    spdlog::sink_ptr sink;
+    if (file.empty()) {
+        sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    } else {
+        new_file_sink = std::make_shared<FileSink>(file);
+        sink = new_file_sink;
+    }
+
+    auto logger = std::make_shared<spdlog::logger>("herd", std::move(sink));
+    logger->set_level(threshold);
+    logger->flush_on(spdlog::level::trace);
+    logger->set_formatter(make_formatter());
+    set_role(role);
+    spdlog::set_default_logger(std::move(logger));
+    file_sink = std::move(new_file_sink);
+}
+
+void set_role(const std::string& role)
+{
+    std::snprintf(role_text, sizeof role_text, "%s %d", role.c_str(), int(::getpid()));
+}
+
+void write_as(const std::string& role, int pid, std::string_view text)
+{
+    // The role is read when the line is formatted: swapped in for this one line only.
+    char own[sizeof role_text];
+    std::memcpy(own, role_text, sizeof own);
+    std::snprintf(role_text, sizeof role_text, "%s %d", role.c_str(), pid);
+    try {
+        spdlog::info("{}", text);
+    } catch (...) {
+    }
+    std::memcpy(role_text, own, sizeof own);
+}
+
+void reopen() noexcept
+{
+    if (!file_sink) return;
+    // Called from the manager loop and from workers on USR1: a failure must not end either.
+    try {
+        file_sink->reopen();
+    } catch (const std::exception& e) {
+        spdlog::error("{}, still writing to the old file", e.what());
+    }
+}
+
+std::string level_names()
+{
+    std::string names;
+    for (const Level& level : levels) {
+        if (!names.empty()) names += ", ";
+        names += level.name;
+    }
+    return names;
+}
+
+}  // namespace herd::log

@@ -1,0 +1,216 @@
+#include <herd/os/process_ops.hpp>
+
+#include <herd/os/fd.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace herd {
+
+namespace {
+
+// What wakes a standby: its slot and generation.
+struct Activation {
+    int slot;
+    unsigned generation;
+};
+
+// sched_setattr(2) and sched_getattr(2): glibc 2.36 has no wrappers.
+struct SchedAttr {
+    std::uint32_t size, sched_policy;
+    std::uint64_t sched_flags;
+    std::int32_t sched_nice;
+    std::uint32_t sched_priority;
+    std::uint64_t sched_runtime, sched_deadline, sched_period;   // runtime: the slice, for SCHED_OTHER
+    std::uint32_t util_min, util_max;
+};
+constexpr std::uint64_t manager_slice_ns = 50'000'000;   // the longest the kernel grants is 100 ms
+constexpr std::uint64_t reset_on_fork = 0x01;            // SCHED_FLAG_RESET_ON_FORK
+
+// The calling thread's time slice, leaving its policy and nice value as they are.
+bool set_time_slice(std::uint64_t ns)
+{
+    SchedAttr a{};
+    if (::syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0) return false;
+    if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH) return false;
+    a.size = sizeof a;
+    a.sched_flags &= reset_on_fork;
+    a.sched_runtime = ns;
+    if (::syscall(SYS_sched_setattr, 0, &a, 0) != 0) return false;
+    // Kernels before 6.12 take the value and ignore it; they report no slice back.
+    SchedAttr now{};
+    return ns == 0 || (::syscall(SYS_sched_getattr, 0, &now, sizeof now, 0) == 0 && now.sched_runtime == ns);
+}
+
+}  // namespace
+
+void ProcessOps::adopt_output(int, int, int fd)
+{
+    ::close(fd);
+}
+
+bool yield_to_workers()
+{
+    return set_time_slice(manager_slice_ns);
+}
+
+void default_time_slice()
+{
+    set_time_slice(0);
+}
+
+bool send_signal(int pid, int signal)
+{
+    // Never signal a process group or ourselves by accident.
+    if (pid <= 1) return false;
+    return ::kill(pid, signal) == 0 || errno != ESRCH;
+}
+
+std::optional<int> reap_if_exited(int pid)
+{
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return status;
+        if (r == 0) return std::nullopt;
+        if (errno == EINTR) continue;
+        // ECHILD: not (or no longer) our child; report it gone so nobody waits for it forever.
+        return W_EXITCODE(255, 0);
+    }
+}
+
+ForkOps::ForkOps(ChildMain child_main, bool standby) : child_main_(std::move(child_main)), use_standby_(standby)
+{
+}
+
+ForkOps::~ForkOps()
+{
+    discard();
+}
+
+int ForkOps::fork_child(SpawnRequest request, int go_fd, std::initializer_list<int> close_in_child)
+{
+    // Block signals across fork: the child takes what arrives early once its handlers are in place.
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
+    std::fflush(nullptr);
+    // No notify_fork: the child never runs, closes through or destroys anything of the manager's
+    // io_context (its epoll instance is shared with the manager), and the manager uses no asio
+    // signal_set, so asio's process-wide signal state is untouched for the application's own.
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        int code = 1;
+        try {
+            // A dead manager ends its children whatever they are doing.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != request.manager_pid) ::_exit(0);
+            default_time_slice();   // the manager's long one is for the manager alone
+            for (int fd : close_in_child) ::close(fd);
+            if (standby_) {
+                ::close(standby_->go_fd);
+                ::close(standby_->heartbeat_fd);
+            }
+            if (child_setup_) child_setup_();
+            if (go_fd >= 0) {
+                // Standby: wait here, before any code of the application, to be given a slot.
+                Activation a{};
+                ssize_t n;
+                while ((n = ::read(go_fd, &a, sizeof a)) < 0 && errno == EINTR) {
+                }
+                if (n != ssize_t(sizeof a)) ::_exit(0);   // discarded
+                ::close(go_fd);
+                request.slot = a.slot;
+                request.generation = a.generation;
+            }
+            code = child_main_(request);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "worker %d failed: %s\n", int(::getpid()), e.what());
+        } catch (...) {
+            std::fprintf(stderr, "worker %d failed with an unknown exception\n", int(::getpid()));
+        }
+        std::fflush(nullptr);
+        ::_exit(code);
+    }
+    const int err = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) throw std::system_error(err, std::generic_category(), "cannot fork a worker");
+    return pid;
+}
+
+Started ForkOps::spawn(int slot, unsigned generation)
+{
+    // The standby, if it is still there, becomes this worker
+    if (standby_ && !reap_if_exited(standby_->pid)) {
+        const Activation a{slot, generation};
+        if (::write(standby_->go_fd, &a, sizeof a) == ssize_t(sizeof a)) {
+            const Started started{standby_->pid, standby_->heartbeat_fd};
+            ::close(standby_->go_fd);
+            standby_.reset();
+            return started;
+        }
+    }
+    discard();
+
+    PipeFds heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
+    const int pid =
+        fork_child({slot, generation, heartbeat.write.get(), int(::getpid())}, -1, {heartbeat.read.get()});
+    return {pid, heartbeat.read.release()};   // the write end is the worker's alone: closed here
+}
+
+void ForkOps::prepare()
+{
+    if (!use_standby_ || standby_) return;
+    PipeFds heartbeat, go;
+    try {
+        heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
+        go = make_pipe(O_CLOEXEC, "cannot create a standby pipe");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "no standby: %s\n", e.what());
+        return;
+    }
+    int pid = -1;
+    try {
+        pid = fork_child({0, 0, heartbeat.write.get(), int(::getpid())}, go.read.get(),
+                         {heartbeat.read.get(), go.write.get()});
+    } catch (...) {
+        return;   // no standby this time: the next spawn forks
+    }
+    // The child's ends (heartbeat write, go read) close here.
+    standby_ = Standby{pid, go.write.release(), heartbeat.read.release()};
+}
+
+void ForkOps::discard()
+{
+    if (!standby_) return;
+    // It waits before any application code: nothing to drain, so it ends at once.
+    ::close(standby_->go_fd);
+    ::close(standby_->heartbeat_fd);
+    send_signal(standby_->pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(standby_->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    standby_.reset();
+}
+
+bool ForkOps::send(int pid, int signal)
+{
+    return send_signal(pid, signal);
+}
+
+std::optional<int> ForkOps::try_reap(int pid)
+{
+    return reap_if_exited(pid);
+}
+
+}  // namespace herd

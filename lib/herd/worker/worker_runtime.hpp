@@ -1,0 +1,72 @@
+// The child side of a worker: what runs in the worker process around the application's
+// herd::Worker. Internal; applications see only herd::Worker.
+#pragma once
+
+#include <herd/config/options.hpp>
+#include <herd/worker/worker.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+struct pollfd;
+
+namespace herd::detail {
+
+class WorkerRuntime {
+public:
+    struct Setup {
+        int slot = 0;
+        unsigned generation = 1;
+        int heartbeat_fd = -1;
+        const Options* options = nullptr;
+        const boost::program_options::variables_map* args = nullptr;
+        std::vector<Listener> listeners;
+    };
+
+    WorkerRuntime(Worker& worker, Setup setup);
+    ~WorkerRuntime();
+
+    /// The worker's whole life: handlers, on_start, first heartbeat, run, on_exit; returns the exit code.
+    int run();
+    /// Send a heartbeat if one is due (or now, when forced); acts on QUIT and USR1 first.
+    void heartbeat(bool force = false);
+    /// True once QUIT arrived; on_stop() has run by the time this returns true.
+    bool stopping();
+    void done(std::uint64_t units) noexcept { requests_.fetch_add(units, std::memory_order_relaxed); }
+    std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
+    void attach(boost::asio::io_context& io);
+    /// The next client on any listener, heartbeating while none comes; -1 once stopping.
+    int accept();
+    /// Wait for fd to be readable, heartbeating meanwhile; stopping at once after QUIT.
+    Wake wait_readable(int fd, std::chrono::milliseconds timeout);
+    /// Readable from QUIT on.
+    int stop_fd() const;
+    const Setup& setup() const { return setup_; }
+
+private:
+    struct Attached;
+    using Clock = std::chrono::steady_clock;
+    void act_on_signals();
+    void send_heartbeat();
+    [[noreturn]] void manager_gone();
+    Wake wait(std::vector<pollfd>& fds, std::optional<Clock::time_point> until);
+    int take_client(Listener& listener, bool& failed);
+    void stop_listening();
+
+    Worker& worker_;
+    Setup setup_;
+    std::atomic<std::uint64_t> requests_{0};
+    std::chrono::steady_clock::time_point next_beat_{};
+    bool stop_seen_ = false;
+    std::unique_ptr<Attached> attached_;
+    bool accepting_ = false;          // accept() owns the listeners: non-blocking, closed on QUIT
+    std::size_t next_listener_ = 0;   // accept() takes from the listeners in turn
+    std::deque<int> queued_;          // clients that were queued when QUIT came, not handed out yet
+};
+
+}  // namespace herd::detail
