@@ -508,8 +508,9 @@ TEST_CASE("a worker whose own memory stays over --max-worker-memory is replaced,
     REQUIRE_MESSAGE(retiring, p.output());
     CHECK(std::stod(retiring->groups[1]) >= 100);
     CHECK(std::stod(retiring->groups[1]) < 120);
+    // The window began when the worker crossed 64 MiB, before it finished growing: the line's
+    // own figure is the check (the time since "grew by 100 MiB" is shorter by the growing).
     CHECK(parse_duration_ms(retiring->groups[2]) >= 500);
-    CHECK(log_time_ms(retiring->line) - log_time_ms(grew->line) >= 450);
     // Replaced first (--spare 1): the new worker in slot 0 was ready before the old one was asked to go
     const auto replacement = ready_in_slot(p, 0, in(3s), grower->index + 1);
     REQUIRE_MESSAGE(replacement, p.output());

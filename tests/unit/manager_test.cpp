@@ -70,6 +70,14 @@ public:
         f.status = status;
         ::close(f.write_fd);   // EOF: the manager reaps it
     }
+    /// An exit whose channel stays open (a child of the worker holds it): only SIGCHLD tells.
+    void exit_quietly(int pid, int status) { fakes.at(pid).status = status; }
+    std::optional<int> exited_child() override
+    {
+        for (const auto& [pid, f] : fakes)
+            if (f.status && !reaped.count(pid)) return pid;
+        return std::nullopt;
+    }
 
     std::map<int, Fake> fakes;
     std::vector<int> spawned;
@@ -153,6 +161,25 @@ TEST_CASE_FIXTURE(Shell, "the manager replaces a worker that exits, in its slot,
     CHECK(ops.fakes.at(ops.spawned[2]).slot == ops.fakes.at(crashed).slot);
     CHECK(manager->state().exits.at("crashed") == 1);
     for (const auto& [pid, sig] : ops.signals) CHECK_MESSAGE(pid != crashed, "signal " << sig << " sent to reaped pid");
+}
+
+TEST_CASE_FIXTURE(Shell, "a worker that exits while a child of its own holds its channel is reaped on SIGCHLD")
+{
+    int gone = 0;
+    hooks.after_spawn = [&](const WorkerEvent& e) { ops.beat(e.pid); };
+    hooks.on_heartbeat = [&](const WorkerEvent& e) {
+        if (!gone) {
+            gone = e.pid;
+            ops.exit_quietly(e.pid, W_EXITCODE(1, 0));
+            ::raise(SIGCHLD);
+        } else if (e.pid != gone) {
+            ::raise(SIGQUIT);   // its replacement is ready
+        }
+    };
+    CHECK(run(1) == 0);
+    REQUIRE(ops.spawned.size() == 2);
+    CHECK(ops.reaped.count(gone) == 1);
+    CHECK(manager->state().exits.at("crashed") == 1);
 }
 
 TEST_CASE_FIXTURE(Shell, "a malformed heartbeat record still counts as a heartbeat, and the manager keeps going")

@@ -10,14 +10,12 @@
 #include <herd/os/signals.hpp>
 #include <herd/core/text.hpp>
 
-#include <boost/asio/read.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
@@ -51,7 +49,8 @@ std::string since(TimePoint from, TimePoint to)
 
 Manager::Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,
                  ManagerHooks hooks)
-    : io_(io), options_(std::move(options)), listeners_(listeners), ops_(ops), hooks_(std::move(hooks)), signal_fd_(io)
+    : io_(io), options_(std::move(options)), listeners_(listeners), ops_(ops), hooks_(std::move(hooks)), signal_fd_(io),
+      runner_(io_, ops_, options_)
 {
     state_.target = options_.workers;
     state_.seed ^= std::uint64_t(::getpid()) * 0x100000001b3ull ^ std::uint64_t(Clock::now().time_since_epoch().count());
@@ -101,6 +100,7 @@ void Manager::manage()
     // output, heartbeats in a loop) must not keep the manager from deciding
     for (const auto until = Clock::now() + ready_handlers_limit; Clock::now() < until && io_.poll_one();) {
     }
+    take_news();
 }
 
 // A standby process is forked while the pool is steady, so that a replacement needs no fork.
@@ -131,7 +131,7 @@ void Manager::execute(const Action& action, TimePoint now)
                        else if (a.reason == Reason::bad_heartbeat)
                            spdlog::warn("worker {} retiring: bad heartbeat records ({} malformed, {} bytes of them, "
                                         "limits {} and {}; first: \"{}\")", a.pid, w.bad_records, w.bad_bytes,
-                                        max_bad_records, max_bad_bytes, bad_record_sample(a.pid));
+                                        max_bad_records, max_bad_bytes, runner_.bad_record_sample(a.pid));
                        else if (a.reason == Reason::max_memory)
                            spdlog::warn("worker {} retiring: max memory ({} over {} for {})", a.pid,
                                         format_size(w.memory), format_size(options_.max_worker_memory),
@@ -188,82 +188,6 @@ void Manager::execute(const Action& action, TimePoint now)
                    [&](const RolloutFailed& a) { rollout_failed(a); },
                },
                action);
-}
-
-// Signals: blocked and read from a signalfd, so no code of ours runs in a signal handler and a
-// forked worker inherits no handler, no signal pipe and no registration of the manager's.
-void Manager::watch_signals()
-{
-    if (!signal_fd_.is_open()) {
-        sigset_t set;
-        ::sigemptyset(&set);
-        for (int s : manager_signals()) ::sigaddset(&set, s);
-        ::pthread_sigmask(SIG_SETMASK, &set, nullptr);   // and every other signal unblocked
-        const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a signalfd");
-        signal_fd_.assign(fd);
-        std::signal(SIGPIPE, SIG_IGN);
-    }
-    // Wait for readability and read in the handler: asio's async_read_some reads inside its reactor
-    // and runs the handler later, so a USR2 exec in between lost a signal already taken off the fd.
-    signal_fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec) return;
-        read_pending_signals();
-        watch_signals();
-    });
-}
-
-void Manager::dispatch_signals(const char* data, std::size_t n)
-{
-    for (std::size_t off = 0; off + sizeof(signalfd_siginfo) <= n; off += sizeof(signalfd_siginfo)) {
-        signalfd_siginfo info;
-        std::memcpy(&info, data + off, sizeof info);
-        on_signal(int(info.ssi_signo));
-    }
-}
-
-// Signals already delivered but not yet read. A worker's exit is seen first on its heartbeat
-// channel at times; the INT or TERM that the whole process group got (and that killed it) must be
-// acted on before that exit is judged, or a shutdown reads as a crash.
-void Manager::read_pending_signals()
-{
-    std::array<char, 16 * sizeof(signalfd_siginfo)> buffer;
-    for (;;) {
-        const ssize_t n = ::read(signal_fd_.native_handle(), buffer.data(), buffer.size());
-        if (n <= 0) return;   // EAGAIN: nothing pending
-        dispatch_signals(buffer.data(), std::size_t(n));
-    }
-}
-
-void Manager::on_signal(int signal)
-{
-    const auto command = command_for(signal);
-    if (!command) return;
-    const std::string said = "received " + signal_name(signal);
-    switch (*command) {
-    case Command::reap:
-        reap_exited();
-        break;
-    case Command::scale_up:
-    case Command::scale_down:
-        scale(Scale{std::nullopt, *command == Command::scale_up ? 1 : -1}, said);
-        break;
-    case Command::graceful_stop:
-    case Command::fast_stop:
-        stop(*command == Command::graceful_stop, said);
-        break;
-    case Command::reopen_logs:
-        spdlog::info("{}: reopening log files", said);
-        log::reopen();
-        ops_.discard();   // a standby would log to the old file
-        if (ops_.forwards_log_reopen())
-            for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
-        break;
-    case Command::reload:
-    case Command::upgrade:
-        start_rollout(*command == Command::reload ? Reason::reload : Reason::upgrade, said);
-        break;
-    }
 }
 
 // Commands: from a signal, or from the control socket with a client waiting for the outcome
@@ -328,111 +252,54 @@ void Manager::start_rollout(Reason kind, const std::string& said, std::optional<
     }
 }
 
-// Spawning: a pipe per worker, so a record can only come from the worker that owns the pipe
+// Spawning (the runner gives each worker a heartbeat channel of its own)
 void Manager::spawn(int slot, unsigned generation, TimePoint now)
 {
-    Started started;
-    try {
-        started = ops_.spawn(slot, generation);
-    } catch (const std::exception& e) {
-        spdlog::error("cannot spawn a worker in slot {}: {}", slot, e.what());
-        handle(SpawnFailed{slot}, now);
+    std::string error;
+    const Event spawned = runner_.spawn(slot, generation, error);
+    handle(spawned, now);
+    const auto* s = std::get_if<Spawned>(&spawned);
+    if (!s) {
+        spdlog::error("cannot spawn a worker in slot {}: {}", slot, error);
         return;
     }
-    const int pid = started.pid;
-    channels_.emplace(pid, std::make_unique<Channel>(io_, started.heartbeat_fd, options_));
-    handle(Spawned{pid, slot, generation}, now);
-    spdlog::info("worker {} spawned in slot {} (generation {})", pid, slot, generation);
-    watch_heartbeats(pid);
-    if (hooks_.after_spawn) hooks_.after_spawn(describe(*state_.find(pid)));
+    spdlog::info("worker {} spawned in slot {} (generation {})", s->pid, slot, generation);
+    if (hooks_.after_spawn) hooks_.after_spawn(describe(*state_.find(s->pid)));
 }
 
-void Manager::watch_heartbeats(int pid)
+// What the runner heard on the heartbeat channels. A closed channel is a worker that is gone
+// or going: the INT or TERM that the whole process group got (and that killed it) must be acted
+// on before its exit is judged, or a shutdown reads as a crash.
+void Manager::take_news()
 {
-    auto it = channels_.find(pid);
-    if (it == channels_.end()) return;
-    Channel& ch = *it->second;
-    ch.pipe.async_read_some(boost::asio::buffer(ch.buffer), [this, pid](const boost::system::error_code& ec,
-                                                                          std::size_t n) {
-        if (ec == boost::asio::error::operation_aborted) return;
-        if (ec) {
-            // EOF: the worker is gone (or closed its end); reap it now if it already exited.
-            channels_.erase(pid);
+    for (const Notice& notice : runner_.take()) {
+        const auto now = Clock::now();
+        if (const auto* closed = std::get_if<ChannelClosed>(&notice)) {
             read_pending_signals();
-            if (auto status = ops_.try_reap(pid)) reap(pid, *status);
-            return;
+            if (auto status = runner_.reap(closed->pid)) reap(closed->pid, *status);
+        } else {
+            heard(std::get<Event>(notice), now);
         }
-        on_heartbeat_bytes(pid, n);
-        pace_heartbeats(pid, n);
-    });
+    }
 }
 
-// What one worker's channel costs the manager is bounded: a read of at most read_chunk bytes
-// at a time, and a channel that spent its budget for the window is not read until the window
-// ends (its writer meanwhile waits on a full pipe). An honest worker never comes near it.
-void Manager::pace_heartbeats(int pid, std::size_t n)
+void Manager::heard(const Event& event, TimePoint now)
 {
-    auto it = channels_.find(pid);
-    if (it == channels_.end()) return;
-    Channel& ch = *it->second;
-    const auto resume = ch.budget.spend(n, Clock::now());
-    if (!resume) return watch_heartbeats(pid);
-    if (!ch.flood_logged)
-        spdlog::warn("worker {} floods its heartbeat channel: {} bytes within {}; it is read no faster than that "
-                     "from now on", pid, ch.budget.budget(),
-                     format_duration(std::chrono::duration_cast<Duration>(ch.budget.window())));
-    ch.flood_logged = true;
-    ch.pause.expires_at(*resume);
-    ch.pause.async_wait([this, pid](const boost::system::error_code& ec) {
-        if (!ec) watch_heartbeats(pid);
-    });
-}
-
-void Manager::on_heartbeat_bytes(int pid, std::size_t n)
-{
-    auto* w = state_.find(pid);
-    auto it = channels_.find(pid);
-    if (!w || it == channels_.end()) return;
-    Channel& ch = *it->second;
-    const auto now = Clock::now();
-    std::optional<std::uint64_t> requests;
-    bool any = false;
-    std::uint64_t bad = 0;
-    const std::uint64_t bad_bytes_before = ch.decoder.bad_bytes();
-    ch.decoder.feed(std::string_view(ch.buffer.data(), n),
-                    [&](const HeartbeatRecord& record, std::string_view error, std::string_view line) {
-                        any = true;   // a malformed record still proves the worker alive
-                        if (error.empty()) {
-                            if (record.requests) requests = record.requests;
-                            return;
-                        }
-                        if (ch.sample.empty()) ch.sample = printable(line, 80);
-                        // The worker's bytes reach the log printable only, and at most once a minute.
-                        if (bad++ == 0 && now >= ch.next_warning) {
-                            spdlog::warn("worker {} sent a malformed heartbeat record \"{}\": {}", pid,
-                                         printable(line, 80), printable(error, 120));
-                            ch.next_warning = now + std::chrono::minutes(1);
-                        }
-                    });
-    if (const std::uint64_t bad_bytes = ch.decoder.bad_bytes() - bad_bytes_before; bad || bad_bytes)
-        handle(HeartbeatMalformed{pid, bad, bad_bytes}, now);
-    if (!any) return;
+    if (const auto* bad = std::get_if<HeartbeatMalformed>(&event)) {
+        if (state_.find(bad->pid)) handle(event, now);
+        return;
+    }
+    const auto& beat = std::get<HeartbeatSeen>(event);
+    const WorkerRecord* w = state_.find(beat.pid);
+    if (!w) return;
     const bool was_ready = w->ready();
-    const HeartbeatSeen beat{pid, requests};
     if (is_routine(state_, beat)) apply(state_, beat, options_, now);   // no plan() needed
     else handle(beat, now);
     if (!was_ready) {
-        spdlog::info("worker {} ready in slot {} after {}", pid, w->slot, since(w->spawned_at, now));
+        spdlog::info("worker {} ready in slot {} after {}", beat.pid, w->slot, since(w->spawned_at, now));
         check_readiness();
     }
     if (hooks_.on_heartbeat) hooks_.on_heartbeat(describe(*w));
-}
-
-// The first malformed record a worker sent, printable; empty if its channel is gone.
-std::string Manager::bad_record_sample(int pid) const
-{
-    const auto it = channels_.find(pid);
-    return it == channels_.end() ? std::string() : it->second->sample;
 }
 
 // Reaping: only pids we own, each exactly once
@@ -441,16 +308,15 @@ void Manager::reap_exited()
     // Peek first (WNOWAIT), so that a child is reaped only by whoever owns it: a worker here,
     // an adopted orphan only when we are PID 1 or a subreaper.
     for (std::size_t guard = 0; guard < 4 * state_.workers.size() + 64; ++guard) {
-        siginfo_t info{};
-        if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
-        if (state_.find(info.si_pid)) {
-            if (auto status = ops_.try_reap(info.si_pid)) reap(info.si_pid, *status);
-        } else if (ops_.owns(info.si_pid)) {
+        const auto pid = ops_.exited_child();
+        if (!pid) return;
+        if (state_.find(*pid)) {
+            if (auto status = ops_.try_reap(*pid)) reap(*pid, *status);
+        } else if (ops_.owns(*pid)) {
             ops_.discard();   // the standby died before it was needed: reap it, fork another later
-        } else if (reaps_orphans_ && !is_preflight(info.si_pid)) {
-            int status = 0;
-            ::waitpid(info.si_pid, &status, WNOHANG);
-            spdlog::debug("reaped orphan {}", info.si_pid);
+        } else if (reaps_orphans_ && !is_preflight(*pid)) {
+            ops_.reap_orphan(*pid);
+            spdlog::debug("reaped orphan {}", *pid);
         } else {
             break;   // another owner's child is first in line: look at each of ours instead
         }
@@ -472,7 +338,7 @@ void Manager::reap(int pid, int status)
     spdlog::log(failure ? spdlog::level::warn : spdlog::level::info, "worker {} reaped: {}, slot {}, ran {}", pid,
                 outcome, w->slot, since(w->spawned_at, now));
     history_.add(w->slot, {pid, outcome, std::chrono::duration_cast<Duration>(now - w->spawned_at), now});
-    channels_.erase(pid);
+    runner_.forget(pid);
     handle(WorkerExited{pid, status}, now);
     if (hooks_.after_reap) hooks_.after_reap(event);
     check_readiness();
@@ -508,7 +374,7 @@ void Manager::finish()
         while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    channels_.clear();
+    runner_.clear();
     if (control_) {
         answer_waiting(control::Op::stop, control::stop_answer(*exit_code_));
         for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade})
@@ -525,7 +391,7 @@ void Manager::close_in_child()
     proctitle::set(options_.name + ": standby");
     // Raw close only: the child must not touch the manager's io_context (its epoll is shared).
     ::close(signal_fd_.native_handle());
-    for (auto& [pid, ch] : channels_) ::close(ch->pipe.native_handle());
+    runner_.close_in_child();
     for (int fd : private_fds_) ::close(fd);
     // A worker holding a listener of an older generation would keep that socket open after its
     // own generation left, and clients would wait in its backlog for nobody.

@@ -7,6 +7,7 @@
 #include <herd/manager/control_server.hpp>
 #include <herd/core/heartbeat.hpp>
 #include <herd/manager/hooks.hpp>
+#include <herd/manager/runner.hpp>
 #include <herd/config/options.hpp>
 #include <herd/core/policy.hpp>
 #include <herd/os/process_ops.hpp>
@@ -62,19 +63,6 @@ public:
     const Options& options() const { return options_; }
 
 private:
-    struct Channel {
-        Channel(boost::asio::io_context& io, int fd, const Options& options)
-            : pipe(io, fd), pause(io), budget(channel_budget(options.heartbeat_timeout)) {}
-        boost::asio::posix::stream_descriptor pipe;
-        boost::asio::steady_timer pause;   // a channel that spent its read budget waits here
-        std::array<char, read_chunk> buffer{};
-        HeartbeatDecoder decoder;
-        ReadBudget budget;
-        std::string sample;                // the first malformed record, printable
-        TimePoint next_warning{};          // malformed records are logged at most once a minute
-        bool flood_logged = false;
-    };
-
     void manage();
     void prepare_ahead();
     void handle(const Event& event, TimePoint now);
@@ -92,10 +80,8 @@ private:
     void dispatch_signals(const char* data, std::size_t n);
     void read_pending_signals();
     void spawn(int slot, unsigned generation, TimePoint now);
-    void watch_heartbeats(int pid);
-    void on_heartbeat_bytes(int pid, std::size_t n);
-    void pace_heartbeats(int pid, std::size_t n);
-    std::string bad_record_sample(int pid) const;
+    void take_news();
+    void heard(const Event& event, TimePoint now);
     void reap(int pid, int status);
     void reap_exited();
     void check_readiness();
@@ -125,7 +111,7 @@ private:
     ManagerHooks hooks_;
     boost::asio::posix::stream_descriptor signal_fd_;   // signalfd: the manager's signals, read as data
     PoolState state_;
-    std::unordered_map<int, std::unique_ptr<Channel>> channels_;
+    Runner runner_;
     std::vector<int> private_fds_;
     std::optional<int> exit_code_;
     TimePoint started_at_{};

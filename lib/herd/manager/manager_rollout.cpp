@@ -17,7 +17,6 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -58,8 +57,7 @@ void Manager::adopt(const Handover& h)
     if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
     for (const auto& [pid, fd] : h.channels) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        channels_.emplace(pid, std::make_unique<Channel>(io_, fd, options_));
-        watch_heartbeats(pid);
+        runner_.adopt_channel(pid, fd);
     }
     // The pool and its target (TTIN, TTOU and scale included) come from the hand-over: an upgrade
     // replaces the binary, not the pool size. The timeouts come from this image's options.
@@ -204,7 +202,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     Handover h;
     h.pool = state_;
     h.pool.rollout.reset();
-    for (const auto& [pid, ch] : channels_) h.channels.emplace_back(pid, ch->pipe.native_handle());
+    h.channels = runner_.channels();
     h.outputs = ops_.hand_over();
     h.listeners = listeners_;
     h.pid_file_fd = pid_file_fd_;
@@ -234,55 +232,22 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
         h.previous_binary_fd = previous;
     }
 
-    const std::string text = encode(h);
-    const int record = ::memfd_create("herd-handover", 0);
-    if (record < 0) throw std::system_error(errno, std::generic_category(), "cannot create the hand-over record");
-    bool written = true;
-    for (std::size_t off = 0; off < text.size();) {
-        const ssize_t n = ::write(record, text.data() + off, text.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            written = false;
-            break;
-        }
-        off += std::size_t(n);
-    }
-    ::lseek(record, 0, SEEK_SET);
-
-    std::vector<int> inherited;
-    for (const auto& l : listeners_) inherited.push_back(l.fd);
-    for (const auto& [pid, fd] : h.channels) inherited.push_back(fd);
-    for (const auto& [pid, fd] : h.outputs) inherited.push_back(fd);
-    if (pid_file_fd_ >= 0) inherited.push_back(pid_file_fd_);
-    if (previous >= 0) inherited.push_back(previous);
-    if (h.control_fd >= 0) inherited.push_back(h.control_fd);
-    for (const auto& [fd, op] : h.clients) inherited.push_back(fd);
-    for (int fd : inherited) ::fcntl(fd, F_SETFD, 0);
-    ::setenv(handover_env, std::to_string(record).c_str(), 1);
-
-    std::vector<char*> argv;
-    for (auto& a : argv_) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // Signals wait, blocked, until the new image has its handlers: a TERM in between would
-    // otherwise take its default action and end the manager.
-    sigset_t all, old;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_BLOCK, &all, &old);
+    ImageExec image{encode(h), handover_env, {}, binary_fd, binary_, argv_};
+    for (const auto& l : listeners_) image.inherited.push_back(l.fd);
+    for (const auto& [pid, fd] : h.channels) image.inherited.push_back(fd);
+    for (const auto& [pid, fd] : h.outputs) image.inherited.push_back(fd);
+    if (pid_file_fd_ >= 0) image.inherited.push_back(pid_file_fd_);
+    if (previous >= 0) image.inherited.push_back(previous);
+    if (h.control_fd >= 0) image.inherited.push_back(h.control_fd);
+    for (const auto& [fd, op] : h.clients) image.inherited.push_back(fd);
     spdlog::default_logger()->flush();
-    std::fflush(nullptr);
-    if (written) {
-        if (binary_fd >= 0) ::fexecve(binary_fd, argv.data(), environ);
-        else ::execv(binary_.c_str(), argv.data());
+    try {
+        ops_.exec_image(image);
+    } catch (...) {
+        // Still here: exec failed, and this image carries on as if nothing happened.
+        if (previous >= 0) ::close(previous);
+        throw;
     }
-    const int err = written ? errno : EIO;
-
-    // Still here: exec failed, and this image carries on as if nothing happened.
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    ::unsetenv(handover_env);
-    for (int fd : inherited) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    ::close(record);
-    if (previous >= 0) ::close(previous);
-    throw std::system_error(err, std::generic_category(), "cannot execute " + binary_);
 }
 
 void Manager::rollout_done(const RolloutDone& done)

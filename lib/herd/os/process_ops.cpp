@@ -9,6 +9,7 @@
 #include <exception>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -211,6 +212,62 @@ bool ForkOps::send(int pid, int signal)
 std::optional<int> ForkOps::try_reap(int pid)
 {
     return reap_if_exited(pid);
+}
+
+// Reaping and exec in place: the real system calls behind the seam
+std::optional<int> ProcessOps::exited_child()
+{
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return std::nullopt;
+    return info.si_pid;
+}
+
+void ProcessOps::reap_orphan(int pid)
+{
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) < 0 && errno == EINTR) {
+    }
+}
+
+void ProcessOps::exec_image(const ImageExec& image)
+{
+    const int record = ::memfd_create("herd-handover", 0);
+    if (record < 0) throw std::system_error(errno, std::generic_category(), "cannot create the hand-over record");
+    bool written = true;
+    for (std::size_t off = 0; off < image.record.size();) {
+        const ssize_t n = ::write(record, image.record.data() + off, image.record.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            written = false;
+            break;
+        }
+        off += std::size_t(n);
+    }
+    ::lseek(record, 0, SEEK_SET);
+    for (int fd : image.inherited) ::fcntl(fd, F_SETFD, 0);
+    ::setenv(image.record_env.c_str(), std::to_string(record).c_str(), 1);
+
+    std::vector<std::string> args = image.argv;
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Signals wait, blocked, until the new image has its handlers: a TERM in between would
+    // otherwise take its default action and end the manager.
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
+    std::fflush(nullptr);
+    if (written) {
+        if (image.binary_fd >= 0) ::fexecve(image.binary_fd, argv.data(), environ);
+        else ::execv(image.binary.c_str(), argv.data());
+    }
+    const int err = written ? errno : EIO;
+
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::unsetenv(image.record_env.c_str());
+    for (int fd : image.inherited) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::close(record);
+    throw std::system_error(err, std::generic_category(), "cannot execute " + image.binary);
 }
 
 }  // namespace herd

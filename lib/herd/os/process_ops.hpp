@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,18 @@ struct SpawnRequest {
 struct Started {
     int pid = -1;
     int heartbeat_fd = -1;   // read end of its heartbeat pipe (close-on-exec), now the manager's
+};
+
+/// USR2's exec in place: the hand-over record goes into a memfd whose number is in the
+/// environment variable `record_env`, the descriptors the next image adopts stay open across the exec, and every
+/// signal stays blocked until the next image has set its own up.
+struct ImageExec {
+    std::string record;              // the hand-over record's text
+    std::string record_env;          // names the record's descriptor in the next image
+    std::vector<int> inherited;      // descriptors the next image adopts
+    int binary_fd = -1;              // the binary to go back to (fexecve), or -1: `binary`
+    std::string binary;
+    std::vector<std::string> argv;
 };
 
 class ProcessOps {
@@ -47,6 +60,14 @@ public:
     virtual std::vector<std::pair<int, int>> hand_over() { return {}; }
     /// Take over a worker's output pipe that the previous image handed over (closes it by default).
     virtual void adopt_output(int pid, int slot, int fd);
+    /// A child that has exited and is not reaped yet (waitid with WNOWAIT: it stays to be reaped by
+    /// whoever owns it), or nullopt when none has.
+    virtual std::optional<int> exited_child();
+    /// Reap a child that is nobody's worker: an orphan that PID 1 or a subreaper inherited.
+    virtual void reap_orphan(int pid);
+    /// Replace this process's image (USR2): see ImageExec. Returns only when the exec failed,
+    /// by throwing std::system_error, with every descriptor as it was.
+    virtual void exec_image(const ImageExec& image);
 };
 
 /// The manager asks the kernel for a long time slice (Linux 6.12 and later; EEVDF's sched_runtime

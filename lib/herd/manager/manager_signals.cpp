@@ -1,0 +1,96 @@
+// The manager's signals (DESIGN.md §3): blocked and read from a signalfd as data, then turned into
+// the same commands the control socket gives (manager_control.cpp).
+#include <herd/manager/manager.hpp>
+
+#include <herd/os/log.hpp>
+#include <herd/os/signals.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <sys/signalfd.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace herd {
+
+// Signals: blocked and read from a signalfd, so no code of ours runs in a signal handler and a
+// forked worker inherits no handler, no signal pipe and no registration of the manager's.
+void Manager::watch_signals()
+{
+    if (!signal_fd_.is_open()) {
+        sigset_t set;
+        ::sigemptyset(&set);
+        for (int s : manager_signals()) ::sigaddset(&set, s);
+        ::pthread_sigmask(SIG_SETMASK, &set, nullptr);   // and every other signal unblocked
+        const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a signalfd");
+        signal_fd_.assign(fd);
+        std::signal(SIGPIPE, SIG_IGN);
+    }
+    // Wait for readability and read in the handler: asio's async_read_some reads inside its reactor
+    // and runs the handler later, so a USR2 exec in between lost a signal already taken off the fd.
+    signal_fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec) return;
+        read_pending_signals();
+        watch_signals();
+    });
+}
+
+void Manager::dispatch_signals(const char* data, std::size_t n)
+{
+    for (std::size_t off = 0; off + sizeof(signalfd_siginfo) <= n; off += sizeof(signalfd_siginfo)) {
+        signalfd_siginfo info;
+        std::memcpy(&info, data + off, sizeof info);
+        on_signal(int(info.ssi_signo));
+    }
+}
+
+// Signals already delivered but not yet read. A worker's exit is seen first on its heartbeat
+// channel at times; the INT or TERM that the whole process group got (and that killed it) must be
+// acted on before that exit is judged, or a shutdown reads as a crash.
+void Manager::read_pending_signals()
+{
+    std::array<char, 16 * sizeof(signalfd_siginfo)> buffer;
+    for (;;) {
+        const ssize_t n = ::read(signal_fd_.native_handle(), buffer.data(), buffer.size());
+        if (n <= 0) return;   // EAGAIN: nothing pending
+        dispatch_signals(buffer.data(), std::size_t(n));
+    }
+}
+
+void Manager::on_signal(int signal)
+{
+    const auto command = command_for(signal);
+    if (!command) return;
+    const std::string said = "received " + signal_name(signal);
+    switch (*command) {
+    case Command::reap:
+        reap_exited();
+        break;
+    case Command::scale_up:
+    case Command::scale_down:
+        scale(Scale{std::nullopt, *command == Command::scale_up ? 1 : -1}, said);
+        break;
+    case Command::graceful_stop:
+    case Command::fast_stop:
+        stop(*command == Command::graceful_stop, said);
+        break;
+    case Command::reopen_logs:
+        spdlog::info("{}: reopening log files", said);
+        log::reopen();
+        ops_.discard();   // a standby would log to the old file
+        if (ops_.forwards_log_reopen())
+            for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
+        break;
+    case Command::reload:
+    case Command::upgrade:
+        start_rollout(*command == Command::reload ? Reason::reload : Reason::upgrade, said);
+        break;
+    }
+}
+
+}  // namespace herd
