@@ -182,8 +182,19 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
         }
     }
 
-    // Spawn the missing, within target + spare processes
-    const std::size_t missing = state.target - keep.size();
+    // Spawn the missing, within target + spare processes: the lowest free slots, unless held
+    std::set<int> used;
+    for (const auto* w : keep) used.insert(w->slot);
+    std::vector<int> slots;   // the missing slots that may be refilled now
+    std::size_t free_seen = 0;
+    for (int slot = 0; free_seen < state.target - keep.size(); ++slot) {
+        if (used.count(slot)) continue;
+        ++free_seen;
+        // A held slot is one of the missing all the same: the next free one does not stand in.
+        const auto hold = state.held.find(slot);
+        if (hold == state.held.end() || now >= hold->second) slots.push_back(slot);
+    }
+    const std::size_t missing = slots.size();
     const std::size_t live = keep.size() + due_left;
     std::size_t room = state.target + options.spare > live ? state.target + options.spare - live : 0;
     if (!may_spawn || missing == 0) return;
@@ -198,14 +209,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
             }
         }
     }
-    std::set<int> used;
-    for (const auto* w : keep) used.insert(w->slot);
-    int slot = 0;
-    for (std::size_t n = std::min(missing, room); n > 0; --n) {
-        while (used.count(slot)) ++slot;
-        out.push_back(Spawn{slot, state.generation});
-        used.insert(slot);
-    }
+    for (std::size_t i = 0; i < std::min(missing, room); ++i) out.push_back(Spawn{slots[i], state.generation});
 }
 
 }  // namespace
@@ -228,9 +232,9 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
     const PoolDeadlines pool = deadlines(state, options);
     bool may_spawn = !pool.backoff_end || reached(pool.backoff_end, now);
     const std::size_t failures = failures_within(state, options, now);
-    if (failures > options.restart_limit.count) {
+    if (state.backs_off && failures > options.restart_limit.count) {
         // A pool that never had a ready worker gets one backoff to prove itself, not a ladder.
-        if (!state.ever_ready && state.backoff_until && state.failures.back() > *state.backoff_mark) {
+        if (gives_up(state, options, now)) {
             out.push_back(Exit{3, failures});
             return out;
         }
@@ -245,14 +249,15 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
     return out;
 }
 
-TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now)
+namespace detail {
+
+Upcoming upcoming(const PoolState& state, const Options& options, TimePoint now)
 {
-    TimePoint next = now + std::chrono::hours(1);
-    bool passed = false;
+    Upcoming u;
     auto consider = [&](const std::optional<TimePoint>& t) {
         if (!t) return;
-        if (*t <= now) passed = true;
-        else next = std::min(next, *t);
+        if (*t <= now) u.passed = true;
+        else if (!u.next || *t < *u.next) u.next = *t;
     };
     for (const auto& w : state.workers) {
         const WorkerDeadlines d = deadlines(w, options);
@@ -261,10 +266,19 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
     const PoolDeadlines pool = deadlines(state, options);
     consider(pool.backoff_end);
     consider(pool.rollout_timeout);
+    consider(pool.hold_end);
+    return u;
+}
+
+}  // namespace detail
+
+TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now)
+{
+    const detail::Upcoming u = detail::upcoming(state, options, now);
     // A deadline passed since the last plan (or one the manager could not act on yet): now, if
     // there is something to do about it.
-    if (passed && !plan(state, options, now).empty()) return now;
-    return next;
+    if (u.passed && !plan(state, options, now).empty()) return now;
+    return std::min(u.next.value_or(TimePoint::max()), now + std::chrono::hours(1));
 }
 
 }  // namespace herd

@@ -39,6 +39,7 @@ enum class Reason {
     kill_timeout,    // still running --kill-timeout after TERM
     bad_heartbeat,   // sent more malformed heartbeat records than max_bad_records or max_bad_bytes
     max_memory,      // --max-worker-memory, for --max-worker-memory-window
+    restart,         // a restart of its pool: `herdctl restart POOL`, or the strategy after an exit elsewhere
 };
 
 /// "TTOU", "max age", "no heartbeat", ...
@@ -78,9 +79,10 @@ std::string state_name(const WorkerRecord& worker);
 
 enum class Phase { running, stopping_graceful, stopping_fast };
 
-/// A rolling replacement of every worker by a new generation: HUP (reload) or USR2 (upgrade).
+/// A rolling replacement of every worker by a new generation: HUP (reload), USR2 (upgrade) or
+/// the restart of one pool among several (restart: supervisor.hpp).
 struct Rollout {
-    Reason kind = Reason::reload;     // reload or upgrade
+    Reason kind = Reason::reload;     // reload, upgrade or restart
     unsigned from_generation = 0;
     TimePoint started{};
     bool new_ready = false;           // a worker of the new generation has been ready
@@ -102,6 +104,13 @@ struct PoolState {
     unsigned backoff_level = 0;
     std::uint64_t seed = 0x9e3779b97f4a7c15ull;   // jitter source (splitmix64)
     std::map<std::string, std::uint64_t> exits;   // exits by classification ("crashed", "no heartbeat", ...)
+    // Slots left empty on purpose, slot -> no spawn before (TimePoint::max(): until released). The
+    // supervisor of several pools holds them (a plan's `restart D` or `wait`); a spawn into the
+    // slot ends its hold.
+    std::map<int, TimePoint> held;
+    // false: past --restart-limit plan() neither backs off nor gives up (exit 3); the supervisor
+    // answers the limit itself (a restart plan, or on_restart_limit wait or stop).
+    bool backs_off = true;
 
     const WorkerRecord* find(int pid) const;
     WorkerRecord* find(int pid);
@@ -209,6 +218,7 @@ WorkerDeadlines deadlines(const WorkerRecord& worker, const Options& options);
 struct PoolDeadlines {
     std::optional<TimePoint> backoff_end;       // spawns resume
     std::optional<TimePoint> rollout_timeout;   // --upgrade-timeout since the rollout was asked for
+    std::optional<TimePoint> hold_end;          // the earliest held slot may be refilled (a `wait` has no end)
     friend bool operator==(const PoolDeadlines&, const PoolDeadlines&) = default;
 };
 PoolDeadlines deadlines(const PoolState& state, const Options& options);
@@ -256,6 +266,10 @@ bool is_settled(const PoolState& state);
 
 /// Running, no rollout, every worker ready: a quiet moment to prepare the next spawn ahead.
 bool is_steady(const PoolState& state);
+
+/// A pool that never had a ready worker failed past --restart-limit again after one backoff:
+/// plan() exits 3 (a broken deploy must be visible, not spin). Never when !backs_off.
+bool gives_up(const PoolState& state, const Options& options, TimePoint now);
 
 /// Unexpected exits within the --restart-limit window ending now.
 std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now);

@@ -36,6 +36,7 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             const auto at = std::lower_bound(s.workers.begin(), s.workers.end(), w.pid,
                                              [](const WorkerRecord& x, int p) { return x.pid < p; });
             s.workers.insert(at, w);
+            s.held.erase(e.slot);
         }
         void operator()(const SpawnFailed&) { s.failures.push_back(now); }
         void operator()(const HeartbeatSeen& e)

@@ -29,4 +29,12 @@ inline bool reached(const std::optional<TimePoint>& deadline, TimePoint now)
     return deadline && now >= *deadline;
 }
 
+// Every deadline of a pool at once: the earliest still ahead of now, and whether one has passed
+// (next_deadline() wakes now for it only if plan() has something to do).
+struct Upcoming {
+    std::optional<TimePoint> next;
+    bool passed = false;
+};
+Upcoming upcoming(const PoolState& state, const Options& options, TimePoint now);
+
 }  // namespace herd::detail

@@ -28,6 +28,7 @@ std::string to_string(Reason reason)
     case Reason::kill_timeout: return "kill timeout";
     case Reason::bad_heartbeat: return "bad heartbeat records";
     case Reason::max_memory: return "max memory";
+    case Reason::restart: return "restart";
     }
     return "unknown";
 }
@@ -85,6 +86,12 @@ bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
 bool at_target(const PoolState& state)
 {
     return state.phase == Phase::running && ready_count(state) >= state.target;
+}
+
+bool gives_up(const PoolState& state, const Options& options, TimePoint now)
+{
+    return state.backs_off && !state.ever_ready && state.backoff_until && !state.failures.empty() &&
+           state.failures.back() > *state.backoff_mark && failures_within(state, options, now) > options.restart_limit.count;
 }
 
 std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now)
@@ -188,6 +195,8 @@ PoolDeadlines deadlines(const PoolState& state, const Options& options)
     PoolDeadlines d;
     d.backoff_end = state.backoff_until;
     if (state.rollout) d.rollout_timeout = state.rollout->started + options.upgrade_timeout;
+    for (const auto& [slot, until] : state.held)
+        if (until != TimePoint::max() && (!d.hold_end || until < *d.hold_end)) d.hold_end = until;
     return d;
 }
 

@@ -1,0 +1,183 @@
+// The supervisor of several pools (DESIGN.md §7a): Erlang/OTP's supervisor with the director
+// library's restart plans, made pure. One Supervisor holds an ordered list of pools; each pool is
+// today's PoolState with its own Options and Supervision, driven by today's apply() and plan().
+// The supervisor adds what lies between pools: their order, restart types, restart plans, the
+// strategy, a failed pool, and the operator's commands. Pure like policy.hpp: no clock, no
+// syscalls, no logging.
+//
+// The shell
+// - applies what it learns with apply(supervisor, event, now): a worker's events tagged with
+//   its pool (PoolEvent; pool_of(pid) finds it), the manager's shutdown, herdctl's commands;
+// - executes plan(supervisor, now): each PoolAction as today for that pool (its Options, its
+//   log line with the pool's name) and feeds the outcome back as a PoolEvent (Signalled,
+//   BackoffStarted, RolloutEnded after RolloutDone/RolloutFailed, ...); the stage actions
+//   (PoolStarted, PoolReady, PoolStopped, PoolFailed) are one log line each, acknowledged with
+//   PoolReported so that each is planned once; Exit ends the manager;
+// - sleeps until next_deadline(supervisor, now), or the next event.
+//
+// The rules:
+// - Order. Pools start in order: a pool's workers are not spawned before every pool ahead of it
+//   has been ready (all its workers ready, at_target) once since it started; a pool stopped by
+//   the operator does not hold the ones after it back. A shutdown (graceful or fast) stops them
+//   in reverse order: a pool is asked to stop (today's StopRequested) once every pool after it
+//   has no worker left. Exit{0} when every pool is empty; a pool's own Exit never ends the manager.
+// - Restart types decide whether an unexpected exit needs a restart (exit_kind, needs_restart):
+//   permanent any; transient an abnormal one (non-zero status, a signal, retired for no heartbeat
+//   or bad heartbeat records, killed at the boot timeout); temporary none. An exit that needs no
+//   restart closes its slot: the pool's target shrinks by one and the exit is not counted against
+//   --restart-limit. An expected exit (retired by the manager: TTOU, max age, reload, shutdown...)
+//   is no question at all, as with one pool. A spawn that fails is an abnormal exit of its slot.
+// - Plans (director). An exit that needs a restart in a pool with a plan takes the plan's next
+//   step: `restart` refills the slot now, `restart D` no earlier than D after the exit (a held
+//   slot), `wait` holds the slot until RestartPool, `stop` fails the pool, `close` closes the slot.
+//   After the last step the plan starts over; once it has run `count` times the next such exit
+//   fails the pool. An exit a whole --restart-limit window after the previous one starts the plan
+//   over with a fresh count. A plan replaces the restart limit: the pool never backs off.
+// - Without a plan, past --restart-limit: on_restart_limit backoff is today's ladder (and today's
+//   exit 3 of a pool never ready fails the pool); wait holds every empty slot until RestartPool;
+//   stop fails the pool.
+// - Strategy, when an exit needs a restart and is refilled (a `restart` step or no plan; not
+//   `wait`, `close`, `stop`, nor past the limit with wait or stop): `one` refills the slot only;
+//   `rest` also restarts every pool after the exit's pool; `all` every other pool. A restarted
+//   pool is replaced rolling, as a reload is (a Rollout of kind Reason::restart: new workers ready
+//   before the old retire; RolloutDone or RolloutFailed end it), in order: a pool's roll begins
+//   once every pool ahead of it is at its target with no rollout running. A temporary pool is
+//   stopped instead, and stays stopped. Pools waiting to start, stopping, stopped or failed are
+//   not touched, nor a pool already rolling (a reload, an upgrade or a restart replaces it anyway).
+// - A failed pool (plan step stop, plan count used up, on_restart_limit stop, or never ready)
+//   refills nothing more; the supervisor stops every pool gracefully in reverse order and exits 3.
+//   PoolFailed names the pool and why, once; only the first failure counts.
+// - The operator (herdctl): StopPool stops one pool (graceful unless asked otherwise; the order
+//   does not apply); StartPool starts a stopped (or stopping) pool again; RestartPool rolls a
+//   pool, releases its held slots and forgets its counted failures and backoff (a stopped pool:
+//   as StartPool); StartPool and RestartPool reopen closed slots (the target the operator last
+//   set comes back); ChangePlan replaces a pool's plan and starts it over; ScalePool (or a
+//   PoolEvent Scale) sets the target the operator wants.
+//
+// One pool named `main`, strategy one, no plan, permanent, on_restart_limit backoff, plans and
+// decides exactly as today's PoolState and plan() do, apart from the stage actions; its exit 3
+// becomes PoolFailed, then a graceful stop of what is left, then Exit{3}.
+#pragma once
+
+#include <herd/core/policy.hpp>
+#include <herd/core/supervision.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace herd {
+
+/// Where a pool is in its life.
+enum class PoolStage {
+    waiting,    // not started yet: a pool ahead of it is not ready yet
+    starting,   // its workers are spawned; not all ready yet
+    running,    // has been at its target since it started (it may dip below it again)
+    stopping,   // asked to stop; workers still leaving
+    stopped,    // no worker left after a stop: StopPool, a shutdown, or a strategy stopped it (temporary)
+    failed,     // has failed (see above); it is stopped in its turn and keeps this stage
+};
+
+/// "waiting", "starting", ...
+std::string to_string(PoolStage stage);
+
+/// One pool: its options, how it is supervised, its workers, where it stands.
+struct Pool {
+    std::string name;
+    Options options;                     // per-worker options of this pool; options.workers is its size
+    Supervision supervision;
+    PoolState state;
+    PoolStage stage = PoolStage::waiting;
+    PoolStage reported = PoolStage::waiting;   // the latest stage the shell logged (PoolReported)
+    unsigned wanted = 0;                 // the target the operator set; closed slots come back to it
+    std::size_t step = 0;                // the plan's next step
+    unsigned runs = 0;                   // the plan's whole runs so far
+    std::optional<TimePoint> last_restart;     // the latest exit that needed a restart
+    bool restart_pending = false;        // the strategy restarts it once the pools ahead are at target
+    std::string why;                     // failed: why
+    friend bool operator==(const Pool&, const Pool&) = default;
+};
+
+/// A pool ready to be supervised: its target is options.workers.
+Pool make_pool(std::string name, Options options, Supervision supervision = {});
+
+/// Everything the manager of several pools decides from.
+struct Supervisor {
+    Strategy strategy = Strategy::one;
+    Phase phase = Phase::running;        // the manager's: running, or shutting down (graceful, fast)
+    std::vector<Pool> pools;             // in order
+    std::optional<std::size_t> failed;   // the pool whose failure shuts the manager down (exit 3)
+
+    std::optional<std::size_t> find(std::string_view name) const;   // a pool by name
+    std::optional<std::size_t> pool_of(int pid) const;               // the pool of a live worker
+    friend bool operator==(const Supervisor&, const Supervisor&) = default;
+};
+
+/// The supervisor of these pools, in this order; the first starts (and every next one already
+/// at its target, as adopted pools after an upgrade are).
+Supervisor make_supervisor(Strategy strategy, std::vector<Pool> pools);
+
+// Events: what the manager learns.
+struct PoolEvent { std::size_t pool; Event event; };       // a worker's event, or today's pool events
+struct ShutdownRequested { bool graceful; };               // QUIT (graceful), TERM or INT (fast)
+struct StartPool { std::size_t pool; };                    // herdctl start POOL
+struct StopPool { std::size_t pool; bool graceful = true; };   // herdctl stop POOL
+struct RestartPool { std::size_t pool; };                  // herdctl restart POOL
+struct ChangePlan { std::size_t pool; std::optional<RestartPlan> plan; };   // herdctl plan POOL "..."
+struct ScalePool { std::size_t pool; Scale scale; };       // herdctl scale POOL N
+struct PoolReported { std::size_t pool; PoolStage stage; };   // the shell logged this stage
+using SupervisorEvent = std::variant<PoolEvent, ShutdownRequested, StartPool, StopPool, RestartPool, ChangePlan,
+                                     ScalePool, PoolReported>;
+
+/// Fold an event into the supervisor: the pool's own state first, then what it means for the
+/// pools (restart type, plan, strategy, stages, order).
+void apply(Supervisor& supervisor, const SupervisorEvent& event, TimePoint now);
+
+// Actions: what the manager does.
+struct PoolAction {                      // today's action, for this pool
+    std::size_t pool;
+    Action action;
+    friend bool operator==(const PoolAction&, const PoolAction&) = default;
+};
+struct PoolStarted {                     // its workers are spawned now (stage starting)
+    std::size_t pool;
+    friend bool operator==(const PoolStarted&, const PoolStarted&) = default;
+};
+struct PoolReady {                       // all its workers are ready (stage running)
+    std::size_t pool;
+    friend bool operator==(const PoolReady&, const PoolReady&) = default;
+};
+struct PoolStopped {                     // no worker left after a stop (stage stopped)
+    std::size_t pool;
+    friend bool operator==(const PoolStopped&, const PoolStopped&) = default;
+};
+struct PoolFailed {                      // the pool failed: the manager stops, then exits 3
+    std::size_t pool;
+    std::string why;                     // "worker 123 crashed (exit code 1) after its plan ran 3 times"
+    friend bool operator==(const PoolFailed&, const PoolFailed&) = default;
+};
+using SupervisorAction = std::variant<PoolAction, PoolStarted, PoolReady, PoolStopped, PoolFailed, Exit>;
+using SupervisorActions = std::vector<SupervisorAction>;
+
+/// Decide what to do now: the stage actions not yet reported, each pool's actions in order, and
+/// the manager's Exit once every pool is empty after a shutdown.
+SupervisorActions plan(const Supervisor& supervisor, TimePoint now);
+
+/// When plan() may next decide something new without a new event (as next_deadline of one pool).
+TimePoint next_deadline(const Supervisor& supervisor, TimePoint now);
+
+/// How an exit bears on a restart: expected (the manager asked for it, or the pool is stopping),
+/// normal (exit status 0, nothing wrong seen) or abnormal (anything else).
+enum class ExitKind { expected, normal, abnormal };
+ExitKind exit_kind(const PoolState& state, const WorkerRecord& worker, int wait_status);
+
+/// Does an exit of this kind need a restart, for a pool of this restart type?
+bool needs_restart(RestartType type, ExitKind kind);
+
+/// The pools, besides its own, a restart in pool `pool` of `count` touches under `strategy`.
+std::vector<std::size_t> touched_by(Strategy strategy, std::size_t pool, std::size_t count);
+
+}  // namespace herd
