@@ -12,6 +12,7 @@ struct WorkerEvent {
     int slot = 0;
     unsigned generation = 0;
     std::string outcome;   // after_reap: "finished (exit 0)", "crashed (signal 11)", ...
+    std::string pool;      // its pool's name ("main" with one pool)
 };
 
 /// Called in the manager; keep them short, the manager loop waits for them.

@@ -10,6 +10,7 @@
 #include <herd/manager/runner.hpp>
 #include <herd/config/options.hpp>
 #include <herd/core/policy.hpp>
+#include <herd/core/supervisor.hpp>
 #include <herd/os/process_ops.hpp>
 #include <herd/manager/upgrade.hpp>
 #include <herd/worker/worker.hpp>
@@ -32,8 +33,22 @@ class Preflight;
 struct PreflightOutcome;
 }  // namespace detail
 
+/// One pool as run.cpp sets it up: its name, options and supervision, how its workers start and
+/// the sockets they serve.
+struct PoolSetup {
+    std::string name;
+    Options options;
+    Supervision supervision;
+    ProcessOps& ops;
+    std::vector<Listener>& listeners;
+};
+
 class Manager {
 public:
+    /// A manager of these pools, in this order; `options` holds the manager-wide options.
+    Manager(boost::asio::io_context& io, Options options, Strategy strategy, std::vector<PoolSetup> pools,
+            ManagerHooks hooks = {});
+    /// A manager of one pool, `main`, as the command line alone makes it.
     Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,
             ManagerHooks hooks = {});
     ~Manager();
@@ -59,17 +74,42 @@ public:
     /// Take over the state a previous image handed over (USR2, or a rollback); before run().
     void adopt(const Handover& handover);
 
-    const PoolState& state() const { return state_; }
+    /// The first pool's state (the only one, with one pool).
+    const PoolState& state() const { return supervisor_.pools.front().state; }
+    const Supervisor& supervisor() const { return supervisor_; }
+    /// The manager-wide options, and the per-worker defaults the command line and the file's top gave.
     const Options& options() const { return options_; }
+    /// A pool's options (after a reload, the new ones).
+    const Options& pool_options(std::size_t pool) const { return supervisor_.pools.at(pool).options; }
 
 private:
     void manage();
     void prepare_ahead();
-    void handle(const Event& event, TimePoint now);
-    void execute(const Action& action, TimePoint now);
+    // A pool's side of the shell: how its workers start, the sockets they serve, its runner.
+    struct Shell {
+        ProcessOps& ops;
+        std::vector<Listener>* listeners;
+        std::unique_ptr<Runner> runner;
+        std::optional<Options> previous_options;   // reload: what to go back to if it fails
+        std::vector<Listener> previous_listeners;  // reload: closed once the old generation is gone
+        bool ready = false;                        // at its target, as last announced
+    };
+    void handle(std::size_t pool, const Event& event, TimePoint now);
+    void handle(const SupervisorEvent& event, TimePoint now);
+    void execute(const SupervisorAction& action, TimePoint now);
+    void execute(std::size_t pool, const Action& action, TimePoint now);
+    void report_stage(const SupervisorAction& action, TimePoint now);
+    std::string in_pool(std::size_t pool) const;
+    Shell& shell_of(std::size_t pool) { return *shells_.at(pool); }
+    Pool& pool(std::size_t i) { return supervisor_.pools.at(i); }
+    const Pool& pool(std::size_t i) const { return supervisor_.pools.at(i); }
+    std::size_t worker_count() const;
+    std::size_t target_count() const;
     void on_signal(int signal);
-    void scale(const Scale& request, const std::string& said, std::optional<std::uint64_t> client = {});
+    void scale(std::size_t pool, const Scale& request, const std::string& said,
+               std::optional<std::uint64_t> client = {});
     void stop(bool graceful, const std::string& said, std::optional<std::uint64_t> client = {});
+    void shut_down(bool graceful);
     std::optional<std::string> rollout_refusal() const;
     void start_rollout(Reason kind, const std::string& said, std::optional<std::uint64_t> client = {});
     void on_request(std::uint64_t client, const control::Peer& peer, const control::Request& request);
@@ -79,9 +119,9 @@ private:
     void watch_signals();
     void dispatch_signals(const char* data, std::size_t n);
     void read_pending_signals();
-    void spawn(int slot, unsigned generation, TimePoint now);
+    void spawn(std::size_t pool, int slot, unsigned generation, TimePoint now);
     void take_news();
-    void heard(const Event& event, TimePoint now);
+    void heard(std::size_t pool, const Event& event, TimePoint now);
     void reap(int pid, int status);
     void reap_exited();
     void check_readiness();
@@ -96,28 +136,27 @@ private:
     void finish_preflight(const detail::PreflightOutcome& outcome);
     void abandon_preflight();
     bool is_preflight(int pid) const;
-    void rollout_done(const RolloutDone& done);
-    void rollout_failed(const RolloutFailed& failed);
+    void rollout_done(std::size_t pool, const RolloutDone& done);
+    void rollout_failed(std::size_t pool, const RolloutFailed& failed);
     void exec_image(int binary_fd, unsigned rollback_from, const std::string& why);
     void watch_watchdog();
     void watch_memory();
     void sample_memory();
-    WorkerEvent describe(const WorkerRecord& worker, std::string outcome = {}) const;
+    WorkerEvent describe(std::size_t pool, const WorkerRecord& worker, std::string outcome = {}) const;
 
     boost::asio::io_context& io_;
     Options options_;
-    std::vector<Listener>& listeners_;
-    ProcessOps& ops_;
     ManagerHooks hooks_;
     boost::asio::posix::stream_descriptor signal_fd_;   // signalfd: the manager's signals, read as data
-    PoolState state_;
-    Runner runner_;
+    Supervisor supervisor_;
+    std::vector<std::unique_ptr<Shell>> shells_;        // one per pool, in the supervisor's order
+    ProcessOps& system_;                                // the seam for what is the whole process's (reap, exec)
     std::vector<int> private_fds_;
     std::optional<int> exit_code_;
     TimePoint started_at_{};
     TimePoint wake_at_{};          // the deadline the loop sleeps to
     bool replan_ = true;           // an event changed the state: plan() again before sleeping
-    bool pool_ready_ = false;
+    bool all_ready_ = false;
     bool adopted_ = false;         // this image took over from another (USR2 or a rollback)
     std::function<void()> on_first_ready_;
     bool reaps_orphans_ = false;   // PID 1 or a subreaper: every exited child is ours to reap
@@ -127,8 +166,7 @@ private:
     std::string binary_;
     std::vector<std::string> argv_;
     std::function<Options()> reread_;
-    std::optional<Options> previous_options_;     // reload: what to go back to if it fails
-    std::vector<Listener> previous_listeners_;    // reload: closed once the old generation is gone
+    std::optional<Reason> rollout_;               // the manager's reload or upgrade, while its pools roll
     int pid_file_fd_ = -1;
     std::string pid_file_path_;
     int previous_binary_fd_ = -1;                 // upgrade: the binary to roll back to
@@ -140,6 +178,7 @@ private:
     struct Waiting {
         std::uint64_t client;
         control::Op op;
+        std::size_t pool = 0;   // scale: the pool it is for
     };
     std::unique_ptr<control::Server> control_;
     std::vector<Waiting> waiting_;                // clients waiting for an operation to finish

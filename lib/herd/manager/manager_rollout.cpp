@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -45,28 +46,28 @@ void Manager::adopt(const Handover& h)
         if (control_) waiting_.push_back({control_->adopt_client(fd), op});
         else ::close(fd);
     }
-    state_ = h.pool;
+    pool(0).state = h.pool;   // a record of version 2 holds one pool: the first
     started_at_ = h.started;
     // Exec mode: the programs' output goes on being logged, by this image now.
     for (const auto& [pid, fd] : h.outputs) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        const WorkerRecord* w = state_.find(pid);
-        ops_.adopt_output(pid, w ? w->slot : -1, fd);
+        const WorkerRecord* w = pool(0).state.find(pid);
+        shell_of(0).ops.adopt_output(pid, w ? w->slot : -1, fd);
     }
     previous_binary_fd_ = h.previous_binary_fd;
     if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
     for (const auto& [pid, fd] : h.channels) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        runner_.adopt_channel(pid, fd);
+        shell_of(0).runner->adopt_channel(pid, fd);
     }
     // The pool and its target (TTIN, TTOU and scale included) come from the hand-over: an upgrade
     // replaces the binary, not the pool size. The timeouts come from this image's options.
     const auto now = Clock::now();
     // Heartbeats sent while the images changed wait unread in the pipes: silence of our making.
-    handle(ManagerResumed{}, now);
+    for (std::size_t i = 0; i < shells_.size(); ++i) handle(i, ManagerResumed{}, now);
     if (h.rollback_from) {
         spdlog::error("upgrade to generation {} failed: {}; manager {} runs the previous binary again, "
-                      "generation {} keeps serving", h.rollback_from, h.rollback_why, ::getpid(), state_.generation);
+                      "generation {} keeps serving", h.rollback_from, h.rollback_why, ::getpid(), state().generation);
         notify::send("READY=1\nSTATUS=upgrade to generation " + std::to_string(h.rollback_from) +
                      " failed: " + h.rollback_why);
         // ps shows it too, until the next upgrade or reload succeeds.
@@ -75,16 +76,18 @@ void Manager::adopt(const Handover& h)
         return;
     }
     // The upgrade took as long as it has since it was asked for, pre-flight and exec included.
-    handle(RolloutStarted{Reason::upgrade, h.upgrade_requested == TimePoint{} ? std::nullopt
-                                                                            : std::optional(h.upgrade_requested)},
-           now);
+    rollout_ = Reason::upgrade;
+    for (std::size_t i = 0; i < shells_.size(); ++i)
+        handle(i, RolloutStarted{Reason::upgrade, h.upgrade_requested == TimePoint{} ? std::nullopt
+                                                                                   : std::optional(h.upgrade_requested)},
+               now);
     spdlog::info("upgrade: manager {} now runs {}; generation {} replaces {} workers of generation {}", ::getpid(),
-                 binary_, state_.generation, state_.workers.size(), state_.rollout->from_generation);
+                 binary_, state().generation, state().workers.size(), state().rollout->from_generation);
 }
 
 void Manager::start_reload(const std::string& said)
 {
-    ops_.discard();   // it was forked with the old options and sockets
+    for (auto& shell : shells_) shell->ops.discard();   // forked with the old options and sockets
     Options fresh;
     try {
         if (!reread_) throw UsageError("no configuration to re-read");
@@ -102,17 +105,18 @@ void Manager::start_reload(const std::string& said)
         try {
             auto bound = bind_listeners(fresh.listen);
             for (const auto& l : bound) spdlog::info("listening on {}", local_address(l.fd));
-            previous_listeners_ = std::exchange(listeners_, std::move(bound));
+            shell_of(0).previous_listeners = std::exchange(*shell_of(0).listeners, std::move(bound));
         } catch (const std::exception& e) {
             refuse_reload(said + ": " + e.what() + "; keeping the running configuration", e.what());
             return;
         }
     }
-    previous_options_ = options_;
+    shell_of(0).previous_options = options_;
     use_options(std::move(fresh));
-    handle(RolloutStarted{Reason::reload}, Clock::now());
-    spdlog::info("{}: reloading; generation {} replaces {} workers of generation {}", said, state_.generation,
-                 state_.workers.size(), state_.rollout->from_generation);
+    rollout_ = Reason::reload;
+    handle(0, RolloutStarted{Reason::reload}, Clock::now());
+    spdlog::info("{}: reloading; generation {} replaces {} workers of generation {}", said, state().generation,
+                 state().workers.size(), state().rollout->from_generation);
 }
 
 // A reload that never started: one line, systemd told, the waiting client answered.
@@ -120,15 +124,15 @@ void Manager::refuse_reload(const std::string& line, const std::string& why)
 {
     spdlog::error("{}", line);
     notify::send("READY=1\nSTATUS=reload refused: " + why);
-    report_rollout_failure(Reason::reload, state_.last_generation + 1, "reload refused: " + why);
+    report_rollout_failure(Reason::reload, state().last_generation + 1, "reload refused: " + why);
 }
 
 // An upgrade that stops before exec: the running image and its generation carry on.
 void Manager::abandon_upgrade(const std::string& why)
 {
-    spdlog::error("upgrade abandoned: {}; generation {} keeps serving", why, state_.generation);
+    spdlog::error("upgrade abandoned: {}; generation {} keeps serving", why, state().generation);
     notify::send("READY=1\nSTATUS=upgrade abandoned: " + why);
-    report_rollout_failure(Reason::upgrade, state_.last_generation + 1, "upgrade abandoned: " + why);
+    report_rollout_failure(Reason::upgrade, state().last_generation + 1, "upgrade abandoned: " + why);
 }
 
 // Options take effect: the target now, the log at once, everything else with the next spawn.
@@ -137,8 +141,9 @@ void Manager::use_options(Options next)
     if (next.log_level != options_.log_level || next.log_file != options_.log_file)
         log::setup(next.log_level, next.log_file, "manager");
     options_ = std::move(next);
+    pool(0).options = options_;   // one pool: the command line's options are its options
     watch_memory();
-    handle(Scale{options_.workers, 0}, Clock::now());
+    handle(ScalePool{0, Scale{options_.workers, 0}}, Clock::now());
 }
 
 // systemd (Type=notify-reload) waits for READY=1 after this, whatever comes of it.
@@ -184,7 +189,7 @@ void Manager::finish_preflight(const detail::PreflightOutcome& outcome)
         return;
     }
     // A shutdown that began during the check wins: the next image would not know of it.
-    if (state_.phase != Phase::running) {
+    if (supervisor_.phase != Phase::running) {
         spdlog::warn("upgrade abandoned: the manager is stopping");
         return;
     }
@@ -198,13 +203,15 @@ void Manager::finish_preflight(const detail::PreflightOutcome& outcome)
 
 void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::string& why)
 {
-    ops_.discard();   // the next image would not know it
+    for (auto& shell : shells_) shell->ops.discard();   // the next image would not know it
     Handover h;
-    h.pool = state_;
+    h.pool = state();
     h.pool.rollout.reset();
-    h.channels = runner_.channels();
-    h.outputs = ops_.hand_over();
-    h.listeners = listeners_;
+    for (auto& shell : shells_) {
+        for (const auto& c : shell->runner->channels()) h.channels.push_back(c);
+        for (const auto& o : shell->ops.hand_over()) h.outputs.push_back(o);
+    }
+    h.listeners = *shell_of(0).listeners;
     h.pid_file_fd = pid_file_fd_;
     h.pid_file_path = pid_file_path_;
     h.binary = binary_;
@@ -233,7 +240,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     }
 
     ImageExec image{encode(h), handover_env, {}, binary_fd, binary_, argv_};
-    for (const auto& l : listeners_) image.inherited.push_back(l.fd);
+    for (const auto& l : h.listeners) image.inherited.push_back(l.fd);
     for (const auto& [pid, fd] : h.channels) image.inherited.push_back(fd);
     for (const auto& [pid, fd] : h.outputs) image.inherited.push_back(fd);
     if (pid_file_fd_ >= 0) image.inherited.push_back(pid_file_fd_);
@@ -242,7 +249,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     for (const auto& [fd, op] : h.clients) image.inherited.push_back(fd);
     spdlog::default_logger()->flush();
     try {
-        ops_.exec_image(image);
+        system_.exec_image(image);
     } catch (...) {
         // Still here: exec failed, and this image carries on as if nothing happened.
         if (previous >= 0) ::close(previous);
@@ -250,47 +257,69 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     }
 }
 
-void Manager::rollout_done(const RolloutDone& done)
+void Manager::rollout_done(std::size_t i, const RolloutDone& done)
 {
-    spdlog::info("{} to generation {} complete in {}: {} workers ready", to_string(done.kind), done.generation,
-                 format_duration(done.took), ready_count(state_));
+    handle(i, RolloutEnded{false}, Clock::now());
+    // A pool the strategy restarted: that pool's own line
+    if (done.kind == Reason::restart) {
+        spdlog::info("{}restart to generation {} complete in {}: {} workers ready", in_pool(i), done.generation,
+                     format_duration(done.took), ready_count(pool(i).state));
+        check_readiness();
+        return;
+    }
+    const bool rolling = std::any_of(supervisor_.pools.begin(), supervisor_.pools.end(),
+                                     [&](const Pool& p) { return p.state.rollout && p.state.rollout->kind == done.kind; });
+    if (supervisor_.pools.size() > 1)
+        spdlog::info("{}{} to generation {} complete in {}: {} workers ready", in_pool(i), to_string(done.kind),
+                     done.generation, format_duration(done.took), ready_count(pool(i).state));
+    if (rolling) return;   // the manager's reload or upgrade ends with its last pool
+    rollout_.reset();
+    if (supervisor_.pools.size() == 1)
+        spdlog::info("{} to generation {} complete in {}: {} workers ready", to_string(done.kind), done.generation,
+                     format_duration(done.took), ready_count(state()));
     history_.add(control::RolloutRecord{done.kind, done.generation, false, {}, Clock::now()});
     answer_waiting(control::op_for(done.kind), control::rollout_answer(done.kind, done.generation, done.took));
-    handle(RolloutEnded{false}, Clock::now());
-    close_listeners(previous_listeners_, false);
-    previous_listeners_.clear();
-    previous_options_.reset();
+    for (auto& shell : shells_) {
+        close_listeners(shell->previous_listeners, false);
+        shell->previous_listeners.clear();
+        shell->previous_options.reset();
+    }
     if (previous_binary_fd_ >= 0) ::close(std::exchange(previous_binary_fd_, -1));
     proctitle::set(options_.name + ": manager");
-    notify::ready("generation " + std::to_string(done.generation) + ": " + std::to_string(state_.target) +
+    notify::ready("generation " + std::to_string(done.generation) + ": " + std::to_string(target_count()) +
                   " workers ready");
+    check_readiness();
 }
 
-void Manager::rollout_failed(const RolloutFailed& failed)
+void Manager::rollout_failed(std::size_t i, const RolloutFailed& failed)
 {
     // "upgrade to generation 3 failed: <why>", in the log, to the waiting client and in status
     const std::string what =
         to_string(failed.kind) + " to generation " + std::to_string(failed.generation) + " failed: " + failed.why;
+    const PoolState& state = pool(i).state;
     if (failed.kind == Reason::upgrade && previous_binary_fd_ >= 0) {
-        spdlog::error("{}; going back to the previous binary", what);
+        spdlog::error("{}{}; going back to the previous binary", in_pool(i), what);
         report_rollout_failure(failed.kind, failed.generation, what + "; the previous binary serves again");
-        handle(RolloutEnded{true}, Clock::now());
+        for (std::size_t j = 0; j < shells_.size(); ++j) handle(j, RolloutEnded{true}, Clock::now());
         try {
             exec_image(previous_binary_fd_, failed.generation, failed.why);
         } catch (const std::exception& e) {
             spdlog::critical("cannot go back to the previous binary: {}; generation {} keeps serving", e.what(),
-                             state_.generation);
+                             state.generation);
         }
         return;
     }
-    spdlog::error("{}; generation {} keeps serving", what,
-                  state_.rollout ? state_.rollout->from_generation : state_.generation);
+    spdlog::error("{}{}; generation {} keeps serving", in_pool(i), what,
+                  state.rollout ? state.rollout->from_generation : state.generation);
+    handle(i, RolloutEnded{true}, Clock::now());
+    if (failed.kind == Reason::restart) return;   // the pool's plan and restart limit go on
+    rollout_.reset();
     report_rollout_failure(failed.kind, failed.generation, what);
-    handle(RolloutEnded{true}, Clock::now());
-    if (previous_options_) use_options(*std::exchange(previous_options_, std::nullopt));
-    if (!previous_listeners_.empty()) {
-        close_listeners(listeners_, true);
-        listeners_ = std::exchange(previous_listeners_, {});
+    Shell& shell = shell_of(i);
+    if (shell.previous_options) use_options(*std::exchange(shell.previous_options, std::nullopt));
+    if (!shell.previous_listeners.empty()) {
+        close_listeners(*shell.listeners, true);
+        *shell.listeners = std::exchange(shell.previous_listeners, {});
     }
     notify::send("READY=1\nSTATUS=" + failed.why);
     proctitle::set(options_.name + ": manager (" + to_string(failed.kind) + " to generation " +

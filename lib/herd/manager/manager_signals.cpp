@@ -73,7 +73,7 @@ void Manager::on_signal(int signal)
         break;
     case Command::scale_up:
     case Command::scale_down:
-        scale(Scale{std::nullopt, *command == Command::scale_up ? 1 : -1}, said);
+        scale(0, Scale{std::nullopt, *command == Command::scale_up ? 1 : -1}, said);   // the first pool
         break;
     case Command::graceful_stop:
     case Command::fast_stop:
@@ -82,9 +82,12 @@ void Manager::on_signal(int signal)
     case Command::reopen_logs:
         spdlog::info("{}: reopening log files", said);
         log::reopen();
-        ops_.discard();   // a standby would log to the old file
-        if (ops_.forwards_log_reopen())
-            for (const auto& w : state_.workers) ops_.send(w.pid, SIGUSR1);
+        for (std::size_t i = 0; i < shells_.size(); ++i) {
+            ProcessOps& ops = shell_of(i).ops;
+            ops.discard();   // a standby would log to the old file
+            if (ops.forwards_log_reopen())
+                for (const auto& w : pool(i).state.workers) ops.send(w.pid, SIGUSR1);
+        }
         break;
     case Command::reload:
     case Command::upgrade:

@@ -10,7 +10,7 @@
 namespace herd {
 
 Runner::Runner(boost::asio::io_context& io, ProcessOps& ops, const Options& options)
-    : io_(io), ops_(ops), options_(options)
+    : io_(io), ops_(ops), options_(&options)
 {
 }
 
@@ -26,14 +26,14 @@ Event Runner::spawn(int slot, unsigned generation, std::string& error)
         error = e.what();
         return SpawnFailed{slot};
     }
-    channels_.emplace(started.pid, std::make_unique<Channel>(io_, started.heartbeat_fd, options_));
+    channels_.emplace(started.pid, std::make_unique<Channel>(io_, started.heartbeat_fd, *options_));
     watch(started.pid);
     return Spawned{started.pid, slot, generation};
 }
 
 void Runner::adopt_channel(int pid, int fd)
 {
-    channels_.emplace(pid, std::make_unique<Channel>(io_, fd, options_));
+    channels_.emplace(pid, std::make_unique<Channel>(io_, fd, *options_));
     watch(pid);
 }
 

@@ -38,6 +38,8 @@ public:
     /// `options` is the pool's: read at each new channel, so a reload's new values apply to new workers.
     Runner(boost::asio::io_context& io, ProcessOps& ops, const Options& options);
     ~Runner();
+    /// Where the pool's options are now (the supervisor's pools moved).
+    void use(const Options& options) { options_ = &options; }
     Runner(const Runner&) = delete;
     Runner& operator=(const Runner&) = delete;
 
@@ -83,7 +85,7 @@ private:
 
     boost::asio::io_context& io_;
     ProcessOps& ops_;
-    const Options& options_;
+    const Options* options_;
     std::unordered_map<int, std::unique_ptr<Channel>> channels_;
     std::vector<Notice> notices_;
 };

@@ -1,0 +1,74 @@
+// The manager's periodic work beside its deadlines: systemd's watchdog, and the memory samples
+// of --max-worker-memory.
+#include <herd/manager/manager.hpp>
+
+#include <herd/os/memory.hpp>
+#include <herd/os/notify.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <unistd.h>
+
+namespace herd {
+
+namespace {
+
+constexpr Duration memory_sample_min = std::chrono::milliseconds(50);
+constexpr Duration memory_sample_max = std::chrono::seconds(1);
+
+}  // namespace
+
+// systemd's watchdog: WATCHDOG=1 at half the interval it asked for, from the manager loop
+void Manager::watch_watchdog()
+{
+    const char* usec = std::getenv("WATCHDOG_USEC");
+    const char* pid = std::getenv("WATCHDOG_PID");
+    if (!usec || (pid && std::atoi(pid) != ::getpid())) return;
+    const auto interval = std::chrono::microseconds(std::atoll(usec)) / 2;
+    if (interval.count() <= 0) return;
+    if (!watchdog_) watchdog_ = std::make_unique<boost::asio::steady_timer>(io_);
+    notify::send("WATCHDOG=1");
+    watchdog_->expires_after(interval);
+    watchdog_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) watch_watchdog();
+    });
+}
+
+// --max-worker-memory: a timer samples the workers' own memory while a pool has the option on
+void Manager::watch_memory()
+{
+    const bool on = std::any_of(supervisor_.pools.begin(), supervisor_.pools.end(),
+                                [](const Pool& p) { return p.options.max_worker_memory > 0; });
+    if (!on) {
+        memory_timer_.reset();   // off, or turned off by a reload: no timer, no work
+        return;
+    }
+    if (memory_timer_) return;   // already sampling; each tick reads the options anew
+    memory_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    sample_memory();
+}
+
+void Manager::sample_memory()
+{
+    // A gone or unreadable worker gives no sample: its exit is reaped as usual.
+    const auto now = Clock::now();
+    Duration period = memory_sample_max;
+    for (std::size_t i = 0; i < supervisor_.pools.size(); ++i) {
+        const Options& o = pool(i).options;
+        if (o.max_worker_memory == 0) continue;
+        std::vector<int> pids;
+        for (const auto& w : pool(i).state.workers)
+            if (!w.leaving()) pids.push_back(w.pid);
+        for (const int pid : pids)
+            if (const auto bytes = read_private_memory(pid)) handle(i, MemorySampled{pid, *bytes}, now);
+        // A few samples per window, so that one sample under the limit is seen before it ends.
+        period = std::min(period, std::clamp<Duration>(o.max_worker_memory_window / 4, memory_sample_min,
+                                                       memory_sample_max));
+    }
+    memory_timer_->expires_after(period);
+    memory_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && memory_timer_) sample_memory();
+    });
+}
+
+}  // namespace herd
