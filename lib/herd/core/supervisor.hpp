@@ -98,6 +98,7 @@ struct Pool {
     std::optional<TimePoint> last_restart;     // the latest exit that needed a restart
     bool restart_pending = false;        // the strategy restarts it once the pools ahead are at target
     std::string why;                     // failed: why
+    bool removed = false;                // the configuration no longer names it (HUP): it stops, then goes
     friend bool operator==(const Pool&, const Pool&) = default;
 };
 

@@ -1,0 +1,37 @@
+// A new configuration for a running supervisor (HUP with several pools, DESIGN.md §7a): pools
+// are matched by name. Pure, as the supervisor is.
+#pragma once
+
+#include <herd/core/supervisor.hpp>
+
+#include <string>
+#include <vector>
+
+namespace herd {
+
+/// One pool as a configuration gives it.
+struct PoolConfig {
+    std::string name;
+    Options options;
+    Supervision supervision;
+};
+
+/// What reconfigure() did, by pool index (indices as they are after the call).
+struct Reconfigured {
+    std::vector<std::size_t> added;       // new names: each starts once every pool ahead of it is ready
+    std::vector<std::size_t> removed;     // names no longer given: stopping gracefully
+    std::vector<std::size_t> changed;     // other options (workers replaced rolling) or supervision
+    std::vector<std::size_t> unchanged;   // every worker kept
+};
+
+/// Fold a configuration in. A new pool joins at the end of the order (its place in the file
+/// counts from the next start); a removed pool stops gracefully and stays, stopped, until
+/// the shell forgets it (is_gone); a changed pool takes its new options, supervision and size, and
+/// rolls as a reload does when its options changed (a stopped one only takes them); a pool given
+/// again after it was removed starts again.
+Reconfigured reconfigure(Supervisor& supervisor, const std::vector<PoolConfig>& pools, TimePoint now);
+
+/// Is this pool one a configuration removed, now stopped with no worker left?
+bool is_gone(const Pool& pool);
+
+}  // namespace herd
