@@ -132,9 +132,6 @@ void on_unexpected(Supervisor& sup, std::size_t i, int slot, ExitKind kind, cons
         const RestartLimit& limit = p.options.restart_limit;
         const std::string past = std::to_string(failures) + " unexpected exits within " + format_duration(limit.window) +
                                  " (limit " + std::to_string(limit.count) + ")";
-        if (gives_up(p.state, p.options, now))
-            return fail(sup, i, "no worker ever became ready and " + std::to_string(failures) + " exited within " +
-                                    format_duration(limit.window));
         if (failures > limit.count && p.supervision.on_restart_limit == OnRestartLimit::stop)
             return fail(sup, i, what + ": " + past);
         if (failures > limit.count && p.supervision.on_restart_limit == OnRestartLimit::wait)
@@ -283,7 +280,12 @@ void apply(Supervisor& sup, const SupervisorEvent& event, TimePoint now)
         }
         void operator()(const PoolReported& e)
         {
-            if (known(e.pool)) s.pools[e.pool].reported = e.stage;
+            if (!known(e.pool)) return;
+            Pool& p = s.pools[e.pool];
+            // plan() found the pool never ready (as one pool's exit 3): it fails now.
+            if (e.stage == PoolStage::failed && p.stage != PoolStage::failed)
+                fail(s, e.pool, never_ready(p, failures_within(p.state, p.options, now)));
+            p.reported = e.stage;
         }
     };
     std::visit(Visitor{sup, now}, event);

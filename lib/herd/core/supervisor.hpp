@@ -33,9 +33,10 @@
 //   After the last step the plan starts over; once it has run `count` times the next such exit
 //   fails the pool. An exit a whole --restart-limit window after the previous one starts the plan
 //   over with a fresh count. A plan replaces the restart limit: the pool never backs off.
-// - Without a plan, past --restart-limit: on_restart_limit backoff is today's ladder (and today's
-//   exit 3 of a pool never ready fails the pool); wait holds every empty slot until RestartPool;
-//   stop fails the pool.
+// - Without a plan, past --restart-limit: on_restart_limit backoff is today's ladder, and where one
+//   pool would exit 3 (never ready) plan() says PoolFailed and the pool fails when the shell
+//   reports it (PoolReported failed); wait holds every empty slot until RestartPool; stop fails
+//   the pool.
 // - Strategy, when an exit needs a restart and is refilled (a `restart` step or no plan; not
 //   `wait`, `close`, `stop`, nor past the limit with wait or stop): `one` refills the slot only;
 //   `rest` also restarts every pool after the exit's pool; `all` every other pool. A restarted
@@ -56,7 +57,7 @@
 //
 // One pool named `main`, strategy one, no plan, permanent, on_restart_limit backoff, plans and
 // decides exactly as today's PoolState and plan() do, apart from the stage actions; its exit 3
-// becomes PoolFailed, then a graceful stop of what is left, then Exit{3}.
+// becomes PoolFailed in the same plan, then a graceful stop of what is left, then Exit{3}.
 #pragma once
 
 #include <herd/core/policy.hpp>
@@ -173,6 +174,10 @@ TimePoint next_deadline(const Supervisor& supervisor, TimePoint now);
 /// normal (exit status 0, nothing wrong seen) or abnormal (anything else).
 enum class ExitKind { expected, normal, abnormal };
 ExitKind exit_kind(const PoolState& state, const WorkerRecord& worker, int wait_status);
+
+/// Why a pool that never had a ready worker failed (today's exit 3 of one pool): "no worker ever
+/// became ready and 11 exited within 10s".
+std::string never_ready(const Pool& pool, std::size_t failures);
 
 /// Does an exit of this kind need a restart, for a pool of this restart type?
 bool needs_restart(RestartType type, ExitKind kind);
