@@ -93,7 +93,8 @@ SupervisorActions plan(const Supervisor& sup, TimePoint now)
         for (Action& a : plan(p.state, p.options, now)) {
             // A pool's end is not the manager's; its exit 3 (never ready) fails the pool.
             if (const auto* exit = std::get_if<Exit>(&a)) {
-                if (exit->code == 3 && p.stage != PoolStage::failed) out.push_back(PoolFailed{i, never_ready(p, exit->failures)});
+                if (exit->code == 3 && p.stage != PoolStage::failed)
+                    out.push_back(PoolFailed{i, never_ready(p, exit->failures)});
                 continue;
             }
             if (p.stage == PoolStage::failed && std::holds_alternative<Spawn>(a)) continue;
