@@ -87,6 +87,7 @@ struct Both {
             case 5: event(WorkerExited{w.pid, w.leaving() ? exited(0) : statuses[pick(5)]}, now); break;
             case 6: event(MemorySampled{w.pid, std::uint64_t(pick(2000))}, now); break;
             case 7: event(HeartbeatMalformed{w.pid, std::uint64_t(pick(8)), 100}, now); break;
+            case 8: event(SpawnFailed{pick(4)}, now); break;
             default: if (w.leaving()) event(WorkerExited{w.pid, exited(0)}, now); else event(HeartbeatSeen{w.pid, std::nullopt}, now);
             }
         } else if (what == 12) {
