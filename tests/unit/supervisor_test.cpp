@@ -391,3 +391,48 @@ TEST_CASE("commands about pools that do not exist change nothing")
     CHECK(shell.sup.pool_of(shell.pids(0)[0]) == 0);
     CHECK_FALSE(shell.sup.pool_of(99999));
 }
+
+TEST_CASE("a command in a stage it does not apply to changes nothing")
+{
+    std::vector<Pool> pools{make_pool("a", pool_options(1)), make_pool("b", pool_options(1))};
+    Shell shell(make_supervisor(Strategy::one, std::move(pools)));
+    const Supervisor before = shell.sup;
+    apply(shell.sup, StartPool{0}, t0);     // starting already
+    apply(shell.sup, RestartPool{1}, t0);   // waiting for a
+    CHECK(shell.sup == before);
+    shell.settle(t0);
+    apply(shell.sup, ShutdownRequested{true}, t0 + 1s);
+    const Supervisor stopping = shell.sup;
+    apply(shell.sup, RestartPool{0}, t0 + 1s);
+    apply(shell.sup, StartPool{1}, t0 + 1s);
+    CHECK(shell.sup == stopping);
+}
+
+TEST_CASE("a fast shutdown after a pool failed still ends in exit 3")
+{
+    Shell shell = running(Strategy::one, {{}, with_plan({stop_step()})});
+    shell.exit_at_once = false;
+    shell.exit(shell.pids(1)[0], signalled(SIGSEGV), t0 + 1s);
+    REQUIRE(shell.sup.failed == 1);
+    apply(shell.sup, ShutdownRequested{false}, t0 + 2s);
+    auto actions = shell.step(t0 + 2s);
+    CHECK(only<Terminate>(actions, 1).size() == 1);
+    for (int pid : shell.pids(1)) shell.exit(pid, signalled(SIGTERM), t0 + 3s);
+    CHECK(only<Terminate>(shell.step(t0 + 3s), 0).size() == 2);
+    for (int pid : shell.pids(0)) shell.exit(pid, signalled(SIGTERM), t0 + 4s);
+    CHECK(only<Exit>(shell.step(t0 + 4s)) == std::vector<Exit>{{3}});
+}
+
+TEST_CASE("which pools a strategy touches, and which exits need a restart")
+{
+    CHECK(touched_by(Strategy::one, 1, 3).empty());
+    CHECK(touched_by(Strategy::rest, 0, 3) == std::vector<std::size_t>{1, 2});
+    CHECK(touched_by(Strategy::rest, 2, 3).empty());
+    CHECK(touched_by(Strategy::all, 1, 3) == std::vector<std::size_t>{0, 2});
+    CHECK_FALSE(needs_restart(RestartType::permanent, ExitKind::expected));
+    CHECK(needs_restart(RestartType::permanent, ExitKind::normal));
+    CHECK_FALSE(needs_restart(RestartType::transient, ExitKind::normal));
+    CHECK(needs_restart(RestartType::transient, ExitKind::abnormal));
+    CHECK_FALSE(needs_restart(RestartType::temporary, ExitKind::abnormal));
+    CHECK(to_string(PoolStage::failed) == "failed");
+}
