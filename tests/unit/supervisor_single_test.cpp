@@ -52,9 +52,9 @@ struct Both {
             if (const auto* x = std::get_if<PoolAction>(&a)) out.push_back(x->action);
             else if (const auto* x = std::get_if<Exit>(&a)) out.push_back(*x);
             else if (std::holds_alternative<PoolFailed>(a)) failed = true;
-            if (const auto* x = std::get_if<PoolStarted>(&a)) apply(sup, PoolReported{0, PoolStage::starting}, now);
-            if (const auto* x = std::get_if<PoolReady>(&a)) apply(sup, PoolReported{0, PoolStage::running}, now);
-            if (const auto* x = std::get_if<PoolStopped>(&a)) apply(sup, PoolReported{0, PoolStage::stopped}, now);
+            if (std::holds_alternative<PoolStarted>(a)) apply(sup, PoolReported{0, PoolStage::starting}, now);
+            if (std::holds_alternative<PoolReady>(a)) apply(sup, PoolReported{0, PoolStage::running}, now);
+            if (std::holds_alternative<PoolStopped>(a)) apply(sup, PoolReported{0, PoolStage::stopped}, now);
         }
         return out;
     }

@@ -96,7 +96,7 @@ TEST_CASE("strategy x restart type x exit kind x position: which slot refills, w
                         CAPTURE(name(kinds[k]));
                         CAPTURE(at);
                         CAPTURE(int(others));
-                        std::vector<Supervision> sv(3, Supervision{.restart = others});
+                        std::vector<Supervision> sv(3, typed(others));
                         sv[at].restart = types[r];
                         Shell shell = running(strategies[s], sv);
                         const unsigned before = shell.sup.pools[at].state.target + (kinds[k] == Kind::boot_timeout);
@@ -209,7 +209,7 @@ TEST_CASE("a pool not started yet, stopped, or already rolling is not restarted"
 
 TEST_CASE("a temporary pool the strategy stopped stays stopped, until the operator starts it")
 {
-    Shell shell = running(Strategy::rest, {{}, {.restart = RestartType::temporary}});
+    Shell shell = running(Strategy::rest, {{}, typed(RestartType::temporary)});
     shell.exit(shell.pids(0)[0], signalled(SIGSEGV), t0 + 1s);
     shell.settle(t0 + 1s);
     CHECK(shell.sup.pools[1].stage == PoolStage::stopped);

@@ -124,7 +124,7 @@ TEST_CASE("a permanent worker that exits 0 is refilled")
 
 TEST_CASE("a transient worker that exits 0 is not refilled: its slot closes and it is no failure")
 {
-    Shell shell = running(Strategy::one, {{.restart = RestartType::transient}});
+    Shell shell = running(Strategy::one, {typed(RestartType::transient)});
     shell.exit(shell.pids(0)[1], exited(0), t0 + 1s);
     CHECK(plan(shell.sup, t0 + 1s).empty());
     CHECK(shell.sup.pools[0].state.target == 1);
@@ -135,7 +135,7 @@ TEST_CASE("a transient worker that exits 0 is not refilled: its slot closes and 
 
 TEST_CASE("a temporary worker is never refilled, even after a crash")
 {
-    Shell shell = running(Strategy::all, {{.restart = RestartType::temporary}, {}});
+    Shell shell = running(Strategy::all, {typed(RestartType::temporary), {}});
     shell.exit(shell.pids(0)[0], signalled(SIGSEGV), t0 + 1s);
     CHECK(plan(shell.sup, t0 + 1s).empty());
     CHECK(shell.sup.pools[0].state.target == 1);
@@ -298,7 +298,7 @@ TEST_CASE("past the restart limit, backoff backs off as one pool does and the po
 
 TEST_CASE("past the restart limit, wait holds every empty slot until RestartPool")
 {
-    Shell shell = running(Strategy::one, {{.on_restart_limit = OnRestartLimit::wait}}, 3);
+    Shell shell = running(Strategy::one, {limited(OnRestartLimit::wait)}, 3);
     shell.exit_at_once = false;
     for (int i = 0; i < 3; ++i) {
         shell.exit(shell.pids(0)[0], signalled(SIGSEGV), t0 + 1s);
@@ -315,7 +315,7 @@ TEST_CASE("past the restart limit, wait holds every empty slot until RestartPool
 
 TEST_CASE("past the restart limit, stop fails the pool")
 {
-    Shell shell = running(Strategy::one, {{}, {.on_restart_limit = OnRestartLimit::stop}}, 1);
+    Shell shell = running(Strategy::one, {{}, limited(OnRestartLimit::stop)}, 1);
     for (int i = 0; i < 4; ++i) {
         shell.exit(shell.pids(1)[0], exited(1), t0 + 1s);
         if (i < 3) shell.step(t0 + 1s);
@@ -367,7 +367,7 @@ TEST_CASE("StartPool starts a stopped pool again; a stopped pool holds no pool a
 
 TEST_CASE("ScalePool sets the target the operator wants, which closed slots come back to")
 {
-    Shell shell = running(Strategy::one, {{.restart = RestartType::temporary}});
+    Shell shell = running(Strategy::one, {typed(RestartType::temporary)});
     apply(shell.sup, ScalePool{0, {std::nullopt, 2}}, t0 + 1s);
     shell.settle(t0 + 1s);
     CHECK(shell.sup.pools[0].wanted == 4);
