@@ -98,3 +98,14 @@ TEST_CASE("a restart is named as such")
 {
     CHECK(to_string(Reason::restart) == "restart");
 }
+
+TEST_CASE("a held slot above a shrunk target keeps no lower slot empty")
+{
+    auto o = make_options(3);
+    PoolState s = ready_pool(o, 3);
+    apply(s, WorkerExited{102, SIGSEGV}, o, t0 + 1s);
+    s.held[2] = TimePoint::max();
+    apply(s, Scale{2, 0}, o, t0 + 2s);
+    apply(s, WorkerExited{101, SIGSEGV}, o, t0 + 2s);
+    CHECK(plan(s, o, t0 + 2s) == Actions{Spawn{1, 1}});
+}

@@ -34,6 +34,21 @@ inline Options pool_options(unsigned workers)
     return o;
 }
 
+// A pool's supervision with this restart type, or this answer to its restart limit
+inline Supervision typed(RestartType type)
+{
+    Supervision s;
+    s.restart = type;
+    return s;
+}
+
+inline Supervision limited(OnRestartLimit what)
+{
+    Supervision s;
+    s.on_restart_limit = what;
+    return s;
+}
+
 struct Shell {
     Supervisor sup;
     int next_pid = 100;

@@ -124,7 +124,7 @@ TEST_CASE("a permanent worker that exits 0 is refilled")
 
 TEST_CASE("a transient worker that exits 0 is not refilled: its slot closes and it is no failure")
 {
-    Shell shell = running(Strategy::one, {{.restart = RestartType::transient}});
+    Shell shell = running(Strategy::one, {typed(RestartType::transient)});
     shell.exit(shell.pids(0)[1], exited(0), t0 + 1s);
     CHECK(plan(shell.sup, t0 + 1s).empty());
     CHECK(shell.sup.pools[0].state.target == 1);
@@ -135,7 +135,7 @@ TEST_CASE("a transient worker that exits 0 is not refilled: its slot closes and 
 
 TEST_CASE("a temporary worker is never refilled, even after a crash")
 {
-    Shell shell = running(Strategy::all, {{.restart = RestartType::temporary}, {}});
+    Shell shell = running(Strategy::all, {typed(RestartType::temporary), {}});
     shell.exit(shell.pids(0)[0], signalled(SIGSEGV), t0 + 1s);
     CHECK(plan(shell.sup, t0 + 1s).empty());
     CHECK(shell.sup.pools[0].state.target == 1);
@@ -298,7 +298,7 @@ TEST_CASE("past the restart limit, backoff backs off as one pool does and the po
 
 TEST_CASE("past the restart limit, wait holds every empty slot until RestartPool")
 {
-    Shell shell = running(Strategy::one, {{.on_restart_limit = OnRestartLimit::wait}}, 3);
+    Shell shell = running(Strategy::one, {limited(OnRestartLimit::wait)}, 3);
     shell.exit_at_once = false;
     for (int i = 0; i < 3; ++i) {
         shell.exit(shell.pids(0)[0], signalled(SIGSEGV), t0 + 1s);
@@ -315,7 +315,7 @@ TEST_CASE("past the restart limit, wait holds every empty slot until RestartPool
 
 TEST_CASE("past the restart limit, stop fails the pool")
 {
-    Shell shell = running(Strategy::one, {{}, {.on_restart_limit = OnRestartLimit::stop}}, 1);
+    Shell shell = running(Strategy::one, {{}, limited(OnRestartLimit::stop)}, 1);
     for (int i = 0; i < 4; ++i) {
         shell.exit(shell.pids(1)[0], exited(1), t0 + 1s);
         if (i < 3) shell.step(t0 + 1s);
@@ -367,7 +367,7 @@ TEST_CASE("StartPool starts a stopped pool again; a stopped pool holds no pool a
 
 TEST_CASE("ScalePool sets the target the operator wants, which closed slots come back to")
 {
-    Shell shell = running(Strategy::one, {{.restart = RestartType::temporary}});
+    Shell shell = running(Strategy::one, {typed(RestartType::temporary)});
     apply(shell.sup, ScalePool{0, {std::nullopt, 2}}, t0 + 1s);
     shell.settle(t0 + 1s);
     CHECK(shell.sup.pools[0].wanted == 4);
@@ -390,4 +390,49 @@ TEST_CASE("commands about pools that do not exist change nothing")
     CHECK_FALSE(shell.sup.find("z"));
     CHECK(shell.sup.pool_of(shell.pids(0)[0]) == 0);
     CHECK_FALSE(shell.sup.pool_of(99999));
+}
+
+TEST_CASE("a command in a stage it does not apply to changes nothing")
+{
+    std::vector<Pool> pools{make_pool("a", pool_options(1)), make_pool("b", pool_options(1))};
+    Shell shell(make_supervisor(Strategy::one, std::move(pools)));
+    const Supervisor before = shell.sup;
+    apply(shell.sup, StartPool{0}, t0);     // starting already
+    apply(shell.sup, RestartPool{1}, t0);   // waiting for a
+    CHECK(shell.sup == before);
+    shell.settle(t0);
+    apply(shell.sup, ShutdownRequested{true}, t0 + 1s);
+    const Supervisor stopping = shell.sup;
+    apply(shell.sup, RestartPool{0}, t0 + 1s);
+    apply(shell.sup, StartPool{1}, t0 + 1s);
+    CHECK(shell.sup == stopping);
+}
+
+TEST_CASE("a fast shutdown after a pool failed still ends in exit 3")
+{
+    Shell shell = running(Strategy::one, {{}, with_plan({stop_step()})});
+    shell.exit_at_once = false;
+    shell.exit(shell.pids(1)[0], signalled(SIGSEGV), t0 + 1s);
+    REQUIRE(shell.sup.failed == 1);
+    apply(shell.sup, ShutdownRequested{false}, t0 + 2s);
+    auto actions = shell.step(t0 + 2s);
+    CHECK(only<Terminate>(actions, 1).size() == 1);
+    for (int pid : shell.pids(1)) shell.exit(pid, signalled(SIGTERM), t0 + 3s);
+    CHECK(only<Terminate>(shell.step(t0 + 3s), 0).size() == 2);
+    for (int pid : shell.pids(0)) shell.exit(pid, signalled(SIGTERM), t0 + 4s);
+    CHECK(only<Exit>(shell.step(t0 + 4s)) == std::vector<Exit>{{3}});
+}
+
+TEST_CASE("which pools a strategy touches, and which exits need a restart")
+{
+    CHECK(touched_by(Strategy::one, 1, 3).empty());
+    CHECK(touched_by(Strategy::rest, 0, 3) == std::vector<std::size_t>{1, 2});
+    CHECK(touched_by(Strategy::rest, 2, 3).empty());
+    CHECK(touched_by(Strategy::all, 1, 3) == std::vector<std::size_t>{0, 2});
+    CHECK_FALSE(needs_restart(RestartType::permanent, ExitKind::expected));
+    CHECK(needs_restart(RestartType::permanent, ExitKind::normal));
+    CHECK_FALSE(needs_restart(RestartType::transient, ExitKind::normal));
+    CHECK(needs_restart(RestartType::transient, ExitKind::abnormal));
+    CHECK_FALSE(needs_restart(RestartType::temporary, ExitKind::abnormal));
+    CHECK(to_string(PoolStage::failed) == "failed");
 }

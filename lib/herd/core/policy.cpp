@@ -184,7 +184,8 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
 
     // Spawn the missing, within target + spare processes: the lowest free slots, unless held
     std::set<int> used;
-    for (const auto* w : keep) used.insert(w->slot);
+    if (keep.size() < state.target)
+        for (const auto* w : keep) used.insert(w->slot);
     std::vector<int> slots;   // the missing slots that may be refilled now
     std::size_t free_seen = 0;
     for (int slot = 0; free_seen < state.target - keep.size(); ++slot) {

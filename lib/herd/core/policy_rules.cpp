@@ -91,7 +91,8 @@ bool at_target(const PoolState& state)
 bool gives_up(const PoolState& state, const Options& options, TimePoint now)
 {
     return state.backs_off && !state.ever_ready && state.backoff_until && !state.failures.empty() &&
-           state.failures.back() > *state.backoff_mark && failures_within(state, options, now) > options.restart_limit.count;
+           state.failures.back() > *state.backoff_mark &&
+           failures_within(state, options, now) > options.restart_limit.count;
 }
 
 std::size_t failures_within(const PoolState& state, const Options& options, TimePoint now)

@@ -58,6 +58,10 @@ void fail(Supervisor& sup, std::size_t i, std::string why)
     p.stage = PoolStage::failed;
     p.why = std::move(why);
     p.restart_pending = false;
+    // It refills nothing more: its holds and backoff are no deadlines, its limit no question.
+    p.state.held.clear();
+    p.state.backoff_until.reset();
+    p.state.backs_off = false;
     if (sup.failed) return;
     sup.failed = i;
     if (sup.phase == Phase::running) sup.phase = Phase::stopping_graceful;
@@ -66,6 +70,7 @@ void fail(Supervisor& sup, std::size_t i, std::string why)
 void stop_pool(Pool& p, bool graceful, TimePoint now)
 {
     apply(p.state, StopRequested{graceful}, p.options, now);
+    p.state.held.clear();   // a stopping pool refills nothing
     if (p.stage != PoolStage::failed) p.stage = PoolStage::stopping;
     p.restart_pending = false;
 }
@@ -115,8 +120,8 @@ void on_unexpected(Supervisor& sup, std::size_t i, int slot, ExitKind kind, cons
     if (has_plan(p)) {
         const std::optional<PlanStep> step = next_step(p, now);
         if (!step) {
-            const unsigned runs = p.runs;
-            return fail(sup, i, what + " after its plan ran " + std::to_string(runs) + (runs == 1 ? " time" : " times"));
+            const std::string runs = std::to_string(p.runs) + (p.runs == 1 ? " time" : " times");
+            return fail(sup, i, what + " after its plan ran " + runs);
         }
         switch (step->kind) {
         case PlanStep::Kind::restart:
@@ -130,11 +135,8 @@ void on_unexpected(Supervisor& sup, std::size_t i, int slot, ExitKind kind, cons
         p.last_restart = now;
         const std::size_t failures = failures_within(p.state, p.options, now);
         const RestartLimit& limit = p.options.restart_limit;
-        const std::string past = std::to_string(failures) + " unexpected exits within " + format_duration(limit.window) +
-                                 " (limit " + std::to_string(limit.count) + ")";
-        if (gives_up(p.state, p.options, now))
-            return fail(sup, i, "no worker ever became ready and " + std::to_string(failures) + " exited within " +
-                                    format_duration(limit.window));
+        const std::string past = std::to_string(failures) + " unexpected exits within " +
+                                 format_duration(limit.window) + " (limit " + std::to_string(limit.count) + ")";
         if (failures > limit.count && p.supervision.on_restart_limit == OnRestartLimit::stop)
             return fail(sup, i, what + ": " + past);
         if (failures > limit.count && p.supervision.on_restart_limit == OnRestartLimit::wait)
@@ -157,12 +159,14 @@ void on_pool_event(Supervisor& sup, std::size_t i, const Event& event, TimePoint
         const WorkerRecord w = *found;
         const ExitKind kind = exit_kind(p.state, w, e->status);
         apply(p.state, event, p.options, now);
-        if (kind != ExitKind::expected)
-            on_unexpected(sup, i, w.slot, kind, "worker " + std::to_string(w.pid) + " " + classify(w, e->status, p.options.stop_signal), now);
+        if (kind == ExitKind::expected) return;
+        on_unexpected(sup, i, w.slot, kind,
+                      "worker " + std::to_string(w.pid) + " " + classify(w, e->status, p.options.stop_signal), now);
     } else if (const auto* e = std::get_if<SpawnFailed>(&event)) {
         const bool running = p.state.phase == Phase::running;
         apply(p.state, event, p.options, now);
-        if (running) on_unexpected(sup, i, e->slot, ExitKind::abnormal, "slot " + std::to_string(e->slot) + " could not be spawned", now);
+        const std::string what = "slot " + std::to_string(e->slot) + " could not be spawned";
+        if (running) on_unexpected(sup, i, e->slot, ExitKind::abnormal, what, now);
     } else {
         apply(p.state, event, p.options, now);
     }
@@ -275,7 +279,7 @@ void apply(Supervisor& sup, const SupervisorEvent& event, TimePoint now)
             p.step = 0;
             p.runs = 0;
             p.last_restart.reset();
-            p.state.backs_off = backs_off(p);
+            if (p.stage != PoolStage::failed) p.state.backs_off = backs_off(p);
         }
         void operator()(const ScalePool& e)
         {
@@ -283,7 +287,12 @@ void apply(Supervisor& sup, const SupervisorEvent& event, TimePoint now)
         }
         void operator()(const PoolReported& e)
         {
-            if (known(e.pool)) s.pools[e.pool].reported = e.stage;
+            if (!known(e.pool)) return;
+            Pool& p = s.pools[e.pool];
+            // plan() found the pool never ready (as one pool's exit 3): it fails now.
+            if (e.stage == PoolStage::failed && p.stage != PoolStage::failed)
+                fail(s, e.pool, never_ready(p, failures_within(p.state, p.options, now)));
+            p.reported = e.stage;
         }
     };
     std::visit(Visitor{sup, now}, event);

@@ -21,6 +21,7 @@
 //   the operator does not hold the ones after it back. A shutdown (graceful or fast) stops them
 //   in reverse order: a pool is asked to stop (today's StopRequested) once every pool after it
 //   has no worker left. Exit{0} when every pool is empty; a pool's own Exit never ends the manager.
+//   Until its turn a pool serves on under its rules (its exits are still restarted).
 // - Restart types decide whether an unexpected exit needs a restart (exit_kind, needs_restart):
 //   permanent any; transient an abnormal one (non-zero status, a signal, retired for no heartbeat
 //   or bad heartbeat records, killed at the boot timeout); temporary none. An exit that needs no
@@ -33,11 +34,14 @@
 //   After the last step the plan starts over; once it has run `count` times the next such exit
 //   fails the pool. An exit a whole --restart-limit window after the previous one starts the plan
 //   over with a fresh count. A plan replaces the restart limit: the pool never backs off.
-// - Without a plan, past --restart-limit: on_restart_limit backoff is today's ladder (and today's
-//   exit 3 of a pool never ready fails the pool); wait holds every empty slot until RestartPool;
-//   stop fails the pool.
+// - Without a plan, past --restart-limit (more than its count of unexpected exits within its
+//   window, as with one pool): on_restart_limit backoff is today's ladder, and where one
+//   pool would exit 3 (never ready) plan() says PoolFailed and the pool fails when the shell
+//   reports it (PoolReported failed); wait holds every empty slot until RestartPool; stop fails
+//   the pool.
 // - Strategy, when an exit needs a restart and is refilled (a `restart` step or no plan; not
-//   `wait`, `close`, `stop`, nor past the limit with wait or stop): `one` refills the slot only;
+//   `wait`, `close`, `stop`, nor past the limit with wait or stop), while the manager is not
+//   shutting down: `one` refills the slot only;
 //   `rest` also restarts every pool after the exit's pool; `all` every other pool. A restarted
 //   pool is replaced rolling, as a reload is (a Rollout of kind Reason::restart: new workers ready
 //   before the old retire; RolloutDone or RolloutFailed end it), in order: a pool's roll begins
@@ -45,18 +49,24 @@
 //   stopped instead, and stays stopped. Pools waiting to start, stopping, stopped or failed are
 //   not touched, nor a pool already rolling (a reload, an upgrade or a restart replaces it anyway).
 // - A failed pool (plan step stop, plan count used up, on_restart_limit stop, or never ready)
-//   refills nothing more; the supervisor stops every pool gracefully in reverse order and exits 3.
-//   PoolFailed names the pool and why, once; only the first failure counts.
+//   refills nothing more (its held slots and backoff are dropped, as a stopping pool's are); the
+//   supervisor stops every pool gracefully in reverse order (a fast shutdown still overrides it)
+//   and exits 3. PoolFailed names the pool and why, once per failed pool.
 // - The operator (herdctl): StopPool stops one pool (graceful unless asked otherwise; the order
 //   does not apply); StartPool starts a stopped (or stopping) pool again; RestartPool rolls a
 //   pool, releases its held slots and forgets its counted failures and backoff (a stopped pool:
 //   as StartPool); StartPool and RestartPool reopen closed slots (the target the operator last
-//   set comes back); ChangePlan replaces a pool's plan and starts it over; ScalePool (or a
-//   PoolEvent Scale) sets the target the operator wants.
+//   set comes back); ChangePlan replaces a pool's plan (nullopt: none) and starts it over;
+//   ScalePool (or a PoolEvent Scale) sets the target the operator wants. A PoolEvent StopRequested
+//   is a StopPool. A command naming no pool, or a pool in a stage it does not apply to (StartPool
+//   on a running pool, RestartPool on a waiting or failed one, either while the manager shuts
+//   down) changes nothing; the shell checks the stage to answer the client.
+//   Finished when: StopPool at PoolStopped, StartPool at PoolReady, RestartPool at RolloutDone or
+//   RolloutFailed of kind restart (at once if the pool had no worker to replace).
 //
 // One pool named `main`, strategy one, no plan, permanent, on_restart_limit backoff, plans and
 // decides exactly as today's PoolState and plan() do, apart from the stage actions; its exit 3
-// becomes PoolFailed, then a graceful stop of what is left, then Exit{3}.
+// becomes PoolFailed in the same plan, then a graceful stop of what is left, then Exit{3}.
 #pragma once
 
 #include <herd/core/policy.hpp>
@@ -174,6 +184,10 @@ TimePoint next_deadline(const Supervisor& supervisor, TimePoint now);
 /// normal (exit status 0, nothing wrong seen) or abnormal (anything else).
 enum class ExitKind { expected, normal, abnormal };
 ExitKind exit_kind(const PoolState& state, const WorkerRecord& worker, int wait_status);
+
+/// Why a pool that never had a ready worker failed (today's exit 3 of one pool): "no worker ever
+/// became ready and 11 exited within 10s".
+std::string never_ready(const Pool& pool, std::size_t failures);
 
 /// Does an exit of this kind need a restart, for a pool of this restart type?
 bool needs_restart(RestartType type, ExitKind kind);

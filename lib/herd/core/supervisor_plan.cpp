@@ -42,6 +42,12 @@ ExitKind exit_kind(const PoolState& state, const WorkerRecord& w, int wait_statu
     return classify(w, wait_status) == "finished (exit 0)" ? ExitKind::normal : ExitKind::abnormal;
 }
 
+std::string never_ready(const Pool& p, std::size_t failures)
+{
+    return "no worker ever became ready and " + std::to_string(failures) + " exited within " +
+           format_duration(p.options.restart_limit.window);
+}
+
 bool needs_restart(RestartType type, ExitKind kind)
 {
     if (kind == ExitKind::expected) return false;
@@ -85,8 +91,12 @@ SupervisorActions plan(const Supervisor& sup, TimePoint now)
         const Pool& p = sup.pools[i];
         if (p.stage == PoolStage::waiting) continue;   // its turn has not come
         for (Action& a : plan(p.state, p.options, now)) {
-            // A pool's end (or its exit 3, now a failed pool) is not the manager's.
-            if (std::holds_alternative<Exit>(a)) continue;
+            // A pool's end is not the manager's; its exit 3 (never ready) fails the pool.
+            if (const auto* exit = std::get_if<Exit>(&a)) {
+                if (exit->code == 3 && p.stage != PoolStage::failed)
+                    out.push_back(PoolFailed{i, never_ready(p, exit->failures)});
+                continue;
+            }
             if (p.stage == PoolStage::failed && std::holds_alternative<Spawn>(a)) continue;
             out.push_back(PoolAction{i, std::move(a)});
         }
