@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 using namespace std::chrono_literals;
 using Words = std::vector<std::string>;
 using herd::PlanStep;

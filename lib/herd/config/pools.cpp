@@ -25,7 +25,8 @@ struct Section {
     std::vector<const ConfigEntry*> entries;
 };
 
-/// Where a key was set last for one pool: its line, or 0 (above its sections).
+/// The line of the section entry that set each key of one pool last; a key not in it was set by
+/// the command line or the file's top.
 using Lines = std::map<std::string, int>;
 
 const OptionSpec* find_spec(const std::vector<OptionSpec>& specs, const std::string& key)
