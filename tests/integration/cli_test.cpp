@@ -183,6 +183,32 @@ TEST_CASE("config file values apply and the command line wins")
     }
 }
 
+TEST_CASE("[pool] sets the one pool's options, over the command line; a manager-wide option in it exits 2")
+{
+    HardDeadline guard(20s);
+    TempDir dir;
+    const std::string conf = dir / "herd.conf";
+    write_file(conf, "workers = 3\nheartbeat-interval = 100ms\nheartbeat-timeout = 500ms\n"
+                     "[pool]\nworkers = 2\ngraceful-timeout = 800ms\n");
+    {
+        Process p({hello_http(), "--config", conf, "-l", "127.0.0.1:0", "-w", "4"});
+        const auto started = p.wait_for_line(lines::started, in(5s));
+        REQUIRE_MESSAGE(started, p.output());
+        CHECK(started->number(2) == 2);
+        REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
+        REQUIRE(p.signal(SIGQUIT));
+        CHECK_MESSAGE(p.wait_for_line(std::regex(R"(graceful shutdown of 2 workers \(graceful timeout 800 ms\))"), in(2s)),
+                      p.output());
+        const auto st = p.wait_exit(in(3s));
+        REQUIRE(st);
+        CHECK(st->code == 0);
+    }
+    const std::string manager = dir / "manager.conf";
+    write_file(manager, "workers = 1\n[pool]\npid-file = /tmp/x.pid\n");
+    check_usage_error({"--config", manager}, R"(^hello-http: config file .*/manager\.conf, line 3: option 'pid-file' applies )"
+                                             R"(to the whole manager; put it before the first \[section\]$)");
+}
+
 TEST_CASE("an address in use exits 1 with 'cannot bind'")
 {
     HardDeadline guard(10s);

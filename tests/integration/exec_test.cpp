@@ -514,7 +514,7 @@ TEST_CASE("a program running as --user dies with the manager (PR_SET_PDEATHSIG s
     p.kill_group();
 }
 
-TEST_CASE("the command line: no command, a missing or non-executable one, several pools are usage errors; --check checks the command")
+TEST_CASE("the command line: no command, a missing or non-executable one, a malformed pool are usage errors; --check checks the command")
 {
     TempDir dir;
     write_file(dir / "data.txt", "not a program\n");
@@ -524,9 +524,13 @@ TEST_CASE("the command line: no command, a missing or non-executable one, severa
     check_usage_error({"--", dir / "missing"}, "^herd: cannot execute " + dir.path() + "/missing: No such file or directory$");
     check_usage_error({"--", dir / "data.txt"}, "^herd: cannot execute " + dir.path() + "/data.txt: Permission denied$");
     check_usage_error({"/bin/true"}, "unexpected argument '/bin/true' \\(the command goes after --\\)");
-    write_file(dir / "pools.conf", "workers = 2\n[pool.web]\nworkers = 3\n");
+    write_file(dir / "pools.conf", "workers = 2\n[pool.web]\nworkers = 3\n[pool.Jobs]\n");
     check_usage_error({"--config", dir / "pools.conf", "--", "/bin/true"},
-                      "several pools \\(\\[pool\\.web\\]\\) are not supported yet");
+                      "^herd: config file .*/pools\\.conf, line 4: invalid pool name 'Jobs': use a-z, 0-9, _ and - only$");
+    write_file(dir / "manager.conf", "[pool.web]\ncommand = /bin/true\ncontrol = /tmp/x.sock\n");
+    check_usage_error({"--config", dir / "manager.conf"},
+                      "^herd: config file .*/manager\\.conf, line 3: option 'control' applies to the whole manager; "
+                      "put it before the first \\[section\\]$");
     check_usage_error({"--stop-signal", "STOP", "--", "/bin/true"}, "invalid value 'STOP' for --stop-signal");
 
     const auto ok = run({herd_binary(), "--check", "-w", "3", "--", "sh", "-c", "exit 1"}, 5s);

@@ -74,6 +74,23 @@ TEST_CASE("a malformed line is named with the file and the line")
     CHECK(parse_error("workers = 2\nworkers 4\n") == "config file app.conf, line 2: expected key = value, got 'workers 4'");
     CHECK(parse_error("= 4\n") == "config file app.conf, line 1: expected key = value, got '= 4'");
     CHECK(parse_error("\n\n[pool.web\n") == "config file app.conf, line 3: expected [section], got '[pool.web'");
+    CHECK(parse_error("[pool]\n[ ]\nworkers = 2\n") == "config file app.conf, line 2: expected a name in [section], got '[ ]'");
+}
+
+TEST_CASE("every section is listed with its line, also one without entries")
+{
+    const herd::ConfigFile file = herd::parse_config("app.conf",
+                                                     "workers = 2\n"
+                                                     "[pool.cache]\n"
+                                                     "# nothing of its own\n"
+                                                     "[ pool ]\n"
+                                                     "spare = 1\n"
+                                                     "[pool.web]\n");
+    CHECK(file.path == "app.conf");
+    CHECK(file.sections ==
+          std::vector<herd::ConfigSection>{{"pool.cache", 2}, {"pool", 4}, {"pool.web", 6}});
+    CHECK(file.entries == Entries{{"", "workers", "2", 1}, {"pool", "spare", "1", 5}});
+    CHECK(herd::parse_config("app.conf", "workers = 2\n").sections.empty());
 }
 
 TEST_CASE("a file that cannot be read is named with the reason")

@@ -36,12 +36,20 @@ const std::map<std::string, OptionScope> scopes = {
     {"heartbeat", OptionScope::pool},
     {"ready-after", OptionScope::pool},
     {"stop-signal", OptionScope::pool},
+    {"stdout-level", OptionScope::pool},
+    {"stderr-level", OptionScope::pool},
+    // How a pool is supervised (§7a)
+    {"restart", OptionScope::pool},
+    {"plan", OptionScope::pool},
+    {"plan-count", OptionScope::pool},
+    {"on-restart-limit", OptionScope::pool},
     // Manager-wide (§7a), and the manager process's own
     {"control", OptionScope::manager},
     {"pid-file", OptionScope::manager},
     {"log-level", OptionScope::manager},
     {"log-file", OptionScope::manager},
     {"upgrade-timeout", OptionScope::manager},
+    {"restart-strategy", OptionScope::manager},
     {"name", OptionScope::manager},
     {"config", OptionScope::manager},
     {"daemon", OptionScope::manager},
@@ -80,7 +88,7 @@ TEST_CASE("the manager-wide options of DESIGN.md §7a are the manager's")
     std::map<std::string, OptionScope> table;
     for (const herd::OptionSpec& spec : herd::standard_specs(herd::exec_defaults(), true))
         table[herd::long_name(spec)] = spec.scope;
-    for (const char* name : {"control", "pid-file", "log-level", "log-file", "upgrade-timeout"}) {
+    for (const char* name : {"control", "pid-file", "log-level", "log-file", "upgrade-timeout", "restart-strategy"}) {
         CAPTURE(name);
         REQUIRE(table.contains(name));
         CHECK(table.at(name) == OptionScope::manager);
@@ -90,11 +98,12 @@ TEST_CASE("the manager-wide options of DESIGN.md §7a are the manager's")
     CHECK(table.at("group") == OptionScope::pool);
 }
 
-TEST_CASE("a server binary's options are exec mode's without --heartbeat, --ready-after and --stop-signal")
+TEST_CASE("a server binary's options are exec mode's without --heartbeat, --ready-after, --stop-signal and the output levels")
 {
     std::vector<std::string> exec = names_of(herd::standard_specs(herd::exec_defaults(), true));
     std::erase_if(exec, [](const std::string& name) {
-        return name == "heartbeat" || name == "ready-after" || name == "stop-signal";
+        return name == "heartbeat" || name == "ready-after" || name == "stop-signal" || name == "stdout-level" ||
+               name == "stderr-level";
     });
     CHECK(names_of(herd::standard_specs(herd::Options{}, false)) == exec);
 }

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -157,4 +158,28 @@ TEST_CASE("a switch is true, yes, on or 1, and false, no, off or 0")
     for (const char* yes : {"true", "yes", "on", "1"}) CHECK(herd::parse_bool(yes));
     for (const char* no : {"false", "no", "off", "0"}) CHECK_FALSE(herd::parse_bool(no));
     for (const char* bad : {"", "TRUE", "maybe", "2"}) CHECK_THROWS_AS(herd::parse_bool(bad), std::invalid_argument);
+}
+
+// Commands (`command =` of a pool)
+TEST_CASE("a command is split into words like a shell does, without expansions")
+{
+    using Words = std::vector<std::string>;
+    CHECK(herd::split_command("redis-server --port 0") == Words{"redis-server", "--port", "0"});
+    CHECK(herd::split_command("  a \t b  ") == Words{"a", "b"});
+    CHECK(herd::split_command("sh -c 'echo \"$HOME\" *'") == Words{"sh", "-c", "echo \"$HOME\" *"});
+    CHECK(herd::split_command(R"(echo "a b" "say \"hi\"" "back\\slash" "keep\n")") ==
+          Words{"echo", "a b", "say \"hi\"", "back\\slash", "keep\\n"});
+    CHECK(herd::split_command(R"(a\ b c\'d \\)") == Words{"a b", "c'd", "\\"});
+    CHECK(herd::split_command("app '' x") == Words{"app", "", "x"});
+    CHECK(herd::split_command("pre'fix'\"ed\" $VAR ~ *.txt") == Words{"prefixed", "$VAR", "~", "*.txt"});
+}
+
+TEST_CASE("an unterminated quote, a trailing backslash and an empty command are refused")
+{
+    CHECK_THROWS_WITH_AS(herd::split_command("sh -c 'echo"), "unterminated ' quote", std::invalid_argument);
+    CHECK_THROWS_WITH_AS(herd::split_command("echo \"a"), "unterminated \" quote", std::invalid_argument);
+    CHECK_THROWS_WITH_AS(herd::split_command("echo \"a\\\""), "unterminated \" quote", std::invalid_argument);
+    CHECK_THROWS_WITH_AS(herd::split_command("echo a\\"), "a backslash ends the command", std::invalid_argument);
+    CHECK_THROWS_WITH_AS(herd::split_command(""), "the command is empty", std::invalid_argument);
+    CHECK_THROWS_WITH_AS(herd::split_command(" \t "), "the command is empty", std::invalid_argument);
 }

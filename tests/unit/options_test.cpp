@@ -382,11 +382,12 @@ TEST_CASE("command-line-only options are refused in the config file")
           "config file " + file + ", line 1: option 'config' is only allowed on the command line");
 }
 
-TEST_CASE("sections in the config file are not supported yet")
+TEST_CASE("a section other than [pool] and [pool.NAME] is refused")
 {
     TempDir dir;
-    const std::string file = dir.write("herd.conf", "workers = 2\n[pool.web]\ncommand = app\n");
-    CHECK(usage_error({"--config", file}) == "config file " + file + ", line 3: sections ([pool.web]) are not supported yet");
+    const std::string file = dir.write("herd.conf", "workers = 2\n[web]\nworkers = 3\n");
+    CHECK(usage_error({"--config", file}) ==
+          "config file " + file + ", line 2: unknown section [web]: expected [pool] or [pool.NAME]");
 }
 
 TEST_CASE("an unreadable config file is reported with the reason")
@@ -521,15 +522,18 @@ TEST_CASE("without heartbeats, --ready-after must come before --boot-timeout")
     CHECK(validation_error(o) == "");
 }
 
-TEST_CASE("a config file with named pools is refused in exec mode: several pools are not supported yet")
+TEST_CASE("a config file with named pools gives exec mode one pool per section")
 {
     TempDir dir;
     const std::string file = dir.write("herd.conf", "workers = 2\n[pool.web]\ncommand = app\n");
-    CHECK(usage_error({"--config", file, "--", "app"}, exec_mode()) ==
-          "config file " + file + ", line 3: several pools ([pool.web]) are not supported yet: run one herd per pool");
+    const auto cl = parse({"--config", file}, exec_mode());
+    REQUIRE(cl.pools.size() == 1);
+    CHECK(cl.pools[0].name == "web");
+    CHECK(cl.pools[0].command == std::vector<std::string>{"app"});
+    CHECK(cl.pools[0].options.workers == 2);
     const std::string other = dir.write("other.conf", "[web]\nworkers = 2\n");
     CHECK(usage_error({"--config", other, "--", "app"}, exec_mode()) ==
-          "config file " + other + ", line 2: sections ([web]) are not supported yet");
+          "config file " + other + ", line 1: unknown section [web]: expected [pool] or [pool.NAME]");
 }
 
 TEST_CASE("exec mode's options work in the config file too")

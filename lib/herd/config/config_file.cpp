@@ -36,9 +36,9 @@ std::string config_location(const std::string& path, int line)
     return "config file " + path + ", line " + std::to_string(line) + ": ";
 }
 
-std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_view text)
+ConfigFile parse_config(const std::string& path, std::string_view text)
 {
-    std::vector<ConfigEntry> entries;
+    ConfigFile file{path, {}, {}};
     std::string section;
     int number = 0;
     while (!text.empty()) {
@@ -62,19 +62,32 @@ std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_
             if (line.back() != ']')
                 throw UsageError(where + "expected [section], got '" + std::string(line) + "'");
             section = std::string(trim(line.substr(1, line.size() - 2)));
+            // "[]" would make the lines after it look like the top of the file.
+            if (section.empty()) throw UsageError(where + "expected a name in [section], got '" + std::string(line) + "'");
+            file.sections.push_back({section, number});
             continue;
         }
         const std::size_t eq = line.find('=');
         const std::string_view key = eq == std::string_view::npos ? std::string_view{} : trim(line.substr(0, eq));
         if (key.empty()) throw UsageError(where + "expected key = value, got '" + std::string(line) + "'");
-        entries.push_back({section, std::string(key), std::string(trim(line.substr(eq + 1))), number});
+        file.entries.push_back({section, std::string(key), std::string(trim(line.substr(eq + 1))), number});
     }
-    return entries;
+    return file;
+}
+
+std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_view text)
+{
+    return parse_config(path, text).entries;
+}
+
+ConfigFile load_config_file(const std::string& path)
+{
+    return parse_config(path, read_text(path));
 }
 
 std::vector<ConfigEntry> read_config_file(const std::string& path)
 {
-    return parse_config_text(path, read_text(path));
+    return load_config_file(path).entries;
 }
 
 }  // namespace herd

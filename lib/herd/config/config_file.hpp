@@ -25,11 +25,32 @@ struct ConfigEntry {
     friend bool operator==(const ConfigEntry&, const ConfigEntry&) = default;
 };
 
+/// One `[name]` line of a config file.
+struct ConfigSection {
+    std::string name;
+    int line = 0;
+    friend bool operator==(const ConfigSection&, const ConfigSection&) = default;
+};
+
+/// A config file's entries and its sections, each in file order (a section may have no entries).
+struct ConfigFile {
+    std::string path;
+    std::vector<ConfigEntry> entries;
+    std::vector<ConfigSection> sections;
+};
+
 /// "config file PATH, line N: ", the start of every message about that line.
 std::string config_location(const std::string& path, int line);
 
+/// Config text read from `path`; throws UsageError naming the file and the line.
+ConfigFile parse_config(const std::string& path, std::string_view text);
+
 /// The entries of config text read from `path`; throws UsageError naming the file and the line.
 std::vector<ConfigEntry> parse_config_text(const std::string& path, std::string_view text);
+
+/// The file at `path`; throws UsageError naming the file (and the reason it cannot be read, or
+/// the line that is malformed).
+ConfigFile load_config_file(const std::string& path);
 
 /// The entries of the file at `path`; throws UsageError naming the file (and the reason it cannot
 /// be read, or the line that is malformed).

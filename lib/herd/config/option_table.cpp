@@ -3,6 +3,7 @@
 
 #include <herd/os/listeners.hpp>
 #include <herd/config/option_values.hpp>
+#include <herd/config/supervision_values.hpp>
 
 #include <algorithm>
 
@@ -23,6 +24,27 @@ std::string long_name(const OptionSpec& spec)
     const std::string names = spec.names;
     return names.substr(0, names.find(','));
 }
+
+namespace {
+
+/// A row of a pool's supervision: set in Supervision, not in Options.
+OptionSpec supervision_spec(const char* names, const char* param, std::string help, std::string default_text,
+                            void (*supervise)(Supervision&, const std::string&))
+{
+    OptionSpec spec{OptionScope::pool, "Supervision", names, param, std::move(help), std::move(default_text),
+                    OptionKind::value, nullptr};
+    spec.supervise = supervise;
+    return spec;
+}
+
+std::string parse_level(const std::string& text)
+{
+    if (std::find(std::begin(log_levels), std::end(log_levels), text) == std::end(log_levels))
+        throw std::invalid_argument("expected one of " + join_levels());
+    return text;
+}
+
+}  // namespace
 
 std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
 {
@@ -92,6 +114,29 @@ std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
         {pool, "Exec mode", "stop-signal", "SIG", "asks a program to finish and exit (retire, QUIT to herd); "
          "KILL follows after --graceful-timeout", signal_text(d.stop_signal), Kind::value,
          [](O& o, S v) { o.stop_signal = parse_signal(v); }, false, true},
+        {pool, "Exec mode", "stdout-level", "LEVEL", "the log level of a program's stdout lines", d.stdout_level,
+         Kind::value, [](O& o, S v) { o.stdout_level = parse_level(v); }, false, true},
+        {pool, "Exec mode", "stderr-level", "LEVEL", "the log level of a program's stderr lines", d.stderr_level,
+         Kind::value, [](O& o, S v) { o.stderr_level = parse_level(v); }, false, true},
+
+        // Several pools (DESIGN.md §7a): the strategy is the manager's, set by options.cpp
+        {manager, "Supervision", "restart-strategy", "S", "when an exit needs a restart: one (that worker), "
+         "rest (and every later pool), all (every pool)", "one", Kind::value, nullptr},
+        supervision_spec("restart", "TYPE", "which exits need a restart: permanent (any), transient (abnormal "
+                         "ones), temporary (none; the pool shrinks)", "permanent",
+                         [](Supervision& s, S v) { s.restart = parse_restart_type(v); }),
+        supervision_spec("plan", "PLAN", "what successive unexpected exits get, e.g. \"restart, restart 5s, wait\" "
+                         "(steps: restart, restart D, wait, stop, delete)", "",
+                         [](Supervision& s, S v) {
+                             s.plan = RestartPlan{parse_plan(v), s.plan ? s.plan->count : std::nullopt};
+                         }),
+        supervision_spec("plan-count", "N", "how many times the plan runs before the pool has failed (or infinity)",
+                         "infinity", [](Supervision& s, S v) {
+                             s.plan = RestartPlan{s.plan ? s.plan->steps : std::vector<PlanStep>{}, parse_plan_count(v)};
+                         }),
+        supervision_spec("on-restart-limit", "ACTION", "without a plan, past --restart-limit: backoff, wait "
+                         "(for herdctl restart POOL) or stop (the pool has failed)", "backoff",
+                         [](Supervision& s, S v) { s.on_restart_limit = parse_on_restart_limit(v); }),
 
         {manager, "Process", "pid-file", "PATH", "write the manager's pid here, locked", "", Kind::value,
          [](O& o, S v) { o.pid_file = v; }},

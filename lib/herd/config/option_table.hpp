@@ -34,7 +34,8 @@ struct OptionSpec {
     OptionKind kind;
     void (*set)(Options&, const std::string&);   // throws std::invalid_argument; null: nothing to set
     bool command_line_only = false;
-    bool exec_only = false;   // exec mode (herd -- COMMAND) only
+    bool exec_only = false;   // exec mode (herd -- COMMAND) only; in a server binary, its exec pools' only
+    void (*supervise)(Supervision&, const std::string&) = nullptr;   // a pool's supervision (restart, plan, ...)
 };
 
 /// The levels --log-level takes, from the most to the least verbose.

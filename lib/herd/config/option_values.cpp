@@ -76,6 +76,44 @@ bool parse_bool(std::string_view text)
     throw std::invalid_argument("expected true or false");
 }
 
+std::vector<std::string> split_command(std::string_view text)
+{
+    std::vector<std::string> words;
+    std::string word;
+    bool in_word = false;   // '' is a word, empty
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            if (in_word) words.push_back(std::move(word));
+            word.clear();
+            in_word = false;
+            continue;
+        }
+        in_word = true;
+        if (c == '\\') {
+            if (++i == text.size()) throw std::invalid_argument("a backslash ends the command");
+            word += text[i];
+        } else if (c == '\'') {
+            const std::size_t close = text.find('\'', i + 1);
+            if (close == std::string_view::npos) throw std::invalid_argument("unterminated ' quote");
+            word.append(text.substr(i + 1, close - i - 1));
+            i = close;
+        } else if (c == '"') {
+            // As in a shell: a backslash keeps its meaning inside double quotes before " and \ only.
+            for (++i; i < text.size() && text[i] != '"'; ++i) {
+                if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == '"' || text[i + 1] == '\\')) ++i;
+                word += text[i];
+            }
+            if (i == text.size()) throw std::invalid_argument("unterminated \" quote");
+        } else {
+            word += c;
+        }
+    }
+    if (in_word) words.push_back(std::move(word));
+    if (words.empty()) throw std::invalid_argument("the command is empty");
+    return words;
+}
+
 std::string signal_text(int signal)
 {
     const char* abbrev = ::sigabbrev_np(signal);

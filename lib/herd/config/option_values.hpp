@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace herd {
 
@@ -28,6 +29,12 @@ double parse_fraction(std::string_view text);
 
 /// true/yes/on/1 or false/no/off/0; throws std::invalid_argument.
 bool parse_bool(std::string_view text);
+
+/// A command line split into words the way a shell does, without its expansions: blanks separate
+/// words; 'single quotes' keep everything, "double quotes" everything but \" and \\; a backslash
+/// outside quotes keeps the next character. No globbing, no variables. Throws
+/// std::invalid_argument for an unterminated quote, a trailing backslash and an empty command.
+std::vector<std::string> split_command(std::string_view text);
 
 /// "TERM" for SIGTERM: a signal's name without SIG, or its number if it has none.
 std::string signal_text(int signal);

@@ -8,12 +8,15 @@
 
 #include <herd/config/config_file.hpp>
 #include <herd/config/option_table.hpp>
+#include <herd/config/pools.hpp>
+#include <herd/config/supervision_values.hpp>
 
 #include <boost/program_options.hpp>
 
 #include <algorithm>
 #include <csignal>
 #include <map>
+#include <optional>
 
 namespace herd {
 
@@ -191,7 +194,8 @@ std::string make_help_text(const Descriptions& desc, const std::vector<OptionSpe
         for (const auto& d : desc.app.options()) format_option(help, *d, "");
     }
     help += "\nDurations: 250ms, 2s, 1.5s, 3m, 1h, or a bare number of seconds.\n"
-            "Config file: `key = value` lines, long option names; the command line wins.\n";
+            "Config file: `key = value` lines, long option names; the command line wins over\n"
+            "the file's top, its [pool] and [pool.NAME] sections win over both.\n";
     return help;
 }
 
@@ -221,19 +225,19 @@ void store_command_line(const std::vector<std::string>& args, const po::options_
     }
 }
 
-/// Store the file's values where the command line left none; returns where each one came from.
-Sources store_config_file(const std::string& path, const std::vector<OptionSpec>& specs, const po::options_description& all,
+/// Store the values of the file's top (before any [section]) where the command line left none;
+/// returns where each one came from. The sections are the pools' (pools.hpp).
+Sources store_config_file(const ConfigFile& file, const std::vector<OptionSpec>& specs, const po::options_description& all,
                           bool exec, po::variables_map& vm)
 {
+    const std::string& path = file.path;
     Sources sources;
     std::map<std::string, std::string> last_line;   // a "given more than once" is about the last one
     po::parsed_options from_file(&all);
-    for (const ConfigEntry& entry : read_config_file(path)) {
+    for (const ConfigEntry& entry : file.entries) {
+        if (!entry.section.empty()) continue;
         const std::string at = config_location(path, entry.line);
-        // Named pools ([pool.web]) are for a later version of exec mode; anything else is a mistake.
-        if (exec && entry.section.starts_with("pool."))
-            throw UsageError(at + "several pools ([" + entry.section + "]) are not supported yet: run one herd per pool");
-        if (!entry.section.empty()) throw UsageError(at + "sections ([" + entry.section + "]) are not supported yet");
+        if (const std::string why = misplaced_at_top(entry.key, exec); !why.empty()) throw UsageError(at + why);
         const auto spec =
             std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return long_name(s) == entry.key; });
         if (spec != specs.end() && spec->command_line_only)
@@ -299,26 +303,37 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
     result.version = vm->count("version") > 0;
     if (result.help || result.version) return result;
 
-    // Config file: fills what the command line left unset
+    // Config file: its top fills what the command line left unset
     Sources sources;
-    if (vm->count("config")) sources = store_config_file((*vm)["config"].as<std::string>(), specs, desc.all, ext.accepts_command, *vm);
+    std::optional<ConfigFile> file;
+    if (vm->count("config")) {
+        file = load_config_file((*vm)["config"].as<std::string>());
+        sources = store_config_file(*file, specs, desc.all, ext.accepts_command, *vm);
+    }
     try {
         po::notify(*vm);
     } catch (const po::error& e) {
         throw UsageError(describe(e, po::parsed_options(&desc.all), desc.all, ""));
     }
 
-    // Conversion of the standard options
+    // Conversion of the standard options; restart, plan, ... are every pool's defaults
+    Supervision supervision;
+    const auto convert_to = [&](const std::string& key, const std::string& value, auto&& set) {
+        try {
+            set(value);
+        } catch (const std::invalid_argument& e) {
+            throw UsageError(source_of(key, sources) + "invalid value '" + value + "' for " + display_name(key, sources) +
+                             ": " + e.what());
+        }
+    };
     for (const OptionSpec& spec : specs) {
         const std::string key = long_name(spec);
-        if (spec.set == nullptr || !vm->count(key)) continue;
+        if ((spec.set == nullptr && spec.supervise == nullptr) || !vm->count(key)) continue;
         const auto convert = [&](const std::string& value) {
-            try {
-                spec.set(result.options, value);
-            } catch (const std::invalid_argument& e) {
-                throw UsageError(source_of(key, sources) + "invalid value '" + value + "' for " +
-                                 display_name(key, sources) + ": " + e.what());
-            }
+            convert_to(key, value, [&](const std::string& v) {
+                if (spec.set != nullptr) spec.set(result.options, v);
+                else spec.supervise(supervision, v);
+            });
         };
         if (spec.kind == OptionKind::repeated) {
             for (const auto& value : (*vm)[key].as<std::vector<std::string>>()) convert(value);
@@ -326,7 +341,15 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
             convert((*vm)[key].as<std::string>());
         }
     }
+    if (vm->count("restart-strategy"))
+        convert_to("restart-strategy", (*vm)["restart-strategy"].as<std::string>(),
+                   [&](const std::string& v) { result.strategy = parse_strategy(v); });
     result.options.app_args.map = vm;
+
+    // The pools: `main`, or one per [pool.NAME] section
+    PoolDefaults defaults{supervision, {}, source_of("plan-count", sources)};
+    for (const auto& d : desc.app.options()) defaults.app_options.push_back(d->long_name());
+    add_pools(result, file ? &*file : nullptr, defaults, ext);
     return result;
 }
 

@@ -5,6 +5,7 @@
 // is reported as one line naming the option and the value (UsageError, exit code 2).
 #pragma once
 
+#include <herd/core/supervision.hpp>
 #include <herd/export.hpp>
 
 #include <chrono>
@@ -74,6 +75,8 @@ struct Options {
     std::string control;
     std::string log_level = "info";
     std::string log_file;
+    std::string stdout_level = "info";                        // exec mode: the level of a program's stdout lines
+    std::string stderr_level = "warn";                        // ... and of its stderr lines
     std::string user;
     std::string group;
     std::string name;                                         // empty: the binary's name
@@ -100,19 +103,34 @@ struct OptionsExtension {
     std::function<void(boost::program_options::options_description&)> add_options;
     bool accepts_command = false;   // exec mode: `-- COMMAND [ARGS...]`, --ready-after and --stop-signal
     Options defaults;               // what an option not given is (exec mode: exec_defaults())
+    std::vector<std::string> worker_types;   // what `worker = NAME` may name; empty: any (checked later)
 };
 
 /// The defaults of exec mode: --ready-after 1s, --stop-signal TERM (a program may not know QUIT),
 /// --heartbeat auto (a program may know nothing of herd).
 HERD_API Options exec_defaults();
 
+/// One pool of workers (DESIGN.md §7a): a `[pool.NAME]` section of the config file, or the one
+/// pool `main` of a command line and a config file without one.
+struct PoolSpec {
+    std::string name;
+    Options options;                    // the command line and the file's top, then [pool], then [pool.NAME]
+    std::vector<std::string> command;   // an exec pool's program and arguments; empty for a Worker type's pool
+    std::string worker;                 // a Worker type's name; empty for an exec pool and for `main`
+    Supervision supervision;
+    int line = 0;                       // where its section begins; 0: the command line made it
+    friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
+};
+
 /// The outcome of parsing a command line.
 struct CommandLine {
-    Options options;
+    Options options;                    // the one pool's without [pool.NAME] sections; the defaults of every pool with them
     bool help = false;
     bool version = false;
     std::string help_text;
     std::vector<std::string> command;   // exec mode: what follows `--`
+    Strategy strategy = Strategy::one;  // --restart-strategy
+    std::vector<PoolSpec> pools;        // in file order; at least one (`main`) unless help or version was asked for
     std::vector<std::string> argv;      // the original arguments, argv[0] included
     std::shared_ptr<boost::program_options::variables_map> app_args;   // every option, the application's too
 };

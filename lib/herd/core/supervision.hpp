@@ -3,12 +3,14 @@
 // only; the decisions that use them are in supervisor.hpp, the parsers in config/.
 #pragma once
 
-#include <herd/config/options.hpp>
-
+#include <chrono>
 #include <optional>
 #include <vector>
 
 namespace herd {
+
+// As in config/options.hpp, which includes this header for the pools of a command line.
+using Duration = std::chrono::milliseconds;
 
 /// Whether an exit needs a restart at all (OTP's restart type).
 enum class RestartType {
