@@ -238,7 +238,10 @@ TEST_CASE("bad requests are answered with one line each, and the manager and its
     CHECK(c.ask("hello\n") == R"j({"ok":false,"error":"malformed request (not JSON: syntax error)"})j");
     CHECK(c.ask("{\"command\":\"scale\",\"workers\":-4}\n") ==
           R"({"ok":false,"error":"invalid value -4 for \"workers\": must be 0 to 4096"})");
-    CHECK(c.ask("{\"command\":\"restart\"}\n").find("unknown command 'restart'") != std::string::npos);
+    CHECK(c.ask("{\"command\":\"restrat\"}\n").find("unknown command 'restrat'") != std::string::npos);
+    CHECK(c.ask("{\"command\":\"restart\"}\n") == R"({"ok":false,"error":"restart needs \"pool\": the name of a pool"})");
+    CHECK(c.ask("{\"command\":\"scale\",\"pool\":\"web\",\"workers\":3}\n") ==
+          R"j({"ok":false,"error":"unknown pool 'web' (this manager runs main)"})j");
     // The same connection still works.
     CHECK(c.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true,"manager":)"));
     // A line too long is refused and that connection closed; others are unaffected.
