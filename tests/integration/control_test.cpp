@@ -139,7 +139,7 @@ TEST_CASE("herdctl status shows the pool as the log tells it; --json gives the o
     CHECK(code_of(s.ctl({"ready"})) == 0);
     const auto metrics = s.ctl({"metrics"});
     REQUIRE(code_of(metrics) == 0);
-    CHECK(std::find(metrics.lines.begin(), metrics.lines.end(), "herd_workers{state=\"ready\"} 2") != metrics.lines.end());
+    CHECK(std::find(metrics.lines.begin(), metrics.lines.end(), "herd_workers{pool=\"main\",state=\"ready\"} 2") != metrics.lines.end());
     CHECK(metrics.lines.back() == "# EOF");
 }
 
@@ -643,7 +643,9 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
     for (int i = 0; i < 5; ++i) CHECK(http_get("127.0.0.1", s.d.port(), "/", 2s).ok());
     // The requests reach the manager with the workers' next heartbeats.
     const auto requests_reported = [&] {
-        const std::string json = s.ctl({"--json", "status"}).output();
+        // The top-level workers only: "pools" lists the same workers again, by pool
+        std::string json = s.ctl({"--json", "status"}).output();
+        json = json.substr(0, json.find("\"pools\":"));
         const std::regex re("\"requests\":(\\d+)");
         long sum = 0;
         for (auto it = std::sregex_iterator(json.begin(), json.end(), re); it != std::sregex_iterator(); ++it)
@@ -684,7 +686,8 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
     const auto workers = of_family(all, "herd_workers");
     std::map<std::string, double> by_state;
     for (const Sample& x : workers) {
-        CHECK(label_names(x) == std::set<std::string>{"state"});
+        CHECK(label_names(x) == std::set<std::string>{"pool", "state"});
+        CHECK(x.labels.at("pool") == "main");
         by_state[x.labels.at("state")] = x.value;
     }
     CHECK(by_state == std::map<std::string, double>{{"booting", 0}, {"killed", 0}, {"ready", 3}, {"retiring", 0}});
@@ -697,7 +700,7 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
     // Exits: the crash and the three workers the reload retired
     std::map<std::string, double> exits;
     for (const Sample& x : of_family(all, "herd_worker_exits")) {
-        CHECK(label_names(x) == std::set<std::string>{"reason"});
+        CHECK(label_names(x) == std::set<std::string>{"pool", "reason"});
         exits[x.labels.at("reason")] = x.value;
     }
     CHECK(exits["crashed"] == 1);
@@ -713,7 +716,7 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
         std::set<std::string> seen;
         double requests = 0;
         for (const Sample& x : of_family(all, family)) {
-            CHECK(label_names(x) == std::set<std::string>{"generation", "pid", "slot"});
+            CHECK(label_names(x) == std::set<std::string>{"generation", "pid", "pool", "slot"});
             CHECK(x.labels.at("generation") == "2");
             CHECK(x.value >= 0);
             seen.insert(x.labels.at("pid"));
