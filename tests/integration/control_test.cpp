@@ -143,6 +143,41 @@ TEST_CASE("herdctl status shows the pool as the log tells it; --json gives the o
     CHECK(metrics.lines.back() == "# EOF");
 }
 
+TEST_CASE("herdctl names the pool main of a manager of one pool; another pool is refused in one line and nothing changes")
+{
+    HardDeadline guard(40s);
+    Controlled s(2);
+    const auto table = s.ctl({"status", "main"});
+    REQUIRE_MESSAGE(code_of(table) == 0, table.output());
+    CHECK_MESSAGE(std::find(table.lines.begin(), table.lines.end(), "pool main: running, 2 of 2 workers ready, permanent") !=
+                      table.lines.end(),
+                  table.output());
+    CHECK(code_of(s.ctl({"ready", "main"})) == 0);
+    const auto metrics = s.ctl({"metrics", "main"});
+    CHECK(std::find(metrics.lines.begin(), metrics.lines.end(), "herd_target_workers{pool=\"main\"} 2") != metrics.lines.end());
+
+    std::size_t mark = s.p().lines().size();
+    const auto up = s.ctl({"scale", "main", "3"});
+    REQUIRE_MESSAGE(code_of(up) == 0, up.output());
+    CHECK(s.p().count(lines::ready, mark) == 1);
+    const auto before = ready_pids(s.p());
+    CHECK(before.size() == 3);
+
+    // A pool this manager does not run: one line, exit 1, and the pool is as it was
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"scale", "web", "1"}, {"stop", "web"}, {"status", "web"}}) {
+        const auto r = s.ctl(args);
+        CHECK(code_of(r) == 1);
+        CHECK_MESSAGE(r.output() == "herdctl: unknown pool 'web' (this manager runs main)\n", r.output());
+    }
+    // A pool name herdctl cannot send, or none where one is needed: usage, exit 2
+    CHECK(code_of(s.ctl({"restart"})) == 2);
+    CHECK(code_of(s.ctl({"scale", "we b", "1"})) == 2);
+    CHECK(ready_pids(s.p()) == before);
+    CHECK(pid_alive(s.d.pid()));
+    CHECK(code_of(s.ctl({"ready"})) == 0);
+    CHECK(s.p().count(lines::reaped) == 0);
+}
+
 TEST_CASE("herdctl scale answers once the pool has settled: new workers ready, retired ones gone")
 {
     HardDeadline guard(40s);
