@@ -126,8 +126,8 @@ std::optional<std::string> take_plan(Request& r, const json::value& value)
 /// One key of a request, checked and stored; or the sentence that says what is wrong with it.
 std::optional<std::string> take(Request& r, std::string_view key, const json::value& value)
 {
-    const bool pool_op = r.op == Op::status || r.op == Op::scale || r.op == Op::stop || r.op == Op::restart ||
-                         r.op == Op::start || r.op == Op::plan;
+    // Every request but reload and upgrade (the whole manager's) may be about one pool
+    const bool pool_op = r.op != Op::reload && r.op != Op::upgrade;
     if (r.op == Op::scale && (key == "workers" || key == "delta")) return take_count(r, key, value);
     if (r.op == Op::stop && key == "graceful") {
         if (!value.is_bool()) return invalid(value, key, "not true or false");
