@@ -133,6 +133,62 @@ std::string workers_table(const json::array& workers)
     return align(rows);
 }
 
+// Status of several pools: the manager, then a section per pool
+/// "\"restart, restart 5s, wait\" (run 2 of 3, next: restart 5s)"
+std::string plan_summary(const json::object& plan)
+{
+    const json::value& count = field(plan, "count");
+    const std::string runs = count.is_string() ? text_field(plan, "count") : integer_text(plan, "count");
+    std::string text = fmt::format("\"{}\" (run {} of {}", text_field(plan, "steps"), integer_text(plan, "run"), runs);
+    if (!field(plan, "next").is_null()) text += ", next: " + text_field(plan, "next");
+    return text + ")";
+}
+
+/// "1 slot held until herdctl restart web", or nothing.
+std::string held_text(const json::object& o, const std::string& pool)
+{
+    const auto held = number<std::int64_t>(o, "held");
+    if (held == 0) return "";
+    return fmt::format("{} slot{} held until herdctl restart {}", held, held == 1 ? "" : "s", pool);
+}
+
+std::string pool_section(const json::object& p)
+{
+    const std::string name = text_field(p, "name");
+    std::string out = fmt::format("pool {}: {}, {}, {}", name, text_field(p, "stage"), workers_ready(p), text_field(p, "restart"));
+    if (const json::object* plan = optional_object(p, "plan")) out += ", plan " + plan_summary(*plan);
+    out += "\n";
+    if (const std::string held = held_text(p, name); !held.empty()) out += held + "\n";
+    if (const json::object* r = optional_object(p, "rollout")) out += "rollout: " + rollout_text(*r) + "\n";
+    return out + exits_line(p) + restarts_line(p) + workers_table(array_field(p, "workers"));
+}
+
+std::string render_pools(const json::object& answer, const json::array& pools)
+{
+    const json::object& m = object_field(answer, "manager");
+    std::string out = manager_line(m);
+    // A pool's rollout is in its section; the pre-flight check of an upgrade is the manager's
+    if (const json::object* r = optional_object(m, "rollout"); r && text_field(*r, "state") == "checking")
+        out += "rollout: " + rollout_text(*r) + "\n";
+    if (const json::object* r = optional_object(m, "last_rollout")) out += "last rollout: " + last_rollout_text(*r) + "\n";
+    for (const json::value& p : pools) out += "\n" + pool_section(element(p, "pools"));
+    return out;
+}
+
+/// plan POOL: "web: transient, plan \"restart, wait\" (run 1 of 3, next: restart)"
+std::string plan_line(const json::object& answer)
+{
+    const std::string pool = text_field(answer, "pool");
+    std::string line = pool + ": " + text_field(answer, "restart");
+    if (const json::object* plan = optional_object(answer, "plan"))
+        line += ", plan " + plan_summary(*plan);
+    else
+        line += fmt::format(", no plan: past the restart limit ({}), {}", text_field(answer, "restart_limit"),
+                            text_field(answer, "on_restart_limit"));
+    if (const std::string held = held_text(answer, pool); !held.empty()) line += "; " + held;
+    return line;
+}
+
 // Answers
 Outcome failure(std::string_view message)
 {
@@ -173,6 +229,8 @@ Outcome interpret(const Request& request, std::string_view answer_line)
 
 std::string render_status(const json::object& answer)
 {
+    // A manager of this version groups by pool; one before it sent no "pools"
+    if (answer.contains("pools")) return render_pools(answer, array_field(answer, "pools"));
     const json::object& m = object_field(answer, "manager");
     return manager_line(m) + rollout_lines(m) + exits_line(m) + restarts_line(m) + "\n" +
            workers_table(array_field(answer, "workers"));
@@ -180,15 +238,30 @@ std::string render_status(const json::object& answer)
 
 std::string render_done(Command command, const json::object& answer)
 {
+    // The answers about one pool name it
+    const std::string pool = answer.contains("pool") ? text_field(answer, "pool") : "";
     switch (command) {
     case Command::scale:
-        return "scaled: " + workers_ready(answer);
+        return (pool.empty() ? "scaled: " : "scaled " + pool + ": ") + workers_ready(answer);
     case Command::reload:
     case Command::upgrade:
         return fmt::format("{} complete: generation {} in {}", command_name(command), integer_text(answer, "generation"),
                            human_duration(number<double>(answer, "took_ms") / 1000));
     case Command::stop:
+        if (!pool.empty()) return "stopped " + pool;
         return "manager stopped (exit code " + integer_text(answer, "exit_code") + ")";
+    case Command::restart: {
+        // In order, so that a malformed answer names its first missing field
+        std::string line = "restarted " + text_field(answer, "pool");
+        line += ": generation " + integer_text(answer, "generation");
+        return line + ", " + workers_ready(answer);
+    }
+    case Command::start: {
+        std::string line = "started " + text_field(answer, "pool");
+        return line + ": " + workers_ready(answer);
+    }
+    case Command::plan:
+        return plan_line(answer);
     default:
         return "";   // status, ready and metrics have renderings of their own
     }

@@ -3,12 +3,17 @@
 // The manager's control socket (DESIGN.md §6) speaks one JSON object per line each way:
 // herdctl sends one request, reads one answer and turns it into text and an exit code.
 //
-//   status, ready, metrics   {"command":"status"}                -> {"ok":true,"manager":{...},"workers":[...]}
+//   status, ready, metrics   {"command":"status"}                -> {"ok":true,"manager":{...},"workers":[...],"pools":[...]}
 //   scale 8 | +2 | -1        {"command":"scale","workers":8}     -> {"ok":true,"target":8,"ready":8}
 //                            {"command":"scale","delta":-1}
 //   reload, upgrade          {"command":"reload"}                -> {"ok":true,"kind":"reload","generation":3,"took_ms":120.5}
 //   stop [--now]             {"command":"stop","graceful":true}  -> {"ok":true,"exit_code":0}, then EOF
 //   any failure                                                  -> {"ok":false,"error":"one sentence"}
+//
+// Several pools (DESIGN.md §7a): status, ready, metrics and stop take a POOL, scale POOL N adds
+// "pool":"web" to the request; restart POOL, start POOL and plan POOL ["restart, wait"] answer
+//   {"ok":true,"pool":"web","stage":"running","generation":3,"target":8,"ready":8} (stop POOL, scale POOL too)
+//   {"ok":true,"pool":"web","restart":"transient","plan":{...}|null,...}         (plan)
 //
 // Nothing here does I/O: tools/herdctl.cpp connects, waits for the answer and prints.
 // herdctl_request.cpp holds the command line and the connect diagnosis, herdctl_answer.cpp what to print
@@ -30,7 +35,7 @@ constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 
-enum class Command { status, scale, reload, upgrade, stop, ready, metrics };
+enum class Command { status, scale, reload, upgrade, stop, ready, metrics, restart, start, plan };
 
 /// One run of herdctl: where to connect, what to send, how to show the answer.
 struct Request {
@@ -71,7 +76,7 @@ std::string render_status(const boost::json::object& answer);
 /// The status answer as OpenMetrics text, ending with "# EOF".
 std::string render_metrics(const boost::json::object& answer);
 
-/// The one line that reports a finished scale, reload, upgrade or stop.
+/// The one line that reports a finished scale, reload, upgrade, stop, restart or start, or a pool's plan.
 std::string render_done(Command command, const boost::json::object& answer);
 
 /// `ready`: whether the pool is at its target, and the line that says so ("not ready: 3 of 4 workers ready").

@@ -1,4 +1,5 @@
-// herdctl metrics: the status answer as OpenMetrics text.
+// herdctl metrics: the status answer as OpenMetrics text. Every per-pool and per-worker sample is
+// labelled pool="NAME"; the answer of a manager before pools (no "pools") gives no pool label.
 #include "herdctl_core.hpp"
 #include "herdctl_fields.hpp"
 
@@ -53,48 +54,81 @@ private:
     std::string out_;
 };
 
-Labels worker_labels(const json::object& w)
+/// One pool's part of the status answer: its name (none from a manager before pools), the object
+/// with its counters (a pool, or the manager of old) and its workers.
+struct Pool {
+    std::optional<std::string> name;
+    const json::object& fields;
+    const json::array& workers;
+};
+
+std::vector<Pool> pools_of(const json::object& answer)
 {
-    return {{"slot", integer_text(w, "slot")}, {"pid", integer_text(w, "pid")}, {"generation", integer_text(w, "generation")}};
+    if (!answer.contains("pools")) return {{std::nullopt, object_field(answer, "manager"), array_field(answer, "workers")}};
+    std::vector<Pool> pools;
+    for (const json::value& v : array_field(answer, "pools")) {
+        const json::object& p = element(v, "pools");
+        pools.push_back({text_field(p, "name"), p, array_field(p, "workers")});
+    }
+    return pools;
 }
 
-void pool_metrics(Exposition& e, const json::object& m, const json::array& workers)
+/// `labels`, after pool="NAME" when the pool has a name.
+Labels with_pool(const Pool& pool, Labels labels)
+{
+    if (pool.name) labels.insert(labels.begin(), {"pool", *pool.name});
+    return labels;
+}
+
+Labels worker_labels(const Pool& pool, const json::object& w)
+{
+    return with_pool(pool, {{"slot", integer_text(w, "slot")}, {"pid", integer_text(w, "pid")},
+                            {"generation", integer_text(w, "generation")}});
+}
+
+void pool_metrics(Exposition& e, const std::vector<Pool>& pools, const json::object& m)
 {
     // Every state, counted or not, so that a dashboard sees zeros
-    std::map<std::string, int> by_state{{"booting", 0}, {"ready", 0}, {"retiring", 0}, {"killed", 0}};
-    for (const json::value& w : workers) ++by_state[text_field(element(w, "workers"), "state")];
     e.family({"herd_workers", "gauge", "Workers by state."});
-    for (const auto& [state, count] : by_state) e.sample({{"state", state}}, count);
-
+    for (const Pool& pool : pools) {
+        std::map<std::string, int> by_state{{"booting", 0}, {"ready", 0}, {"retiring", 0}, {"killed", 0}};
+        for (const json::value& w : pool.workers) ++by_state[text_field(element(w, "workers"), "state")];
+        for (const auto& [state, count] : by_state) e.sample(with_pool(pool, {{"state", state}}), count);
+    }
     e.family({"herd_target_workers", "gauge", "The number of ready workers the manager keeps."});
-    e.sample({}, number<double>(m, "target"));
+    for (const Pool& pool : pools) e.sample(with_pool(pool, {}), number<double>(pool.fields, "target"));
     e.family({"herd_generation", "gauge", "The generation new workers get."});
-    e.sample({}, number<double>(m, "generation"));
+    for (const Pool& pool : pools) e.sample(with_pool(pool, {}), number<double>(pool.fields, "generation"));
     e.family({"herd_uptime_seconds", "gauge", "Time since the manager started."});
     e.sample({}, number<double>(m, "uptime_s"));
 }
 
-void exit_metrics(Exposition& e, const json::object& m)
+void exit_metrics(Exposition& e, const std::vector<Pool>& pools)
 {
-    const json::object& exits = object_field(m, "exits");
     e.family({"herd_worker_exits", "counter", "Worker exits by reason."});
-    for (const auto& kv : exits) e.sample({{"reason", std::string(kv.key())}}, number<double>(exits, kv.key()));
+    for (const Pool& pool : pools) {
+        const json::object& exits = object_field(pool.fields, "exits");
+        for (const auto& kv : exits)
+            e.sample(with_pool(pool, {{"reason", std::string(kv.key())}}), number<double>(exits, kv.key()));
+    }
     e.family({"herd_restart_failures", "gauge", "Unexpected worker exits within the restart window."});
-    e.sample({}, number<double>(m, "failures"));
+    for (const Pool& pool : pools) e.sample(with_pool(pool, {}), number<double>(pool.fields, "failures"));
 }
 
-void worker_metrics(Exposition& e, const json::array& workers)
+void worker_metrics(Exposition& e, const std::vector<Pool>& pools)
 {
     e.family({"herd_worker_heartbeat_age_seconds", "gauge", "Time since the worker's last heartbeat."});
-    for (const json::value& v : workers) {
-        const json::object& w = element(v, "workers");
-        if (const std::optional<double> age = optional_number(w, "heartbeat_age_s")) e.sample(worker_labels(w), *age);
-    }
+    for (const Pool& pool : pools)
+        for (const json::value& v : pool.workers) {
+            const json::object& w = element(v, "workers");
+            if (const std::optional<double> age = optional_number(w, "heartbeat_age_s")) e.sample(worker_labels(pool, w), *age);
+        }
     e.family({"herd_worker_requests", "counter", "Requests the worker has served."});
-    for (const json::value& v : workers) {
-        const json::object& w = element(v, "workers");
-        e.sample(worker_labels(w), number<double>(w, "requests"));
-    }
+    for (const Pool& pool : pools)
+        for (const json::value& v : pool.workers) {
+            const json::object& w = element(v, "workers");
+            e.sample(worker_labels(pool, w), number<double>(w, "requests"));
+        }
 }
 
 void rollout_metrics(Exposition& e, const json::object& m)
@@ -114,11 +148,11 @@ void rollout_metrics(Exposition& e, const json::object& m)
 std::string render_metrics(const json::object& answer)
 {
     const json::object& m = object_field(answer, "manager");
-    const json::array& workers = array_field(answer, "workers");
+    const std::vector<Pool> pools = pools_of(answer);
     Exposition e;
-    pool_metrics(e, m, workers);
-    exit_metrics(e, m);
-    worker_metrics(e, workers);
+    pool_metrics(e, pools, m);
+    exit_metrics(e, pools);
+    worker_metrics(e, pools);
     rollout_metrics(e, m);
     return e.finish();
 }

@@ -1,6 +1,8 @@
 // herdctl's request side: the command line as a control request, and why a connect failed.
 #include "herdctl_core.hpp"
 
+#include <herd/manager/control.hpp>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -27,24 +29,30 @@ using herd::UsageError;
 namespace {
 
 // Commands
+enum class PoolArgument { none, optional, required };
+
 struct CommandSpec {
     std::string_view name;
     Command command;
     std::string_view sends;    // the protocol's "command"
     herd::Duration timeout;    // queries answer at once, operations once they have finished
+    PoolArgument pool;         // a POOL after the command
 };
 
 constexpr herd::Duration query_timeout = 5s;
 constexpr herd::Duration operation_timeout = 10min;
 
-constexpr std::array<CommandSpec, 7> commands{{
-    {"status", Command::status, "status", query_timeout},
-    {"scale", Command::scale, "scale", operation_timeout},
-    {"reload", Command::reload, "reload", operation_timeout},
-    {"upgrade", Command::upgrade, "upgrade", operation_timeout},
-    {"stop", Command::stop, "stop", operation_timeout},
-    {"ready", Command::ready, "status", query_timeout},
-    {"metrics", Command::metrics, "status", query_timeout},
+constexpr std::array<CommandSpec, 10> commands{{
+    {"status", Command::status, "status", query_timeout, PoolArgument::optional},
+    {"scale", Command::scale, "scale", operation_timeout, PoolArgument::optional},
+    {"reload", Command::reload, "reload", operation_timeout, PoolArgument::none},
+    {"upgrade", Command::upgrade, "upgrade", operation_timeout, PoolArgument::none},
+    {"stop", Command::stop, "stop", operation_timeout, PoolArgument::optional},
+    {"restart", Command::restart, "restart", operation_timeout, PoolArgument::required},
+    {"start", Command::start, "start", operation_timeout, PoolArgument::required},
+    {"plan", Command::plan, "plan", query_timeout, PoolArgument::required},
+    {"ready", Command::ready, "status", query_timeout, PoolArgument::optional},
+    {"metrics", Command::metrics, "status", query_timeout, PoolArgument::optional},
 }};
 
 constexpr std::string_view usage = R"(Usage: herdctl [--control PATH] [--json] [--timeout D] COMMAND [ARGS]
@@ -52,14 +60,19 @@ constexpr std::string_view usage = R"(Usage: herdctl [--control PATH] [--json] [
 Ask a herd manager through its control socket (the server's --control PATH).
 
 Commands:
-  status          the manager and every worker, as a table
-  scale N|+K|-K   set the target number of workers, or change it by K
-  reload          replace the workers in place, as HUP does
-  upgrade         start the manager's binary anew, as USR2 does
-  stop [--now]    stop the manager: gracefully, or fast with --now
-  ready           exit 0 if the pool is at its target of ready workers, else 1
-  metrics         OpenMetrics text: workers by state, exits, heartbeats, rollouts
-scale, reload, upgrade and stop answer once the operation has finished or failed.
+  status [POOL]        the manager and every worker, as a table by pool
+  scale N|+K|-K        set the target number of workers, or change it by K
+  scale POOL N|+K|-K   the same for POOL (needed when the manager runs several pools)
+  reload               replace the workers in place, as HUP does
+  upgrade              start the manager's binary anew, as USR2 does
+  stop [--now]         stop the manager: gracefully, or fast with --now
+  stop POOL [--now]    stop POOL only; the manager and the other pools run on
+  restart POOL         replace POOL's workers, rolling; releases slots a plan's wait holds
+  start POOL           start POOL again after a stop
+  plan POOL [PLAN]     show POOL's restart plan, or change it: plan web "restart, restart 5s, wait"
+  ready [POOL]         exit 0 if every pool (or POOL) is at its target of ready workers, else 1
+  metrics [POOL]       OpenMetrics text: workers by state, exits, heartbeats, rollouts
+scale, reload, upgrade, stop, restart and start answer once the operation has finished or failed.
 
 Options:
   -c, --control PATH  the manager's control socket (default: $HERD_CONTROL)
@@ -157,13 +170,54 @@ Arguments read_arguments(const std::vector<std::string>& args)
     return a;
 }
 
-void check_arguments(const CommandSpec& spec, const Arguments& a)
+/// The arguments after the command, sorted out: a pool, a scale value, a plan.
+struct Operands {
+    std::optional<std::string> pool;
+    std::optional<std::string> value;   // scale: N, +K or -K; plan: the new plan
+};
+
+std::string check_pool(const CommandSpec& spec, const std::string& name)
 {
-    const std::size_t wanted = spec.command == Command::scale ? 2 : 1;
-    if (a.positional.size() < wanted) throw UsageError("scale needs a value: N, +K or -K");
-    if (a.positional.size() > wanted)
-        throw UsageError(fmt::format("unexpected argument '{}' after {}", a.positional[wanted], spec.name));
+    if (!herd::control::is_pool_name(name))
+        throw UsageError(fmt::format("invalid pool name '{}' for {}: 1 to {} letters, digits, '-' or '_'", name,
+                                     spec.name, herd::control::max_pool_name));
+    return name;
+}
+
+Operands check_arguments(const CommandSpec& spec, const Arguments& a)
+{
+    const std::vector<std::string> args(a.positional.begin() + 1, a.positional.end());
     if (a.now && spec.command != Command::stop) throw UsageError("option --now only applies to stop");
+    const auto extra = [&](std::size_t i) {
+        return UsageError(fmt::format("unexpected argument '{}' after {}", args[i], spec.name));
+    };
+    Operands o;
+    switch (spec.command) {
+    case Command::scale:
+        // scale N, or scale POOL N
+        if (args.empty()) throw UsageError("scale needs a value: N, +K or -K");
+        if (args.size() > 2) throw extra(2);
+        if (args.size() == 2) o.pool = check_pool(spec, args[0]);
+        o.value = args.back();
+        return o;
+    case Command::plan:
+        // plan POOL, or plan POOL PLAN (the words of a plan given unquoted are one plan)
+        if (args.empty()) throw UsageError("plan needs a pool: plan POOL, or plan POOL \"restart, wait\" to change it");
+        o.pool = check_pool(spec, args[0]);
+        if (args.size() > 1) {
+            o.value = fmt::format("{}", fmt::join(args.begin() + 1, args.end(), " "));
+            if (o.value->find_first_not_of(' ') == std::string::npos)
+                throw UsageError("invalid plan '" + *o.value + "': no step (such as \"restart, restart 5s, wait\")");
+        }
+        return o;
+    default: break;
+    }
+    if (spec.pool == PoolArgument::required && args.empty())
+        throw UsageError(fmt::format("{} needs a pool: {} POOL", spec.name, spec.name));
+    const std::size_t most = spec.pool == PoolArgument::none ? 0 : 1;
+    if (args.size() > most) throw extra(most);
+    if (!args.empty()) o.pool = check_pool(spec, args[0]);
+    return o;
 }
 
 herd::Duration parse_timeout(const std::string& text)
@@ -175,14 +229,16 @@ herd::Duration parse_timeout(const std::string& text)
     }
 }
 
-json::object request_object(const CommandSpec& spec, const Arguments& a)
+json::object request_object(const CommandSpec& spec, const Arguments& a, const Operands& o)
 {
     json::object request;
     request["command"] = json::string_view(spec.sends.data(), spec.sends.size());
+    if (o.pool) request["pool"] = *o.pool;
     if (spec.command == Command::scale) {
-        const json::object fields = parse_scale(a.positional[1]);
+        const json::object fields = parse_scale(*o.value);
         request.insert(fields.begin(), fields.end());
     }
+    if (spec.command == Command::plan && o.value) request["plan"] = *o.value;
     if (spec.command == Command::stop) request["graceful"] = !a.now;
     return request;
 }
@@ -196,7 +252,7 @@ std::variant<Request, Info> parse_command_line(const std::vector<std::string>& a
     if (a.version) return Info{"herdctl " HERD_VERSION "\n"};
     if (a.positional.empty()) throw UsageError(fmt::format("no command ({}); see herdctl --help", command_list()));
     const CommandSpec& spec = find_command(a.positional.front());
-    check_arguments(spec, a);
+    const Operands operands = check_arguments(spec, a);
 
     Request r;
     r.command = spec.command;
@@ -204,7 +260,7 @@ std::variant<Request, Info> parse_command_line(const std::vector<std::string>& a
     if (r.control.empty()) throw UsageError("no control socket: give --control PATH or set HERD_CONTROL");
     r.json = a.json;
     r.timeout = a.timeout ? parse_timeout(*a.timeout) : spec.timeout;
-    r.line = json::serialize(request_object(spec, a)) + "\n";
+    r.line = json::serialize(request_object(spec, a, operands)) + "\n";
     return r;
 }
 

@@ -139,8 +139,43 @@ TEST_CASE("herdctl status shows the pool as the log tells it; --json gives the o
     CHECK(code_of(s.ctl({"ready"})) == 0);
     const auto metrics = s.ctl({"metrics"});
     REQUIRE(code_of(metrics) == 0);
-    CHECK(std::find(metrics.lines.begin(), metrics.lines.end(), "herd_workers{state=\"ready\"} 2") != metrics.lines.end());
+    CHECK(std::find(metrics.lines.begin(), metrics.lines.end(), "herd_workers{pool=\"main\",state=\"ready\"} 2") != metrics.lines.end());
     CHECK(metrics.lines.back() == "# EOF");
+}
+
+TEST_CASE("herdctl names the pool main of a manager of one pool; another pool is refused in one line and nothing changes")
+{
+    HardDeadline guard(40s);
+    Controlled s(2);
+    const auto table = s.ctl({"status", "main"});
+    REQUIRE_MESSAGE(code_of(table) == 0, table.output());
+    CHECK_MESSAGE(std::find(table.lines.begin(), table.lines.end(), "pool main: running, 2 of 2 workers ready, permanent") !=
+                      table.lines.end(),
+                  table.output());
+    CHECK(code_of(s.ctl({"ready", "main"})) == 0);
+    const auto metrics = s.ctl({"metrics", "main"});
+    CHECK(std::find(metrics.lines.begin(), metrics.lines.end(), "herd_target_workers{pool=\"main\"} 2") != metrics.lines.end());
+
+    std::size_t mark = s.p().lines().size();
+    const auto up = s.ctl({"scale", "main", "3"});
+    REQUIRE_MESSAGE(code_of(up) == 0, up.output());
+    CHECK(s.p().count(lines::ready, mark) == 1);
+    const auto before = ready_pids(s.p());
+    CHECK(before.size() == 3);
+
+    // A pool this manager does not run: one line, exit 1, and the pool is as it was
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"scale", "web", "1"}, {"stop", "web"}, {"status", "web"}}) {
+        const auto r = s.ctl(args);
+        CHECK(code_of(r) == 1);
+        CHECK_MESSAGE(r.output() == "herdctl: unknown pool 'web' (this manager runs main)\n", r.output());
+    }
+    // A pool name herdctl cannot send, or none where one is needed: usage, exit 2
+    CHECK(code_of(s.ctl({"restart"})) == 2);
+    CHECK(code_of(s.ctl({"scale", "we b", "1"})) == 2);
+    CHECK(ready_pids(s.p()) == before);
+    CHECK(pid_alive(s.d.pid()));
+    CHECK(code_of(s.ctl({"ready"})) == 0);
+    CHECK(s.p().count(lines::reaped) == 0);
 }
 
 TEST_CASE("herdctl scale answers once the pool has settled: new workers ready, retired ones gone")
@@ -238,7 +273,10 @@ TEST_CASE("bad requests are answered with one line each, and the manager and its
     CHECK(c.ask("hello\n") == R"j({"ok":false,"error":"malformed request (not JSON: syntax error)"})j");
     CHECK(c.ask("{\"command\":\"scale\",\"workers\":-4}\n") ==
           R"({"ok":false,"error":"invalid value -4 for \"workers\": must be 0 to 4096"})");
-    CHECK(c.ask("{\"command\":\"restart\"}\n").find("unknown command 'restart'") != std::string::npos);
+    CHECK(c.ask("{\"command\":\"restrat\"}\n").find("unknown command 'restrat'") != std::string::npos);
+    CHECK(c.ask("{\"command\":\"restart\"}\n") == R"({"ok":false,"error":"restart needs \"pool\": the name of a pool"})");
+    CHECK(c.ask("{\"command\":\"scale\",\"pool\":\"web\",\"workers\":3}\n") ==
+          R"j({"ok":false,"error":"unknown pool 'web' (this manager runs main)"})j");
     // The same connection still works.
     CHECK(c.ask("{\"command\":\"status\"}\n").starts_with(R"({"ok":true,"manager":)"));
     // A line too long is refused and that connection closed; others are unaffected.
@@ -640,7 +678,9 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
     for (int i = 0; i < 5; ++i) CHECK(http_get("127.0.0.1", s.d.port(), "/", 2s).ok());
     // The requests reach the manager with the workers' next heartbeats.
     const auto requests_reported = [&] {
-        const std::string json = s.ctl({"--json", "status"}).output();
+        // The top-level workers only: "pools" lists the same workers again, by pool
+        std::string json = s.ctl({"--json", "status"}).output();
+        json = json.substr(0, json.find("\"pools\":"));
         const std::regex re("\"requests\":(\\d+)");
         long sum = 0;
         for (auto it = std::sregex_iterator(json.begin(), json.end(), re); it != std::sregex_iterator(); ++it)
@@ -681,7 +721,8 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
     const auto workers = of_family(all, "herd_workers");
     std::map<std::string, double> by_state;
     for (const Sample& x : workers) {
-        CHECK(label_names(x) == std::set<std::string>{"state"});
+        CHECK(label_names(x) == std::set<std::string>{"pool", "state"});
+        CHECK(x.labels.at("pool") == "main");
         by_state[x.labels.at("state")] = x.value;
     }
     CHECK(by_state == std::map<std::string, double>{{"booting", 0}, {"killed", 0}, {"ready", 3}, {"retiring", 0}});
@@ -694,7 +735,7 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
     // Exits: the crash and the three workers the reload retired
     std::map<std::string, double> exits;
     for (const Sample& x : of_family(all, "herd_worker_exits")) {
-        CHECK(label_names(x) == std::set<std::string>{"reason"});
+        CHECK(label_names(x) == std::set<std::string>{"pool", "reason"});
         exits[x.labels.at("reason")] = x.value;
     }
     CHECK(exits["crashed"] == 1);
@@ -710,7 +751,7 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
         std::set<std::string> seen;
         double requests = 0;
         for (const Sample& x : of_family(all, family)) {
-            CHECK(label_names(x) == std::set<std::string>{"generation", "pid", "slot"});
+            CHECK(label_names(x) == std::set<std::string>{"generation", "pid", "pool", "slot"});
             CHECK(x.labels.at("generation") == "2");
             CHECK(x.value >= 0);
             seen.insert(x.labels.at("pid"));

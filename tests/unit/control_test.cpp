@@ -69,7 +69,7 @@ TEST_CASE("a bad request is answered with one sentence that names what is wrong"
     CHECK(error_of("[1,2]") == "malformed request: expected a JSON object");
     CHECK(error_of("{}") == "malformed request: no \"command\"");
     CHECK(error_of(R"({"command":7})") == "malformed request: \"command\" must be a string");
-    CHECK(error_of(R"({"command":"scael"})") == "unknown command 'scael' (status, scale, reload, upgrade or stop)");
+    CHECK(error_of(R"({"command":"scael"})") == "unknown command 'scael' (status, scale, reload, upgrade, stop, restart, start or plan)");
     CHECK(error_of(R"({"command":"scale"})") == "scale needs either \"workers\" (exact) or \"delta\" (relative)");
     CHECK(error_of(R"({"command":"scale","workers":2,"delta":1})") ==
           "scale needs either \"workers\" (exact) or \"delta\" (relative)");

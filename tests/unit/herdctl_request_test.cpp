@@ -121,12 +121,12 @@ TEST_CASE("herdctl stop is graceful unless --now")
 
 TEST_CASE("herdctl names an unknown command or option, a missing command and an extra argument")
 {
-    CHECK(usage_error({"frobnicate"}) == "unknown command 'frobnicate' (status, scale, reload, upgrade, stop, ready, metrics)");
-    CHECK(usage_error({}) == "no command (status, scale, reload, upgrade, stop, ready, metrics); see herdctl --help");
+    CHECK(usage_error({"frobnicate"}) == "unknown command 'frobnicate' (status, scale, reload, upgrade, stop, restart, start, plan, ready, metrics)");
+    CHECK(usage_error({}) == "no command (status, scale, reload, upgrade, stop, restart, start, plan, ready, metrics); see herdctl --help");
     CHECK(usage_error({"--bogus", "status"}) == "unknown option --bogus");
     CHECK(usage_error({"--bogus=1", "status"}) == "unknown option --bogus");
-    CHECK(usage_error({"status", "now"}) == "unexpected argument 'now' after status");
-    CHECK(usage_error({"scale", "1", "2"}) == "unexpected argument '2' after scale");
+    CHECK(usage_error({"status", "web", "now"}) == "unexpected argument 'now' after status");
+    CHECK(usage_error({"scale", "web", "1", "2"}) == "unexpected argument '2' after scale");
     CHECK(usage_error({"--json=yes", "status"}) == "option --json takes no value");
     CHECK(usage_error({"status", "-c"}) == "option -c needs a value");
 }

@@ -1,6 +1,7 @@
 #include <herd/manager/control.hpp>
 
 #include <herd/core/text.hpp>
+#include <herd/manager/control_json.hpp>
 
 #include <boost/json.hpp>
 
@@ -16,18 +17,9 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::pair<Op, std::string_view> op_names[] = {
-    {Op::status, "status"}, {Op::scale, "scale"}, {Op::reload, "reload"}, {Op::upgrade, "upgrade"}, {Op::stop, "stop"},
+    {Op::status, "status"}, {Op::scale, "scale"},     {Op::reload, "reload"}, {Op::upgrade, "upgrade"},
+    {Op::stop, "stop"},     {Op::restart, "restart"}, {Op::start, "start"},   {Op::plan, "plan"},
 };
-
-double seconds(Duration d)
-{
-    return double(d.count()) / 1000.0;
-}
-
-double seconds(TimePoint::duration d)
-{
-    return std::chrono::duration<double>(d).count();
-}
 
 // A JSON integer that fits an int, or nothing (1.5, "8", 1e100 are not integers).
 std::optional<std::int64_t> integer(const json::value& v)
@@ -36,105 +28,6 @@ std::optional<std::int64_t> integer(const json::value& v)
     if (v.is_uint64() && v.as_uint64() <= std::uint64_t(std::numeric_limits<std::int64_t>::max()))
         return std::int64_t(v.as_uint64());
     return std::nullopt;
-}
-
-std::string restart_limit_text(const Options& o)
-{
-    return std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
-}
-
-json::value rollout_now(const PoolState& state, const ManagerFacts& facts, TimePoint now)
-{
-    if (facts.checking)
-        return {{"kind", "upgrade"}, {"state", "checking"}, {"generation", state.last_generation + 1},
-                {"from_generation", state.generation}, {"elapsed_s", seconds(now - *facts.checking)}};
-    if (!state.rollout) return nullptr;
-    const Rollout& r = *state.rollout;
-    return {{"kind", herd::to_string(r.kind)}, {"state", "rolling"}, {"generation", state.generation},
-            {"from_generation", r.from_generation}, {"elapsed_s", seconds(now - r.started)}};
-}
-
-json::value last_rollout(const History& history, TimePoint now)
-{
-    if (!history.last_rollout) return nullptr;
-    const RolloutRecord& r = *history.last_rollout;
-    return {{"kind", herd::to_string(r.kind)}, {"generation", r.generation}, {"result", r.failed ? "failed" : "complete"},
-            {"why", r.why}, {"ago_s", seconds(now - r.at)}};
-}
-
-json::object rollout_counts(const History& history)
-{
-    json::object out;
-    for (std::string_view kind : {"upgrade", "reload"}) {
-        json::object counts;
-        for (std::string_view result : {"complete", "failed"}) {
-            const auto it = history.rollouts.find(std::string(kind) + " " + std::string(result));
-            counts[result] = it == history.rollouts.end() ? 0 : it->second;
-        }
-        out[kind] = std::move(counts);
-    }
-    return out;
-}
-
-json::object manager_status(const PoolState& state, const Options& options, const ManagerFacts& facts,
-                            const History& history, TimePoint now)
-{
-    json::object exits;
-    for (const auto& [kind, count] : state.exits) exits[kind] = count;
-    json::value backoff = nullptr;
-    if (state.backoff_until && *state.backoff_until > now) backoff = seconds(*state.backoff_until - now);
-    return {
-        {"pid", facts.pid},
-        {"name", facts.name},
-        {"binary", facts.binary},
-        {"version", HERD_VERSION},
-        {"generation", state.generation},
-        {"target", state.target},
-        {"ready", ready_count(state)},
-        {"at_target", at_target(state) && !state.rollout},
-        {"phase", state.phase == Phase::running ? "running" : "stopping"},
-        {"uptime_s", seconds(now - facts.started)},
-        {"rollout", rollout_now(state, facts, now)},
-        {"last_rollout", last_rollout(history, now)},
-        {"rollouts", rollout_counts(history)},
-        {"exits", std::move(exits)},
-        {"failures", failures_within(state, options, now)},
-        {"restart_limit", restart_limit_text(options)},
-        {"backoff_s", std::move(backoff)},
-    };
-}
-
-json::array slot_exits(const History& history, int slot, TimePoint now)
-{
-    json::array out;
-    const auto it = history.exits.find(slot);
-    if (it == history.exits.end()) return out;
-    for (const ExitRecord& e : it->second)
-        out.push_back({{"pid", e.pid}, {"outcome", e.outcome}, {"ran_s", seconds(e.ran)}, {"ago_s", seconds(now - e.at)}});
-    return out;
-}
-
-json::array worker_status(const PoolState& state, const History& history, TimePoint now)
-{
-    std::vector<const WorkerRecord*> workers;
-    for (const auto& w : state.workers) workers.push_back(&w);
-    std::sort(workers.begin(), workers.end(), [](const auto* a, const auto* b) {
-        return std::pair(a->slot, a->generation) < std::pair(b->slot, b->generation);
-    });
-    json::array out;
-    for (const WorkerRecord* w : workers) {
-        json::value beat = nullptr;
-        if (w->ready()) beat = seconds(now - w->last_heartbeat);
-        out.push_back({{"pid", w->pid},
-                       {"slot", w->slot},
-                       {"generation", w->generation},
-                       {"state", state_name(*w)},
-                       {"age_s", seconds(now - w->spawned_at)},
-                       {"heartbeat_age_s", std::move(beat)},
-                       {"requests", w->requests},
-                       {"exits", slot_exits(history, w->slot, now)}});
-    }
-    return out;
 }
 
 // Like json::serialize, but seconds print as 0.639, not 6.39E-1: people read --json output too.
@@ -182,17 +75,89 @@ std::string quoted(std::string_view piece)
 
 std::string text_of(const json::value& v)
 {
+    return detail::json_text(v);
+}
+
+std::string line(const json::value& v)
+{
+    return detail::json_line(v);
+}
+
+// Request keys
+std::string invalid(const json::value& value, std::string_view key, std::string_view why)
+{
+    return "invalid value " + quoted(text_of(value)) + " for \"" + std::string(key) + "\": " + std::string(why);
+}
+
+std::optional<std::string> take_count(Request& r, std::string_view key, const json::value& value)
+{
+    const auto n = integer(value);
+    if (!n) return invalid(value, key, "not an integer");
+    const auto limit = std::int64_t(max_workers);
+    if (key == "workers") {
+        if (*n < 0 || *n > limit)
+            return "invalid value " + std::to_string(*n) + " for \"workers\": must be 0 to " + std::to_string(limit);
+        r.workers = unsigned(*n);
+    } else {
+        if (*n < -limit || *n > limit)
+            return "invalid value " + std::to_string(*n) + " for \"delta\": must be within ±" + std::to_string(limit);
+        r.delta = int(*n);
+    }
+    return std::nullopt;
+}
+
+// The plan's words are checked by the config file's parser, where the manager changes it; here only
+// what would make it unfit for a log line.
+std::optional<std::string> take_plan(Request& r, const json::value& value)
+{
+    constexpr std::string_view example = "such as \"restart, restart 5s, wait\"";
+    if (!value.is_string()) return invalid(value, "plan", "not a string (" + std::string(example) + ")");
+    const std::string_view text = value.as_string();
+    if (text.size() > max_plan_text)
+        return invalid(value, "plan", "longer than " + std::to_string(max_plan_text) + " bytes");
+    if (std::any_of(text.begin(), text.end(), [](char c) { return (unsigned char)c < 0x20 || c == 0x7f; }))
+        return invalid(value, "plan", "not one line of printable text");
+    if (text.find_first_not_of(' ') == std::string_view::npos)
+        return invalid(value, "plan", "no step (" + std::string(example) + ")");
+    r.plan = std::string(text);
+    return std::nullopt;
+}
+
+/// One key of a request, checked and stored; or the sentence that says what is wrong with it.
+std::optional<std::string> take(Request& r, std::string_view key, const json::value& value)
+{
+    // Every request but reload and upgrade (the whole manager's) may be about one pool
+    const bool pool_op = r.op != Op::reload && r.op != Op::upgrade;
+    if (r.op == Op::scale && (key == "workers" || key == "delta")) return take_count(r, key, value);
+    if (r.op == Op::stop && key == "graceful") {
+        if (!value.is_bool()) return invalid(value, key, "not true or false");
+        r.graceful = value.as_bool();
+        return std::nullopt;
+    }
+    if (pool_op && key == "pool") {
+        if (!value.is_string() || !is_pool_name(value.as_string()))
+            return invalid(value, key, "a pool name is 1 to " + std::to_string(max_pool_name) +
+                                           " letters, digits, '-' or '_'");
+        r.pool = std::string(value.as_string());
+        return std::nullopt;
+    }
+    if (r.op == Op::plan && key == "plan") return take_plan(r, value);
+    return "unknown key \"" + quoted(key) + "\" for " + std::string(to_string(r.op));
+}
+
+}  // namespace
+
+std::string detail::json_text(const json::value& v)
+{
     std::string out;
     write_json(out, v);
     return out;
 }
 
-std::string line(const json::value& v)
+std::string detail::json_line(const json::value& v)
 {
-    return text_of(v) + "\n";
+    return json_text(v) + "\n";
 }
-
-}  // namespace
 
 std::string_view to_string(Op op)
 {
@@ -222,36 +187,27 @@ std::variant<Request, std::string> parse_request(std::string_view text)
     const std::string_view name = command->as_string();
     const auto op = op_from(name);
     if (!op)
-        return "unknown command '" + quoted(name) + "' (status, scale, reload, upgrade or stop)";
+        return "unknown command '" + quoted(name) + "' (status, scale, reload, upgrade, stop, restart, start or plan)";
 
     Request r;
     r.op = *op;
     for (const auto& [key, value] : o) {
         if (key == "command") continue;
-        if (r.op == Op::scale && (key == "workers" || key == "delta")) {
-            const auto n = integer(value);
-            if (!n) return "invalid value " + quoted(text_of(value)) + " for \"" + quoted(key) + "\": not an integer";
-            if (key == "workers") {
-                if (*n < 0 || *n > max_workers)
-                    return "invalid value " + std::to_string(*n) + " for \"workers\": must be 0 to " +
-                           std::to_string(max_workers);
-                r.workers = unsigned(*n);
-            } else {
-                if (*n < -std::int64_t(max_workers) || *n > std::int64_t(max_workers))
-                    return "invalid value " + std::to_string(*n) + " for \"delta\": must be within ±" +
-                           std::to_string(max_workers);
-                r.delta = int(*n);
-            }
-        } else if (r.op == Op::stop && key == "graceful") {
-            if (!value.is_bool()) return "invalid value " + quoted(text_of(value)) + " for \"graceful\": not true or false";
-            r.graceful = value.as_bool();
-        } else {
-            return "unknown key \"" + quoted(key) + "\" for " + std::string(name);
-        }
+        if (auto why = take(r, key, value)) return *why;
     }
     if (r.op == Op::scale && r.workers.has_value() == o.contains("delta"))
         return std::string("scale needs either \"workers\" (exact) or \"delta\" (relative)");
+    if ((r.op == Op::restart || r.op == Op::start || r.op == Op::plan) && !r.pool)
+        return std::string(name) + " needs \"pool\": the name of a pool";
     return r;
+}
+
+bool is_pool_name(std::string_view name)
+{
+    const auto allowed = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    };
+    return !name.empty() && name.size() <= max_pool_name && std::all_of(name.begin(), name.end(), allowed);
 }
 
 std::string error_answer(std::string_view why)
@@ -270,14 +226,6 @@ void History::add(RolloutRecord rollout)
 {
     ++rollouts[herd::to_string(rollout.kind) + (rollout.failed ? " failed" : " complete")];
     last_rollout = std::move(rollout);
-}
-
-std::string status_answer(const PoolState& state, const Options& options, const ManagerFacts& facts,
-                          const History& history, TimePoint now)
-{
-    return line({{"ok", true},
-                 {"manager", manager_status(state, options, facts, history, now)},
-                 {"workers", worker_status(state, history, now)}});
 }
 
 std::string scale_answer(const PoolState& state)

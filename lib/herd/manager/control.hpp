@@ -4,7 +4,11 @@
 //
 // Requests: {"command":"status"}, {"command":"scale","workers":N} or {"command":"scale","delta":K},
 // {"command":"reload"}, {"command":"upgrade"}, {"command":"stop","graceful":true|false}.
-// Answers: {"ok":true,...} or {"ok":false,"error":"one sentence"}.
+// Several pools (DESIGN.md §7a) add "pool":"NAME" to status, scale and stop (stop: that pool only),
+// and {"command":"restart","pool":NAME}, {"command":"start","pool":NAME},
+// {"command":"plan","pool":NAME} (show) or {"command":"plan","pool":NAME,"plan":"restart, wait"}.
+// Answers: {"ok":true,...} or {"ok":false,"error":"one sentence"}. Status and the answers about one
+// pool are in control_status.hpp.
 #pragma once
 
 #include <herd/config/options.hpp>
@@ -21,7 +25,7 @@
 
 namespace herd::control {
 
-enum class Op { status, scale, reload, upgrade, stop };
+enum class Op { status, scale, reload, upgrade, stop, restart, start, plan };
 
 /// "status", "scale", ...
 std::string_view to_string(Op op);
@@ -31,14 +35,22 @@ std::optional<Op> op_from(std::string_view name);
 
 struct Request {
     Op op = Op::status;
-    std::optional<unsigned> workers;   // scale: exact target
+    std::optional<unsigned> workers = std::nullopt;   // scale: exact target
     int delta = 0;                     // scale: relative
     bool graceful = true;              // stop
+    std::optional<std::string> pool = std::nullopt;   // status, scale, stop: that pool only; restart, start, plan: always
+    std::optional<std::string> plan = std::nullopt;   // plan: the new plan as the config file writes it (checked by its parser)
     friend bool operator==(const Request&, const Request&) = default;
 };
 
 /// One request line; the error names what is wrong with it ("unknown command 'scael'", ...).
 std::variant<Request, std::string> parse_request(std::string_view line);
+
+/// A pool's name as requests and the config file's [pool.NAME] give it: 1 to 64 letters, digits, '-' or '_'.
+bool is_pool_name(std::string_view name);
+constexpr std::size_t max_pool_name = 64;
+/// The longest plan text a request may carry.
+constexpr std::size_t max_plan_text = 1024;
 
 /// {"ok":false,"error":...}
 std::string error_answer(std::string_view why);
@@ -81,9 +93,11 @@ struct ManagerFacts {
     std::string binary;
     TimePoint started{};
     std::optional<TimePoint> checking;   // an upgrade's pre-flight check runs, since then
+    Phase phase = Phase::running;        // stopping: the manager's own graceful or fast stop
 };
 
-/// {"ok":true,"manager":{...},"workers":[...]}
+/// A manager of one pool: {"ok":true,"manager":{...},"workers":[...],"pools":[{"name":"main",...}]}
+/// (the phase is the pool's). Several pools: control_status.hpp.
 std::string status_answer(const PoolState& state, const Options& options, const ManagerFacts& facts,
                           const History& history, TimePoint now);
 

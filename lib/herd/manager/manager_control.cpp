@@ -4,6 +4,7 @@
 // the rest of the pool, and the new image answers them.
 #include <herd/manager/manager.hpp>
 
+#include <herd/manager/control_status.hpp>
 #include <herd/os/notify.hpp>
 
 #include <spdlog/spdlog.h>
@@ -160,6 +161,18 @@ void Manager::set_control(int fd, std::string path)
 void Manager::on_request(std::uint64_t client, const control::Peer& peer, const control::Request& request)
 {
     using control::Op;
+    // One pool, "main": the operations on a pool of several are not this manager's
+    const auto picked = request.pool ? control::pick_pool(request, {"main"}) : std::size_t{0};
+    if (const auto* why = std::get_if<std::string>(&picked)) {
+        control_->answer(client, control::error_answer(*why));
+        return;
+    }
+    if (request.op == Op::restart || request.op == Op::start || request.op == Op::plan ||
+        (request.op == Op::stop && request.pool)) {
+        control_->answer(client, control::error_answer(std::string(control::to_string(request.op)) +
+                                                       " of a pool is not supported by this manager"));
+        return;
+    }
     if (request.op == Op::status) {
         const control::ManagerFacts facts{::getpid(), options_.name, binary_, started_at_,
                                           preflight_ ? std::optional(rollout_requested_) : std::nullopt};
@@ -172,7 +185,7 @@ void Manager::on_request(std::uint64_t client, const control::Peer& peer, const 
     case Op::reload: start_rollout(Reason::reload, said, client); break;
     case Op::upgrade: start_rollout(Reason::upgrade, said, client); break;
     case Op::stop: stop(request.graceful, said, client); break;
-    case Op::status: break;
+    default: break;   // status above; restart, start and plan refused above
     }
 }
 
