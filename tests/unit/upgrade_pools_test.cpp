@@ -362,6 +362,8 @@ TEST_CASE("a malformed version 3 record is refused, naming the line")
     // Version 2 knows none of version 3's items.
     CHECK(error_of("herd-handover 2\npool web\nend\n") == "hand-over line 2: unknown item 'pool'");
     CHECK(error_of("herd-handover 2\nheld 0 -\nend\n") == "hand-over line 2: unknown item 'held'");
+    // The record's own bytes go into a log line as printable text.
+    CHECK(error_of("herd-handover 2\n\x1b[2J\nend\n") == "hand-over line 2: unknown item '\\x1b[2J'");
 }
 
 TEST_CASE("a version 3 reader skips items and worker fields a later image of version 3 may add")

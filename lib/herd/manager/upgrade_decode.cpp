@@ -67,10 +67,10 @@ struct Reader {
         return true;
     }
 
-    // Version 3: a pool item belongs to the pool of the latest "pool" line
+    // A pool item belongs to the pool of the latest "pool" line (versions 1 and 2: `main`)
     HandoverPool& pool_for(const std::string& key)
     {
-        if (h.pools.empty()) throw std::invalid_argument("'" + key + "' before any 'pool' line");
+        if (h.pools.empty()) throw std::invalid_argument("'" + printable(key) + "' before any 'pool' line");
         return h.pools.back();
     }
 
@@ -256,7 +256,7 @@ Handover decode_handover(std::string_view text)
             const bool known = reader.item(key, in, n);
             // Version 3 skips what a later image of version 3 may have added; 1 and 2 never did.
             if (!known && reader.h.version < 3 && !key.empty())
-                throw std::invalid_argument("unknown item '" + key + "'");
+                throw std::invalid_argument("unknown item '" + printable(key) + "'");
             if (known && !one_of(free_text_items, key) && in.fail()) throw std::invalid_argument("malformed value");
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("hand-over line " + std::to_string(n) + ": " + e.what());
