@@ -106,7 +106,7 @@ TEST_CASE("a binary adopts only the hand-over versions it knows")
     CHECK(can_adopt(1));   // a manager started before the control socket existed
     std::string text = encode(sample());
     text.replace(0, text.find('\n'), "herd-handover 99");
-    CHECK(error_of(text) == "hand-over line 1: hand-over version 99 is not supported (this binary adopts versions 1 to 2)");
+    CHECK(error_of(text) == "hand-over line 1: hand-over version 99 is not supported (this binary adopts versions 1 to 3)");
 }
 
 TEST_CASE("a truncated or malformed hand-over record is refused, naming the line")
@@ -120,7 +120,7 @@ TEST_CASE("a truncated or malformed hand-over record is refused, naming the line
     CHECK(error_of("herd-handover 1\nworker pid=1\nend\n") == "hand-over line 2: worker without slot");
 }
 
-TEST_CASE("version 2 hands over the control socket, the clients waiting on it and the status history")
+TEST_CASE("since version 2 the control socket, the clients waiting on it and the status history are handed over")
 {
     Handover in = sample();
     in.control_fd = 11;
@@ -133,7 +133,7 @@ TEST_CASE("version 2 hands over the control socket, the clients waiting on it an
     in.history.add(control::RolloutRecord{Reason::reload, 5, false, "", t0 + 1s});
     in.upgrade_requested = t0 + 2s;
     const Handover out = decode_handover(encode(in));
-    CHECK(out.version == 2);
+    CHECK(out.version == handover_version);
     CHECK(out.control_fd == 11);
     CHECK(out.control_path == "/run/app/control sock");
     CHECK(out.clients == in.clients);
@@ -177,7 +177,7 @@ TEST_CASE("exec mode hands over each program's output pipe with its worker, and 
     const Handover out = decode_handover(text);
     CHECK(out.outputs == std::vector<std::pair<int, int>>{{101, 12}});
     CHECK(out.pool == in.pool);
-    CHECK(out.version == 2);   // an extra worker field: version 2 readers skip what they do not know
+    CHECK(out.version == handover_version);   // an extra worker field: readers skip fields they do not know
     const std::string fork_mode = encode(sample());
     CHECK(fork_mode.find("out=") == std::string::npos);
     CHECK(decode_handover(fork_mode).outputs.empty());
