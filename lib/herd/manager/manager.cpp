@@ -320,7 +320,7 @@ void Manager::reap(int pid, int status)
     const bool failure = is_failure(pool(*i).state, *w);
     spdlog::log(failure ? spdlog::level::warn : spdlog::level::info, "{}worker {} reaped: {}, slot {}, ran {}",
                 in_pool(*i), pid, outcome, w->slot, since(w->spawned_at, now));
-    history_.add(w->slot, {pid, outcome, std::chrono::duration_cast<Duration>(now - w->spawned_at), now});
+    shell_of(*i).history.add(w->slot, {pid, outcome, std::chrono::duration_cast<Duration>(now - w->spawned_at), now});
     shell_of(*i).runner->forget(pid);
     handle(*i, WorkerExited{pid, status}, now);
     if (hooks_.after_reap) hooks_.after_reap(event);
@@ -350,11 +350,7 @@ void Manager::check_readiness()
         if (on_first_ready_) std::exchange(on_first_ready_, nullptr)();
     }
     all_ready_ = ready;
-    std::erase_if(waiting_, [&](const Waiting& w) {
-        if (w.op != control::Op::scale || !is_settled(pool(w.pool).state)) return false;
-        control_->answer(w.client, control::scale_answer(pool(w.pool).state));
-        return true;
-    });
+    answer_pools();
 }
 
 void Manager::stop_listening()

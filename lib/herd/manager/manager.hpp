@@ -5,6 +5,7 @@
 
 #include <herd/manager/control.hpp>
 #include <herd/manager/control_server.hpp>
+#include <herd/manager/control_status.hpp>
 #include <herd/core/heartbeat.hpp>
 #include <herd/manager/hooks.hpp>
 #include <herd/manager/runner.hpp>
@@ -93,6 +94,8 @@ private:
         std::optional<Options> previous_options;   // reload: what to go back to if it fails
         std::vector<Listener> previous_listeners;  // reload: closed once the old generation is gone
         bool ready = false;                        // at its target, as last announced
+        control::History history;                  // its workers' exits by slot, for status
+        std::vector<Listener> own_listeners;       // a pool adopted from a hand-over only: its sockets
     };
     void handle(std::size_t pool, const Event& event, TimePoint now);
     void handle(const SupervisorEvent& event, TimePoint now);
@@ -107,7 +110,12 @@ private:
     std::size_t target_count() const;
     void on_signal(int signal);
     void scale(std::size_t pool, const Scale& request, const std::string& said,
-               std::optional<std::uint64_t> client = {});
+               std::optional<std::uint64_t> client = {}, bool named = false);
+    void steer(std::size_t pool, const control::Request& request, const std::string& said, std::uint64_t client);
+    void change_plan(std::uint64_t client, std::size_t pool, const std::optional<std::string>& text);
+    control::PoolView view(std::size_t pool) const;
+    std::string_view stage_text(std::size_t pool) const;
+    void answer_pools();
     void stop(bool graceful, const std::string& said, std::optional<std::uint64_t> client = {});
     void shut_down(bool graceful);
     std::optional<std::string> rollout_refusal() const;
@@ -178,7 +186,8 @@ private:
     struct Waiting {
         std::uint64_t client;
         control::Op op;
-        std::size_t pool = 0;   // scale: the pool it is for
+        std::size_t pool = 0;   // scale, stop, start, restart: the pool it is for
+        bool named = false;     // the request named its pool: answered with the pool's state
     };
     std::unique_ptr<control::Server> control_;
     std::vector<Waiting> waiting_;                // clients waiting for an operation to finish

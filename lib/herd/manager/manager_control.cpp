@@ -4,6 +4,8 @@
 // the rest of the pool, and the new image answers them.
 #include <herd/manager/manager.hpp>
 
+#include <herd/config/supervision_values.hpp>
+#include <herd/core/text.hpp>
 #include <herd/manager/control_status.hpp>
 #include <herd/os/notify.hpp>
 
@@ -26,7 +28,8 @@ overloaded(F...) -> overloaded<F...>;
 
 // Commands: from a signal, or from the control socket with a client waiting for the outcome
 // (answered when the operation has finished or failed). `said` is who asked, for the log.
-void Manager::scale(std::size_t i, const Scale& request, const std::string& said, std::optional<std::uint64_t> client)
+void Manager::scale(std::size_t i, const Scale& request, const std::string& said, std::optional<std::uint64_t> client,
+                    bool named)
 {
     if (supervisor_.phase != Phase::running) {
         spdlog::warn("{}: the manager is stopping, ignored", said);
@@ -35,7 +38,7 @@ void Manager::scale(std::size_t i, const Scale& request, const std::string& said
     }
     handle(ScalePool{i, request}, Clock::now());
     spdlog::info("{}: {}target is now {} workers", said, in_pool(i), pool(i).state.target);
-    if (client) waiting_.push_back({*client, control::Op::scale, i});
+    if (client) waiting_.push_back({*client, control::Op::scale, i, named});
     check_readiness();
 }
 
@@ -64,7 +67,8 @@ void Manager::shut_down(bool graceful)
     // each worker closes its own after accepting what was already queued.
     stop_listening();
     handle(ShutdownRequested{graceful}, Clock::now());
-    for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade})
+    for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade, control::Op::start,
+                    control::Op::restart})
         fail_waiting(op, "the manager is stopping");
 }
 
@@ -133,6 +137,7 @@ void Manager::report_stage(const SupervisorAction& action, TimePoint now)
                    [&](const PoolStopped& a) {
                        if (several) spdlog::info("pool {} stopped", pool(a.pool).name);
                        handle(PoolReported{a.pool, PoolStage::stopped}, now);
+                       answer_pools();
                    },
                    [&](const PoolFailed& a) {
                        if (several)
@@ -161,32 +166,136 @@ void Manager::set_control(int fd, std::string path)
 void Manager::on_request(std::uint64_t client, const control::Peer& peer, const control::Request& request)
 {
     using control::Op;
-    // One pool, "main": the operations on a pool of several are not this manager's
-    const auto picked = request.pool ? control::pick_pool(request, {"main"}) : std::size_t{0};
-    if (const auto* why = std::get_if<std::string>(&picked)) {
-        control_->answer(client, control::error_answer(*why));
-        return;
-    }
-    if (request.op == Op::restart || request.op == Op::start || request.op == Op::plan ||
-        (request.op == Op::stop && request.pool)) {
-        control_->answer(client, control::error_answer(std::string(control::to_string(request.op)) +
-                                                       " of a pool is not supported by this manager"));
-        return;
+    std::vector<std::string> names;
+    for (const Pool& p : supervisor_.pools) names.push_back(p.name);
+    // A status or a stop without a pool is about the whole manager; the rest names a pool, or the only one
+    const bool whole = (request.op == Op::status || request.op == Op::stop) && !request.pool;
+    const bool rollout = request.op == Op::reload || request.op == Op::upgrade;
+    std::size_t i = 0;
+    if (!whole && !rollout) {
+        const auto picked = control::pick_pool(request, names);
+        if (const auto* why = std::get_if<std::string>(&picked)) {
+            control_->answer(client, control::error_answer(*why));
+            return;
+        }
+        i = std::get<std::size_t>(picked);
     }
     if (request.op == Op::status) {
-        const control::ManagerFacts facts{::getpid(), options_.name, binary_, started_at_,
-                                          preflight_ ? std::optional(rollout_requested_) : std::nullopt};
-        control_->answer(client, control::status_answer(state(), pool(0).options, facts, history_, Clock::now()));
+        control::ManagerFacts facts{::getpid(), options_.name, binary_, started_at_,
+                                    preflight_ ? std::optional(rollout_requested_) : std::nullopt, supervisor_.phase};
+        std::vector<control::PoolView> views;
+        for (std::size_t j = 0; j < supervisor_.pools.size(); ++j)
+            if (whole || j == i) views.push_back(view(j));
+        control_->answer(client, control::status_answer(views, facts, history_, Clock::now()));
         return;
     }
+    if (request.op == Op::plan) return change_plan(client, i, request.plan);
     const std::string said = "control request from pid " + std::to_string(peer.pid);
     switch (request.op) {
-    case Op::scale: scale(0, Scale{request.workers, request.delta}, said, client); break;
+    case Op::scale: scale(i, Scale{request.workers, request.delta}, said, client, request.pool.has_value()); break;
     case Op::reload: start_rollout(Reason::reload, said, client); break;
     case Op::upgrade: start_rollout(Reason::upgrade, said, client); break;
-    case Op::stop: stop(request.graceful, said, client); break;
-    default: break;   // status above; restart, start and plan refused above
+    case Op::stop:
+        if (whole) stop(request.graceful, said, client);
+        else steer(i, request, said, client);
+        break;
+    case Op::restart:
+    case Op::start: steer(i, request, said, client); break;
+    default: break;
     }
+}
+
+// A pool as the control socket shows it
+control::PoolView Manager::view(std::size_t i) const
+{
+    const Pool& p = pool(i);
+    unsigned held = 0;
+    for (const auto& [slot, until] : p.state.held) held += until == TimePoint::max() ? 1 : 0;
+    return control::PoolView{p.name, p.state, p.options, shells_.at(i)->history, stage_text(i), p.supervision,
+                             control::PlanPosition{p.step, p.runs + 1}, held};
+}
+
+std::string_view Manager::stage_text(std::size_t i) const
+{
+    static const std::string names[] = {"waiting", "starting", "running", "stopping", "stopped", "failed"};
+    return names[std::size_t(pool(i).stage)];
+}
+
+// herdctl plan POOL ["PLAN"]: shown, or changed at once (its count starts over)
+void Manager::change_plan(std::uint64_t client, std::size_t i, const std::optional<std::string>& text)
+{
+    if (text) {
+        std::optional<RestartPlan> plan;
+        try {
+            // The steps change; the count stays the pool's (plan-count in its configuration)
+            plan = RestartPlan{parse_plan(*text), std::nullopt};
+            if (pool(i).supervision.plan) plan->count = pool(i).supervision.plan->count;
+        } catch (const std::invalid_argument& e) {
+            control_->answer(client, control::error_answer("invalid plan '" + printable(*text, 200) + "': " + e.what()));
+            return;
+        }
+        handle(ChangePlan{i, plan}, Clock::now());
+        spdlog::info("pool {}: plan is now \"{}\" (count {}), from its first step", pool(i).name,
+                     to_string(plan->steps), plan_count_to_string(plan->count));
+    }
+    control_->answer(client, control::plan_answer(view(i)));
+}
+
+// herdctl stop POOL, start POOL, restart POOL: answered once the pool is stopped, running, or rolled
+void Manager::steer(std::size_t i, const control::Request& request, const std::string& said, std::uint64_t client)
+{
+    using control::Op;
+    if (supervisor_.phase != Phase::running) {
+        control_->answer(client, control::error_answer("the manager is stopping"));
+        return;
+    }
+    const Pool& p = pool(i);
+    const auto now = Clock::now();
+    if (request.op == Op::stop) {
+        spdlog::info("{}: stopping pool {} ({} workers, {})", said, p.name, p.state.workers.size(),
+                     request.graceful ? "gracefully" : "fast");
+        handle(StopPool{i, request.graceful}, now);
+    } else if (request.op == Op::start) {
+        if (p.stage != PoolStage::stopped && p.stage != PoolStage::stopping) {
+            control_->answer(client, control::pool_answer(view(i)));   // nothing to start: it runs
+            return;
+        }
+        spdlog::info("{}: starting pool {} ({} workers)", said, p.name, p.wanted);
+        handle(StartPool{i}, now);
+    } else {
+        spdlog::info("{}: restarting pool {} ({} workers, rolling)", said, p.name, p.state.workers.size());
+        handle(RestartPool{i}, now);
+    }
+    waiting_.push_back({client, request.op, i, true});
+    check_readiness();
+}
+
+// Clients waiting on one pool: answered once it is where they asked it to be
+void Manager::answer_pools()
+{
+    using control::Op;
+    std::erase_if(waiting_, [&](const Waiting& w) {
+        if (w.op != Op::scale && !w.named) return false;   // the manager's own stop, reload, upgrade
+        const Pool& p = pool(w.pool);
+        bool done = false;
+        switch (w.op) {
+        case Op::scale: done = is_settled(p.state); break;
+        case Op::stop: done = p.stage == PoolStage::stopped || p.stage == PoolStage::failed; break;
+        case Op::start:
+        case Op::restart:
+            done = p.stage == PoolStage::running && !p.state.rollout && !p.restart_pending && is_settled(p.state);
+            break;
+        default: break;
+        }
+        if (p.stage == PoolStage::failed && w.op != Op::stop) {
+            control_->answer(w.client, control::error_answer("pool " + p.name + " failed: " + p.why));
+            return true;
+        }
+        if (!done) return false;
+        control_->answer(w.client, w.op == Op::scale && !w.named ? control::scale_answer(p.state)
+                                                                 : control::pool_answer(view(w.pool)));
+        return true;
+    });
 }
 
 void Manager::answer_waiting(control::Op op, const std::string& line)

@@ -23,6 +23,16 @@
 
 namespace herd {
 
+namespace {
+
+// Does a reload or an upgrade replace this pool's workers? Not while it waits, stops or is stopped.
+bool rolls(const Pool& p)
+{
+    return !p.removed && (p.stage == PoolStage::starting || p.stage == PoolStage::running);
+}
+
+}  // namespace
+
 // Reload (HUP) and upgrade (USR2): a new generation rolls in, new before old
 void Manager::set_binary(std::string binary, std::vector<std::string> argv)
 {
@@ -46,23 +56,49 @@ void Manager::adopt(const Handover& h)
         if (control_) waiting_.push_back({control_->adopt_client(fd), op});
         else ::close(fd);
     }
-    pool(0).state = h.pool;   // a record of version 2 holds one pool: the first
+    // Each pool by name; a record of version 1 or 2 holds one pool, `main`. A pool this image's
+    // configuration does not have is adopted to stop, and then goes.
+    std::vector<std::size_t> unknown;
+    for (const HandoverPool& from : h.pools) {
+        auto i = supervisor_.find(from.name);
+        if (!i) {
+            supervisor_.pools.push_back(make_pool(from.name, pool(0).options));
+            shells_.push_back(std::make_unique<Shell>(Shell{system_, nullptr, nullptr, {}, {}, false, {}, from.listeners}));
+            shells_.back()->listeners = &shells_.back()->own_listeners;
+            shells_.back()->runner = std::make_unique<Runner>(io_, system_, supervisor_.pools.back().options);
+            i = supervisor_.pools.size() - 1;
+            unknown.push_back(*i);
+        }
+        adopt_pool(pool(*i), from);
+    }
+    for (std::size_t i = 0; i < shells_.size(); ++i) shell_of(i).runner->use(pool(i).options);   // the pools moved
+    if (h.failed) supervisor_.failed = supervisor_.find(*h.failed);
+    // Exits by slot are the first pool's in a record (status keeps them by pool); rollouts the manager's.
+    shell_of(0).history.exits = h.history.exits;
+    history_.exits.clear();
     started_at_ = h.started;
     // Exec mode: the programs' output goes on being logged, by this image now.
     for (const auto& [pid, fd] : h.outputs) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        const WorkerRecord* w = pool(0).state.find(pid);
-        shell_of(0).ops.adopt_output(pid, w ? w->slot : -1, fd);
+        const auto i = supervisor_.pool_of(pid).value_or(0);
+        const WorkerRecord* w = pool(i).state.find(pid);
+        shell_of(i).ops.adopt_output(pid, w ? w->slot : -1, fd);
     }
     previous_binary_fd_ = h.previous_binary_fd;
     if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
     for (const auto& [pid, fd] : h.channels) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        shell_of(0).runner->adopt_channel(pid, fd);
+        shell_of(supervisor_.pool_of(pid).value_or(0)).runner->adopt_channel(pid, fd);
+    }
+    const auto now = Clock::now();
+    for (const std::size_t i : unknown) {
+        pool(i).removed = true;
+        spdlog::warn("pool {} is not in this configuration: its {} workers stop", pool(i).name,
+                     pool(i).state.workers.size());
+        handle(StopPool{i, true}, now);
     }
     // The pool and its target (TTIN, TTOU and scale included) come from the hand-over: an upgrade
     // replaces the binary, not the pool size. The timeouts come from this image's options.
-    const auto now = Clock::now();
     // Heartbeats sent while the images changed wait unread in the pipes: silence of our making.
     for (std::size_t i = 0; i < shells_.size(); ++i) handle(i, ManagerResumed{}, now);
     if (h.rollback_from) {
@@ -78,11 +114,19 @@ void Manager::adopt(const Handover& h)
     // The upgrade took as long as it has since it was asked for, pre-flight and exec included.
     rollout_ = Reason::upgrade;
     for (std::size_t i = 0; i < shells_.size(); ++i)
-        handle(i, RolloutStarted{Reason::upgrade, h.upgrade_requested == TimePoint{} ? std::nullopt
-                                                                                   : std::optional(h.upgrade_requested)},
-               now);
-    spdlog::info("upgrade: manager {} now runs {}; generation {} replaces {} workers of generation {}", ::getpid(),
-                 binary_, state().generation, state().workers.size(), state().rollout->from_generation);
+        if (rolls(pool(i)))
+            handle(i, RolloutStarted{Reason::upgrade, h.upgrade_requested == TimePoint{}
+                                                          ? std::nullopt
+                                                          : std::optional(h.upgrade_requested)},
+                   now);
+    if (supervisor_.pools.size() == 1 && state().rollout)
+        spdlog::info("upgrade: manager {} now runs {}; generation {} replaces {} workers of generation {}", ::getpid(),
+                     binary_, state().generation, state().workers.size(), state().rollout->from_generation);
+    else
+        spdlog::info("upgrade: manager {} now runs {}; {} workers in {} pools are replaced, pool by pool", ::getpid(),
+                     binary_, worker_count(), supervisor_.pools.size());
+    if (!std::any_of(supervisor_.pools.begin(), supervisor_.pools.end(), [](const Pool& p) { return p.state.rollout; }))
+        rollout_.reset();   // nothing to replace: no pool runs
 }
 
 void Manager::start_reload(const std::string& said)
@@ -205,13 +249,15 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
 {
     for (auto& shell : shells_) shell->ops.discard();   // the next image would not know it
     Handover h;
-    h.pool = state();
-    h.pool.rollout.reset();
+    for (std::size_t i = 0; i < shells_.size(); ++i) {
+        h.pools.push_back(handover_pool(pool(i), *shell_of(i).listeners));
+        h.pools.back().state.rollout.reset();
+    }
+    if (supervisor_.failed) h.failed = pool(*supervisor_.failed).name;
     for (auto& shell : shells_) {
         for (const auto& c : shell->runner->channels()) h.channels.push_back(c);
         for (const auto& o : shell->ops.hand_over()) h.outputs.push_back(o);
     }
-    h.listeners = *shell_of(0).listeners;
     h.pid_file_fd = pid_file_fd_;
     h.pid_file_path = pid_file_path_;
     h.binary = binary_;
@@ -220,12 +266,25 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     h.rollback_why = why;
     // Going back, the record is written in the version the previous binary wrote (it may know no newer).
     h.version = rollback_from ? adopted_version_ : handover_version;
+    if (h.version < handover_version && h.pools.size() == 1) {   // one pool, the way older binaries read it
+        h.pool = h.pools.front().state;
+        h.listeners = h.pools.front().listeners;
+        h.pools.clear();
+    }
     if (h.version >= 2) {
         h.history = history_;
+        h.history.exits = shell_of(0).history.exits;
         h.upgrade_requested = rollout_requested_;
         if (control_) {
             h.control_fd = control_->listen_fd();
             h.control_path = control_->path();
+            // A client waiting on one pool asks again of the next image, which cannot tell which pool it was.
+            for (auto op : {control::Op::start, control::Op::restart}) fail_waiting(op, "the manager is upgrading; ask again");
+            std::erase_if(waiting_, [&](const Waiting& w) {
+                if (!w.named) return false;
+                control_->answer(w.client, control::error_answer("the manager is upgrading; ask again"));
+                return true;
+            });
             for (const auto& w : waiting_) h.clients.emplace_back(control_->client_fd(w.client), w.op);
         }
     } else {
@@ -241,6 +300,8 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
 
     ImageExec image{encode(h), handover_env, {}, binary_fd, binary_, argv_};
     for (const auto& l : h.listeners) image.inherited.push_back(l.fd);
+    for (const auto& p : h.pools)
+        for (const auto& l : p.listeners) image.inherited.push_back(l.fd);
     for (const auto& [pid, fd] : h.channels) image.inherited.push_back(fd);
     for (const auto& [pid, fd] : h.outputs) image.inherited.push_back(fd);
     if (pid_file_fd_ >= 0) image.inherited.push_back(pid_file_fd_);
