@@ -74,6 +74,8 @@ struct Options {
     std::string control;
     std::string log_level = "info";
     std::string log_file;
+    std::string stdout_level = "info";                        // a worker's stdout lines are logged at this level
+    std::string stderr_level = "warn";                        // ... its stderr lines at this one (exec mode: info)
     std::string user;
     std::string group;
     std::string name;                                         // empty: the binary's name
@@ -103,7 +105,8 @@ struct OptionsExtension {
 };
 
 /// The defaults of exec mode: --ready-after 1s, --stop-signal TERM (a program may not know QUIT),
-/// --heartbeat auto (a program may know nothing of herd).
+/// --heartbeat auto (a program may know nothing of herd), --stderr-level info (a program's
+/// stderr is often all it writes).
 HERD_API Options exec_defaults();
 
 /// The outcome of parsing a command line.

@@ -134,7 +134,8 @@ std::string encode(const Handover& h)
     if (h.rollback_from) out << "rollback " << h.rollback_from << " " << h.rollback_why << "\n";
     if (h.version >= 2) encode_control(out, h);
     std::map<int, int> fds(h.channels.begin(), h.channels.end());
-    const std::map<int, int> outputs(h.outputs.begin(), h.outputs.end());
+    std::map<int, std::vector<int>> outputs;   // stdout's pipe (or the only one), then stderr's
+    for (const auto& [pid, fd] : h.outputs) outputs[pid].push_back(fd);
     for (const auto& w : p.workers) {
         out << "worker pid=" << w.pid << " slot=" << w.slot << " gen=" << w.generation
             << " fd=" << (fds.count(w.pid) ? fds[w.pid] : -1) << " spawned=" << ns(w.spawned_at)
@@ -143,7 +144,10 @@ std::string encode(const Handover& h)
             << " reason=" << reason_key(w.reason) << " quit=" << opt_ns(w.quit_at) << " term=" << opt_ns(w.term_at)
             << " kill=" << opt_ns(w.kill_at) << " kill_reason=" << reason_key(w.kill_reason);
         if (w.beating) out << " beating=1";   // optional: absent in records of earlier images
-        if (const auto it = outputs.find(w.pid); it != outputs.end()) out << " out=" << it->second;
+        if (const auto it = outputs.find(w.pid); it != outputs.end()) {
+            out << " out=" << it->second.front();
+            if (it->second.size() > 1) out << " err=" << it->second[1];
+        }
         out << "\n";
     }
     out << "end\n";
@@ -234,6 +238,7 @@ Handover decode_handover(std::string_view text)
                 const int fd = int(number(get("fd")));
                 if (fd >= 0) h.channels.emplace_back(w.pid, fd);
                 if (f.count("out")) h.outputs.emplace_back(w.pid, int(number(f["out"])));
+                if (f.count("err")) h.outputs.emplace_back(w.pid, int(number(f["err"])));
                 h.pool.workers.push_back(w);
             } else if (key == "control") {
                 in >> h.control_fd;

@@ -13,10 +13,11 @@
 //              last_rollout KIND GENERATION FAILED AT_NS WHY... / slot_exit SLOT PID RAN_MS AT_NS OUTCOME...
 //              upgrade_requested T_NS
 //   worker pid=.. slot=.. gen=.. fd=.. spawned=.. ready=.. beat=.. requests=.. age_limit=..
-//          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=.. [out=..]
-//   (out=FD: exec mode, the read end of the program's stdout and stderr pipe. Only exec mode's
-//   herd writes it and every herd that does reads it; readers of version 2 ignore fields they do
-//   not know, so the version stays 2.)
+//          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=.. [out=..] [err=..]
+//   (out=FD: the read end of the worker's stdout pipe, and of its stderr too unless err=FD names
+//   a pipe of its own (output_pipes.hpp); exec mode's herd wrote out= from the start, fork mode
+//   and err= came later. Readers of version 2 ignore fields they do not know, so the version
+//   stays 2: an image that does not know err= leaves that pipe unread.)
 //   end
 // Times are steady_clock (CLOCK_MONOTONIC) nanoseconds, which exec does not reset.
 #pragma once
@@ -54,7 +55,7 @@ struct Handover {
     std::vector<std::pair<int, control::Op>> clients;   // connections waiting for an operation's outcome
     control::History history;                    // what status reports: exits by slot, rollouts
     TimePoint upgrade_requested{};               // when the upgrade was asked for (USR2 or herdctl)
-    std::vector<std::pair<int, int>> outputs;    // exec mode: worker pid -> output pipe read fd
+    std::vector<std::pair<int, int>> outputs;    // worker pid -> output pipe read fd: stdout's, then stderr's
 };
 
 /// Can this binary adopt a hand-over of version `version` (1: no control socket; 2: with it)?
