@@ -56,6 +56,7 @@ public:
     bool forwards_log_reopen() const override { return false; }
     std::vector<std::pair<int, int>> hand_over() override;
     void adopt_output(int pid, int slot, int fd) override;
+    void close_in_child() noexcept override { output_.close_in_child(); }
 
     const Program& program() const { return program_; }
 

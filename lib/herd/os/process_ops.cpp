@@ -137,7 +137,7 @@ int ForkOps::fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& out
             if (::getppid() != request.manager_pid) ::_exit(0);
             default_time_slice();   // the manager's long one is for the manager alone
             for (int fd : close_in_child) ::close(fd);
-            output_.close_in_child();
+            ForkOps::close_in_child();   // the other workers' output pipes (other pools': child_setup)
             redirect_output(output);
             if (standby_) {
                 ::close(standby_->go_fd);

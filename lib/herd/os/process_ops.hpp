@@ -66,6 +66,10 @@ public:
     /// Take over a worker's output pipe that the previous image handed over, in hand_over()'s
     /// order (closes it by default).
     virtual void adopt_output(int pid, int slot, int fd);
+    /// In a child forked by any pool's ForkOps: close what this one holds for its workers (their
+    /// output pipes' read ends), raw, without touching the manager's epoll instance. A manager of
+    /// several pools calls it for every pool's ProcessOps from ForkOps::set_child_setup.
+    virtual void close_in_child() noexcept {}
 };
 
 /// The manager asks the kernel for a long time slice (Linux 6.12 and later; EEVDF's sched_runtime
@@ -107,6 +111,7 @@ public:
     bool owns(int pid) const override { return standby_ && standby_->pid == pid; }
     std::vector<std::pair<int, int>> hand_over() override { return output_.hand_over(); }
     void adopt_output(int pid, int slot, int fd) override { output_.adopt(pid, slot, fd); }
+    void close_in_child() noexcept override { output_.close_in_child(); }
 
 private:
     struct Standby {
