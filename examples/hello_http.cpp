@@ -2,6 +2,10 @@
 //
 //   hello-http -l 127.0.0.1:8080 -l unix:/tmp/hello.sock -w 4 --greeting "Hi!"
 //
+// It registers two Worker types in its one-line main: `web` (HelloHttp, the default: what a
+// command line without [pool.NAME] sections runs) and `jobs` (JobWorker, job_worker.hpp), so one
+// config file can run an HTTP pool and a job pool (examples/pools.conf).
+//
 // Each worker runs one single-threaded io_context, accepts on every listener it inherited
 // (TCP and unix alike) and answers each connection's requests in order (pipelining works):
 //   /             200 with --greeting          /pid    200 with the worker's pid
@@ -20,6 +24,7 @@
 // keep-alive connections, finish in-flight requests with "Connection: close"; run() returns
 // once no connection is left.
 #include "http.hpp"
+#include "job_worker.hpp"
 
 #include <herd/herd.hpp>
 
@@ -77,6 +82,9 @@ class Connection;
 
 class HelloHttp : public herd::Worker {
 public:
+    /// A pool's `worker = web` runs this type.
+    static constexpr const char* worker_type = "web";
+
     /// --greeting TEXT, beside the standard options.
     static void add_options(boost::program_options::options_description& options)
     {
@@ -392,5 +400,5 @@ const std::string& HelloHttp::date()
 
 int main(int argc, char** argv)
 {
-    return herd::main<HelloHttp>(argc, argv);
+    return herd::main<HelloHttp, JobWorker>(argc, argv);
 }

@@ -19,6 +19,12 @@
 //   poll-stop-fd   a poll() loop of its own on stop_fd(), heartbeat() once per wake-up
 //   grow=MB        the worker in slot 0 writes MB MiB of private memory after start and keeps
 //                  working as ok (feeds --max-worker-memory); the others work as ok
+//   print          writes to stdout and stderr the way a library might, past herd's log: at start
+//                  "printf from worker PID in slot S" (printf), "cout from worker PID" (std::cout),
+//                  "stderr from worker PID" (fprintf to stderr), an ESC sequence, and one line of
+//                  its own through spdlog ("test worker PID logs through spdlog"); then works as
+//                  ok; after QUIT writes "stderr after QUIT from worker PID" to stderr and "last
+//                  words of PID" with no newline to stdout, and returns 0
 //
 // `--no-pdeathsig` clears PR_SET_PDEATHSIG in on_start (and says so in the log): only the
 // heartbeat channel can then tell the worker that its manager died.
@@ -49,6 +55,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
@@ -62,7 +69,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 10ms;
 
 enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
-                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow };
+                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow, print };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -102,6 +109,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"idle-wait", Mode::idle_wait, false},
         {"poll-stop-fd", Mode::poll_stop_fd, false},
         {"grow", Mode::grow, true},
+        {"print", Mode::print, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -204,7 +212,8 @@ public:
         d.add_options()
             ("mode", po::value<std::string>()->default_value("ok"),
              "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
-             " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage | idle-wait | poll-stop-fd | grow=MB")
+             " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage | idle-wait | poll-stop-fd | grow=MB"
+             " | print")
             ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick")
             ("no-pdeathsig", po::bool_switch(), "clear PR_SET_PDEATHSIG at start: only the heartbeat channel tells of a dead manager");
     }
@@ -239,6 +248,7 @@ public:
         case Mode::exit_at_boot: ::_exit(static_cast<int>(mode_.value));
         case Mode::never_ready: block_forever();
         case Mode::orphans: leave_orphans(int(mode_.value)); break;
+        case Mode::print: print(); break;
         default: break;
         }
     }
@@ -300,6 +310,11 @@ public:
             std::this_thread::sleep_for(tick);
         }
 
+        if (mode_.mode == Mode::print) {
+            std::fprintf(stderr, "stderr after QUIT from worker %d\n", int(::getpid()));
+            std::printf("last words of %d", int(::getpid()));   // no newline
+        }
+
         // Slow drain after QUIT
         if (mode_.mode == Mode::slow_drain) {
             const auto until = Clock::now() + limit;
@@ -312,6 +327,17 @@ public:
     }
 
 private:
+    // Output that is not herd's: what a library's stray printf would write.
+    void print()
+    {
+        const int pid = int(::getpid());
+        std::printf("printf from worker %d in slot %d\n", pid, slot());
+        std::cout << "cout from worker " << pid << std::endl;
+        std::fprintf(stderr, "stderr from worker %d\n", pid);
+        std::printf("\x1b[31mred from worker %d\x1b[0m\n", pid);
+        spdlog::info("test worker {} logs through spdlog", pid);
+    }
+
     void beat()
     {
         heartbeat();

@@ -98,12 +98,11 @@ TEST_CASE("the manager-wide options of DESIGN.md §7a are the manager's")
     CHECK(table.at("group") == OptionScope::pool);
 }
 
-TEST_CASE("a server binary's options are exec mode's without --heartbeat, --ready-after, --stop-signal and the output levels")
+TEST_CASE("a server binary's options are exec mode's without --heartbeat, --ready-after and --stop-signal")
 {
     std::vector<std::string> exec = names_of(herd::standard_specs(herd::exec_defaults(), true));
     std::erase_if(exec, [](const std::string& name) {
-        return name == "heartbeat" || name == "ready-after" || name == "stop-signal" || name == "stdout-level" ||
-               name == "stderr-level";
+        return name == "heartbeat" || name == "ready-after" || name == "stop-signal";
     });
     CHECK(names_of(herd::standard_specs(herd::Options{}, false)) == exec);
 }

@@ -58,3 +58,12 @@ TEST_CASE("a long last line without a newline is logged once, cut")
     CHECK(out.feed("abcdefgh") == Lines{{"abcd", true}});
     CHECK_FALSE(out.finish());
 }
+
+TEST_CASE("a line is logged printable: control bytes escaped, tabs and UTF-8 kept")
+{
+    CHECK(herd::loggable("SigBlk:\t0000") == "SigBlk:\t0000");
+    CHECK(herd::loggable("\x1b[31mred\x1b[0m") == "\\x1b[31mred\\x1b[0m");
+    CHECK(herd::loggable("caf\xc3\xa9\tmid\rline\x7f") == "caf\xc3\xa9\tmid\\x0dline\\x7f");
+    CHECK(herd::loggable("") == "");
+    CHECK(herd::loggable("\t\t") == "\t\t");
+}

@@ -372,17 +372,18 @@ TEST_CASE("exec mode's command pools take its options from the command line; a W
 }
 
 // Values
-TEST_CASE("a program's stdout is logged at info and its stderr at warn, unless set otherwise")
+TEST_CASE("a worker's stdout is logged at info and its stderr at warn (a program's at info), unless set otherwise")
 {
     const auto cl = parse({"--", "app"}, exec_mode());
     CHECK(cl.options.stdout_level == "info");
-    CHECK(cl.options.stderr_level == "warn");
+    CHECK(cl.options.stderr_level == "info");   // one pipe: the program's lines keep their order
+    CHECK(parse({}, server()).options.stderr_level == "warn");
     const auto set = parse({"--stdout-level", "debug", "--stderr-level", "off", "--", "app"}, exec_mode());
     CHECK(set.pools[0].options.stdout_level == "debug");
     CHECK(set.pools[0].options.stderr_level == "off");
     CHECK(usage_error({"--stderr-level", "loud", "--", "app"}, exec_mode()) ==
           "invalid value 'loud' for --stderr-level: expected one of trace, debug, info, warn, error, critical, off");
-    CHECK(usage_error({"--stdout-level", "info"}, server()) == "unknown option --stdout-level");
+    CHECK(parse({"--stdout-level", "debug"}, server()).options.stdout_level == "debug");
 }
 
 TEST_CASE("bad values in a section are refused with their line and key")

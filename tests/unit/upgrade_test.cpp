@@ -168,19 +168,31 @@ TEST_CASE("the binary path keeps symlinks and is absolute")
     CHECK(resolve_binary("sh").starts_with("/"));
 }
 
-TEST_CASE("exec mode hands over each program's output pipe with its worker, and a record without any has none")
+TEST_CASE("each worker's output pipe is handed over with its worker, and a record without any has none")
 {
     Handover in = sample();
     in.outputs = {{101, 12}};
     const std::string text = encode(in);
     CHECK(text.find("out=12") != std::string::npos);
+    CHECK(text.find("err=") == std::string::npos);
     const Handover out = decode_handover(text);
     CHECK(out.outputs == std::vector<std::pair<int, int>>{{101, 12}});
     CHECK(out.pool == in.pool);
     CHECK(out.version == handover_version);   // an extra worker field: readers skip fields they do not know
-    const std::string fork_mode = encode(sample());
-    CHECK(fork_mode.find("out=") == std::string::npos);
-    CHECK(decode_handover(fork_mode).outputs.empty());
+    const std::string none = encode(sample());
+    CHECK(none.find("out=") == std::string::npos);
+    CHECK(decode_handover(none).outputs.empty());
+}
+
+TEST_CASE("a worker with a stderr pipe of its own hands over both, stdout's first")
+{
+    Handover in = sample();
+    in.outputs = {{101, 12}, {101, 13}};
+    const std::string text = encode(in);
+    CHECK(text.find(" out=12 err=13") != std::string::npos);
+    const Handover out = decode_handover(text);
+    CHECK(out.outputs == std::vector<std::pair<int, int>>{{101, 12}, {101, 13}});
+    CHECK(out.version == handover_version);
 }
 
 TEST_CASE("the pre-flight check's arguments go before exec mode's command")

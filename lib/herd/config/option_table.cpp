@@ -114,10 +114,10 @@ std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
         {pool, "Exec mode", "stop-signal", "SIG", "asks a program to finish and exit (retire, QUIT to herd); "
          "KILL follows after --graceful-timeout", signal_text(d.stop_signal), Kind::value,
          [](O& o, S v) { o.stop_signal = parse_signal(v); }, false, true},
-        {pool, "Exec mode", "stdout-level", "LEVEL", "the log level of a program's stdout lines", d.stdout_level,
-         Kind::value, [](O& o, S v) { o.stdout_level = parse_level(v); }, false, true},
-        {pool, "Exec mode", "stderr-level", "LEVEL", "the log level of a program's stderr lines", d.stderr_level,
-         Kind::value, [](O& o, S v) { o.stderr_level = parse_level(v); }, false, true},
+        {pool, "Logging", "stdout-level", "LEVEL", "the log level of a worker's stdout lines", d.stdout_level,
+         Kind::value, [](O& o, S v) { o.stdout_level = parse_level(v); }},
+        {pool, "Logging", "stderr-level", "LEVEL", "the log level of a worker's stderr lines", d.stderr_level,
+         Kind::value, [](O& o, S v) { o.stderr_level = parse_level(v); }},
 
         // Several pools (DESIGN.md §7a): the strategy is the manager's, set by options.cpp
         {manager, "Supervision", "restart-strategy", "S", "when an exit needs a restart: one (that worker), "

@@ -270,6 +270,7 @@ Options exec_defaults()
     o.ready_after = std::chrono::seconds(1);
     o.stop_signal = SIGTERM;
     o.heartbeat = HeartbeatMode::automatic;
+    o.stderr_level = "info";
     return o;
 }
 

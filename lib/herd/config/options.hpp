@@ -75,8 +75,8 @@ struct Options {
     std::string control;
     std::string log_level = "info";
     std::string log_file;
-    std::string stdout_level = "info";                        // exec mode: the level of a program's stdout lines
-    std::string stderr_level = "warn";                        // ... and of its stderr lines
+    std::string stdout_level = "info";                        // a worker's stdout lines are logged at this level
+    std::string stderr_level = "warn";                        // ... its stderr lines at this one (exec mode: info)
     std::string user;
     std::string group;
     std::string name;                                         // empty: the binary's name
@@ -107,7 +107,8 @@ struct OptionsExtension {
 };
 
 /// The defaults of exec mode: --ready-after 1s, --stop-signal TERM (a program may not know QUIT),
-/// --heartbeat auto (a program may know nothing of herd).
+/// --heartbeat auto (a program may know nothing of herd), --stderr-level info (a program's
+/// stderr is often all it writes).
 HERD_API Options exec_defaults();
 
 /// One pool of workers (DESIGN.md §7a): a `[pool.NAME]` section of the config file, or the one

@@ -1,5 +1,7 @@
 #include <herd/core/output.hpp>
 
+#include <herd/core/text.hpp>
+
 #include <algorithm>
 
 namespace herd {
@@ -13,6 +15,18 @@ std::string without_cr(std::string text)
 }
 
 }  // namespace
+
+std::string loggable(std::string_view line)
+{
+    std::string text;
+    for (;;) {
+        const auto tab = line.find('\t');
+        text += printable(line.substr(0, tab), max_output_line);
+        if (tab == std::string_view::npos) return text;
+        text += '\t';
+        line.remove_prefix(tab + 1);
+    }
+}
 
 std::vector<OutputLine> OutputLines::feed(std::string_view bytes)
 {

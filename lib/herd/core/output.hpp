@@ -1,5 +1,5 @@
-// A program's output, split into lines for the log (exec mode: the manager logs every line a
-// worker writes to its stdout or stderr, tagged with the worker's slot and pid).
+// A worker's output, split into lines for the log (the manager logs every line a worker writes
+// to its stdout or stderr, tagged with the worker's pool, slot and pid: os/output_pipes.hpp).
 //
 // A line is what ends in '\n' (a '\r' before it is dropped). A line longer than the bound is cut:
 // its first max_line bytes are logged once, marked as cut, and the rest up to the next '\n' is
@@ -22,6 +22,10 @@ struct OutputLine {
     bool cut = false;   // the line went on past max_line bytes
     friend bool operator==(const OutputLine&, const OutputLine&) = default;
 };
+
+/// A line of output as the log shows it: printable() (text.hpp) piece by piece, tabs kept as they
+/// are (stack traces and tables use them; they cannot break a log line or drive a terminal).
+std::string loggable(std::string_view line);
 
 class OutputLines {
 public:

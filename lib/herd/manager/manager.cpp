@@ -45,7 +45,7 @@ std::string since(TimePoint from, TimePoint to)
 
 }  // namespace
 
-Manager::Manager(boost::asio::io_context& io, Options options, Strategy strategy, std::vector<PoolSetup> pools,
+Manager::Manager(boost::asio::io_context& io, Options options, Strategy strategy, std::vector<ManagedPool> pools,
                  ManagerHooks hooks)
     : io_(io), options_(std::move(options)), hooks_(std::move(hooks)), signal_fd_(io), system_(pools.at(0).ops)
 {
@@ -67,7 +67,7 @@ Manager::Manager(boost::asio::io_context& io, Options options, Strategy strategy
 
 Manager::Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,
                  ManagerHooks hooks)
-    : Manager(io, options, Strategy::one, std::vector<PoolSetup>{PoolSetup{"main", options, {}, ops, listeners}},
+    : Manager(io, options, Strategy::one, std::vector<ManagedPool>{ManagedPool{"main", options, {}, ops, listeners}},
               std::move(hooks))
 {
 }

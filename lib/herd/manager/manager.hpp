@@ -36,7 +36,7 @@ struct PreflightOutcome;
 
 /// One pool as run.cpp sets it up: its name, options and supervision, how its workers start and
 /// the sockets they serve.
-struct PoolSetup {
+struct ManagedPool {
     std::string name;
     Options options;
     Supervision supervision;
@@ -47,7 +47,7 @@ struct PoolSetup {
 class Manager {
 public:
     /// A manager of these pools, in this order; `options` holds the manager-wide options.
-    Manager(boost::asio::io_context& io, Options options, Strategy strategy, std::vector<PoolSetup> pools,
+    Manager(boost::asio::io_context& io, Options options, Strategy strategy, std::vector<ManagedPool> pools,
             ManagerHooks hooks = {});
     /// A manager of one pool, `main`, as the command line alone makes it.
     Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,

@@ -93,6 +93,15 @@ void report(int fd, const std::string& message)
     [[maybe_unused]] auto n = ::write(fd, message.data(), message.size());
 }
 
+// The levels of the workers' output: the manager's current options (a reload may change them).
+std::function<OutputLevels()> output_levels(detail::Startup& s)
+{
+    return [&s] {
+        const Options& o = s.manager().options();
+        return OutputLevels{o.stdout_level, o.stderr_level};
+    };
+}
+
 }  // namespace
 
 int detail::run(int argc, char** argv, Mode mode)
@@ -261,17 +270,17 @@ int run(int argc, char** argv, App app)
     mode.ext.version = app.version;
     mode.ext.add_options = app.add_options;
     mode.hooks = app.hooks;
-    mode.make_ops = [make_worker = app.make_worker](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
+    mode.make_ops = [types = std::make_shared<const App>(app)](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
         auto ops = std::make_unique<ForkOps>(
-            [&s, make_worker](const SpawnRequest& request) {
+            s.io, PoolSetup{std::string(default_pool), "", output_levels(s)},
+            [&s, types](const SpawnRequest& request) {
                 if (s.ready_fd >= 0) ::close(s.ready_fd);
                 const Options& opts = s.manager().options();   // after a reload, the new ones
-                const std::string role = "worker[" + std::to_string(request.slot) + "]";
-                log::set_role(role);
-                proctitle::set(opts.name + ": " + role + " gen " + std::to_string(request.generation));
+                log::set_role(worker_role(request.pool, request.slot));
+                proctitle::set(worker_title(opts.name, request.pool, request.slot, request.generation));
                 if (const int err = take_identity(s.identity()))
                     throw std::system_error(err, std::generic_category(), "cannot switch to --user or --group");
-                auto worker = make_worker();
+                auto worker = types->make(request.worker_type);
                 detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts,
                                                         opts.app_args.map ? opts.app_args.map.get()
                                                                           : s.command_line.app_args.get(),
@@ -315,7 +324,8 @@ int run_exec(int argc, char** argv)
         else
             spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked to "
                          "stop with {}", shown, signal_name(o.stop_signal));
-        return std::make_unique<ExecOps>(s.io, std::move(program), s.listeners, s.identity);
+        return std::make_unique<ExecOps>(s.io, PoolSetup{std::string(default_pool), "", output_levels(s)},
+                                         std::move(program), s.listeners, s.identity);
     };
     return detail::run(argc, argv, std::move(mode));
 }

@@ -14,9 +14,11 @@
 //   listener FD FAMILY ADDRESS / pid_file FD PATH / previous_binary FD / binary PATH / started T_NS
 //   rollback GENERATION WHY...   (the new binary failed and this is the previous one again)
 //   worker pid=.. slot=.. gen=.. fd=.. spawned=.. ready=.. beat=.. requests=.. age_limit=..
-//          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=.. [beating=1] [out=..]
-//   (out=FD: exec mode, the read end of the program's stdout and stderr pipe. Readers skip
-//   worker fields they do not know, so fields were added without a new version.)
+//          request_limit=.. reason=.. quit=.. term=.. kill=.. kill_reason=.. [beating=1] [out=..] [err=..]
+//   (out=FD: the read end of the worker's stdout pipe, and of its stderr too unless err=FD names
+//   a pipe of its own (output_pipes.hpp); exec mode's herd wrote out= from the start, fork mode
+//   and err= came later. Readers skip worker fields they do not know, so fields were added
+//   without a new version: an image that does not know err= leaves that pipe unread.)
 // Version 2 adds the control socket: control FD PATH / client FD OPERATION / rollouts KIND_RESULT N
 //   last_rollout KIND GENERATION FAILED AT_NS WHY... / slot_exit SLOT PID RAN_MS AT_NS OUTCOME...
 //   upgrade_requested T_NS
@@ -100,7 +102,7 @@ struct Handover {
     std::vector<std::pair<int, control::Op>> clients;   // connections waiting for an operation's outcome
     control::History history;                    // what status reports: exits by slot, rollouts
     TimePoint upgrade_requested{};               // when the upgrade was asked for (USR2 or herdctl)
-    std::vector<std::pair<int, int>> outputs;    // exec mode: worker pid -> output pipe read fd
+    std::vector<std::pair<int, int>> outputs;    // worker pid -> output pipe read fd: stdout's, then stderr's
 };
 
 /// Can this binary adopt a hand-over of version `version` (1: no control socket; 2: with it;

@@ -160,6 +160,7 @@ struct Reader {
         const int fd = int(number(get("fd")));
         if (fd >= 0) h.channels.emplace_back(w.pid, fd);
         if (f.count("out")) h.outputs.emplace_back(w.pid, int(number(f["out"])));
+        if (f.count("err")) h.outputs.emplace_back(w.pid, int(number(f["err"])));
         s.workers.push_back(w);
     }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace herd {
 
@@ -62,7 +63,7 @@ void encode_listeners(std::ostream& out, const std::vector<Listener>& listeners)
 }
 
 void encode_workers(std::ostream& out, const PoolState& p, const std::map<int, int>& fds,
-                    const std::map<int, int>& outputs)
+                    const std::map<int, std::vector<int>>& outputs)
 {
     for (const auto& w : p.workers) {
         const auto fd = fds.find(w.pid);
@@ -73,7 +74,10 @@ void encode_workers(std::ostream& out, const PoolState& p, const std::map<int, i
             << " reason=" << reason_key(w.reason) << " quit=" << opt_ns(w.quit_at) << " term=" << opt_ns(w.term_at)
             << " kill=" << opt_ns(w.kill_at) << " kill_reason=" << reason_key(w.kill_reason);
         if (w.beating) out << " beating=1";   // optional: absent in records of earlier images
-        if (const auto it = outputs.find(w.pid); it != outputs.end()) out << " out=" << it->second;
+        if (const auto it = outputs.find(w.pid); it != outputs.end()) {
+            out << " out=" << it->second.front();   // stdout's pipe (or the only one), then stderr's
+            if (it->second.size() > 1) out << " err=" << it->second[1];
+        }
         out << "\n";
     }
 }
@@ -138,7 +142,8 @@ std::string encode(const Handover& h)
                                     std::to_string(pools.size()) + " (" + names(pools) + ")");
     if (h.version >= 3) check_names(pools, h.failed);
     const std::map<int, int> fds(h.channels.begin(), h.channels.end());
-    const std::map<int, int> outputs(h.outputs.begin(), h.outputs.end());
+    std::map<int, std::vector<int>> outputs;
+    for (const auto& [pid, fd] : h.outputs) outputs[pid].push_back(fd);
 
     std::ostringstream out;
     out << "herd-handover " << h.version << "\n";

@@ -9,6 +9,7 @@ namespace {
 constexpr std::string_view not_passed_on[] = {
     "LISTEN_PID=",   "LISTEN_FDS=",   "LISTEN_FDNAMES=", "NOTIFY_SOCKET=",   "WATCHDOG_USEC=",
     "WATCHDOG_PID=", "HERD_SLOT=",    "HERD_GENERATION=", "HERD_HEARTBEAT_FD=", "HERD_HANDOVER_FD=",
+    "HERD_POOL=",
 };
 
 }  // namespace
@@ -26,7 +27,7 @@ std::string fd_name(const Listener& l)
 }
 
 ChildEnvironment child_environment(const char* const* parent, const std::vector<Listener>& listeners,
-                                   int heartbeat_fd, int slot, unsigned generation)
+                                   int heartbeat_fd, int slot, unsigned generation, std::string_view pool)
 {
     ChildEnvironment env;
     for (const char* const* e = parent; e && *e; ++e) {
@@ -46,6 +47,7 @@ ChildEnvironment child_environment(const char* const* parent, const std::vector<
     env.vars.push_back("HERD_HEARTBEAT_FD=" + std::to_string(heartbeat_fd));
     env.vars.push_back("HERD_SLOT=" + std::to_string(slot));
     env.vars.push_back("HERD_GENERATION=" + std::to_string(generation));
+    env.vars.push_back("HERD_POOL=" + std::string(pool));
     return env;
 }
 

@@ -1,9 +1,7 @@
 #include <herd/os/exec_ops.hpp>
 
 #include <herd/os/fd.hpp>
-#include <herd/os/log.hpp>
 
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>
 
@@ -44,14 +42,15 @@ struct LowFdsTaken {
 // manager is single-threaded, but a child of a forking process should not need that to be true.
 struct ChildSetup {
     std::vector<int> fds;            // become 3, 4, ...: the listeners, then the heartbeat pipe
-    int output = -1;                 // becomes 1 and 2
+    int out = -1;                    // becomes 1
+    int err = -1;                    // becomes 2 (the same pipe as out, or one of its own)
     ChildEnvironment& env;
     std::vector<const char*> envp;
     const Identity& identity;
     pid_t manager = 0;
 
-    ChildSetup(std::vector<int> f, int out, ChildEnvironment& e, const Identity& id)
-        : fds(std::move(f)), output(out), env(e), identity(id), manager(::getpid())
+    ChildSetup(std::vector<int> f, int out, int err, ChildEnvironment& e, const Identity& id)
+        : fds(std::move(f)), out(out), err(err), env(e), identity(id), manager(::getpid())
     {
         for (const auto& v : env.vars) envp.push_back(v.c_str());
         envp.push_back(nullptr);
@@ -78,12 +77,12 @@ struct ChildSetup {
         const int n = int(fds.size());
         const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null < 0) return failed();
-        std::array<int, 2> stdio_sources{null, output};
+        std::array<int, 3> stdio_sources{null, out, err};
         for (int& fd : stdio_sources)
             if ((fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 3 + n)) < 0) return failed();
         for (int& fd : fds)
             if ((fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 3 + n)) < 0) return failed();
-        if (::dup2(stdio_sources[0], 0) < 0 || ::dup2(stdio_sources[1], 1) < 0 || ::dup2(stdio_sources[1], 2) < 0)
+        if (::dup2(stdio_sources[0], 0) < 0 || ::dup2(stdio_sources[1], 1) < 0 || ::dup2(stdio_sources[2], 2) < 0)
             return failed();
         for (int i = 0; i < n; ++i)
             if (::dup2(fds[std::size_t(i)], 3 + i) < 0) return failed();
@@ -131,19 +130,10 @@ struct ChildSetup {
 
 }  // namespace
 
-// A program's output, read by the manager until EOF or until the program is reaped
-struct ExecOps::Output {
-    Output(boost::asio::io_context& io, int fd, int pid, int slot) : pipe(io, fd), pid(pid), slot(slot) {}
-    boost::asio::posix::stream_descriptor pipe;
-    std::array<char, 4096> buffer{};
-    OutputLines lines;
-    int pid;
-    int slot;
-};
-
-ExecOps::ExecOps(boost::asio::io_context& io, Program program, const std::vector<Listener>& listeners,
+ExecOps::ExecOps(boost::asio::io_context& io, PoolSetup pool, Program program, const std::vector<Listener>& listeners,
                  std::function<Identity()> identity)
-    : io_(io), program_(std::move(program)), listeners_(listeners), identity_(std::move(identity))
+    : pool_(std::move(pool)), output_(io, pool_.name, pool_.output_levels), program_(std::move(program)),
+      listeners_(listeners), identity_(std::move(identity))
 {
 }
 
@@ -153,16 +143,15 @@ ExecOps::~ExecOps() = default;
 Started ExecOps::spawn(int slot, unsigned generation)
 {
     PipeFds heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
-    PipeFds output = make_pipe(O_CLOEXEC, "cannot create an output pipe");
-    // Only the manager's end: the program's stdout stays blocking, as programs expect.
-    ::fcntl(output.read.get(), F_SETFL, ::fcntl(output.read.get(), F_GETFL) | O_NONBLOCK);
+    OutputPipes::Pipes output = output_.open();
 
     std::vector<int> fds;
     for (const auto& l : listeners_) fds.push_back(l.fd);
     fds.push_back(heartbeat.write.get());
-    ChildEnvironment env = child_environment(environ, listeners_, 3 + int(listeners_.size()), slot, generation);
+    ChildEnvironment env =
+        child_environment(environ, listeners_, 3 + int(listeners_.size()), slot, generation, pool_.name);
     const Identity identity = identity_ ? identity_() : Identity{};
-    ChildSetup setup(fds, output.write.get(), env, identity);
+    ChildSetup setup(fds, output.stdout_fd(), output.stderr_fd(), env, identity);
     std::vector<const char*> argv;
     for (const auto& a : program_.argv) argv.push_back(a.c_str());
     argv.push_back(nullptr);
@@ -188,9 +177,7 @@ Started ExecOps::spawn(int slot, unsigned generation)
         process.detach();
     }
 
-    const int out = output.read.release();
-    outputs_.emplace(pid, std::make_unique<Output>(io_, out, pid, slot));
-    watch_output(pid);
+    output_.watch(pid, slot, std::move(output));
     return {pid, heartbeat.read.release()};
 }
 
@@ -202,89 +189,20 @@ bool ExecOps::send(int pid, int signal)
 std::optional<int> ExecOps::try_reap(int pid)
 {
     auto status = reap_if_exited(pid);
-    // Everything it wrote is in the pipe now: logged before the manager logs its exit.
-    if (status) drain_output(pid);
+    // Everything it wrote is in the pipes now: logged before the manager logs its exit.
+    if (status) output_.drain(pid);
     return status;
-}
-
-// Output: one log line per line a program writes. The manager does every read itself, when the
-// pipe is readable (a read completed by asio but not yet handed over could be overtaken by the
-// drain at reap time, and its bytes lost).
-void ExecOps::watch_output(int pid)
-{
-    auto it = outputs_.find(pid);
-    if (it == outputs_.end()) return;
-    it->second->pipe.async_wait(boost::asio::posix::descriptor_base::wait_read,
-                                [this, pid](const boost::system::error_code& ec) {
-                                    if (ec == boost::asio::error::operation_aborted) return;
-                                    // A bounded share per wake-up: a chatty program does not hold up
-                                    // the manager's heartbeats and signals.
-                                    if (read_output(pid, 4)) watch_output(pid);
-                                });
-}
-
-bool ExecOps::read_output(int pid, std::size_t max_reads)
-{
-    auto it = outputs_.find(pid);
-    if (it == outputs_.end()) return false;
-    Output& o = *it->second;
-    for (std::size_t reads = 0; reads < max_reads;) {
-        const ssize_t n = ::read(o.pipe.native_handle(), o.buffer.data(), o.buffer.size());
-        if (n < 0 && errno == EINTR) continue;
-        ++reads;
-        if (n > 0) {
-            log_lines(o, o.lines.feed(std::string_view(o.buffer.data(), std::size_t(n))));
-            continue;
-        }
-        if (n < 0 && errno == EAGAIN) return true;
-        // EOF (or a broken pipe): the program and whatever inherited its stdout are gone.
-        if (auto last = o.lines.finish()) log_lines(o, {*last});
-        outputs_.erase(it);
-        return false;
-    }
-    return true;
-}
-
-void ExecOps::drain_output(int pid)
-{
-    // What the program wrote is in the pipe: read it (bounded), log an unfinished last line, and
-    // close. A child it left behind may still hold the pipe's write end, for as long as it lives:
-    // reading on would cost the manager one descriptor per restart of such a program.
-    if (!read_output(pid, 64)) return;   // EOF: closed already
-    const auto it = outputs_.find(pid);
-    if (it == outputs_.end()) return;
-    if (auto last = it->second->lines.finish()) log_lines(*it->second, {*last});
-    outputs_.erase(it);
-}
-
-void ExecOps::log_lines(const Output& o, const std::vector<OutputLine>& lines) const
-{
-    const std::string role = "worker[" + (o.slot >= 0 ? std::to_string(o.slot) : std::string("?")) + "]";
-    for (const auto& line : lines)
-        log::write_as(role, o.pid,
-                      line.cut ? line.text + " [cut: longer than " + std::to_string(max_output_line) + " bytes]"
-                               : line.text);
 }
 
 // USR2: the output pipes go to the next image; the lines read so far are logged by this one
 std::vector<std::pair<int, int>> ExecOps::hand_over()
 {
-    std::vector<std::pair<int, int>> fds;
-    std::vector<int> pids;
-    for (const auto& [pid, o] : outputs_) pids.push_back(pid);
-    for (int pid : pids) read_output(pid, 64);
-    for (auto& [pid, o] : outputs_) {
-        if (auto last = o->lines.finish()) log_lines(*o, {*last});
-        fds.emplace_back(pid, o->pipe.native_handle());
-    }
-    return fds;
+    return output_.hand_over();
 }
 
 void ExecOps::adopt_output(int pid, int slot, int fd)
 {
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    outputs_.insert_or_assign(pid, std::make_unique<Output>(io_, fd, pid, slot));
-    watch_output(pid);
+    output_.adopt(pid, slot, fd);
 }
 
 }  // namespace herd

@@ -4,15 +4,16 @@
 //
 // A program starts with
 //   fd 0            /dev/null
-//   fds 1 and 2     one pipe to the manager, which logs each line written to it as
-//                   "[worker[SLOT] PID] [info] <line>" (output.hpp: long lines cut, the last
-//                   line logged at EOF); read until the program is reaped, then closed (what a
-//                   child it left behind writes later is not read: such a child gets EPIPE)
+//   fds 1 and 2     pipes to the manager, which logs each line written to them as
+//                   "[POOL[SLOT] PID] [LEVEL] <line>" (output_pipes.hpp: one pipe for both
+//                   while --stdout-level and --stderr-level are the same, as they are by
+//                   default in exec mode, both info); read until the program is reaped, then
+//                   closed (what a child it left behind writes later is not read: it gets EPIPE)
 //   fds 3..3+n-1    the listening sockets, in --listen order: LISTEN_FDS=n, LISTEN_PID=its own
 //                   pid, LISTEN_FDNAMES=one name each (fd_name()); none of the three when n = 0
 //   fd 3+n          the write end of its heartbeat pipe: HERD_HEARTBEAT_FD=3+n (heartbeat.hpp
 //                   has the record format; an empty line is a heartbeat)
-//   HERD_SLOT, HERD_GENERATION
+//   HERD_SLOT, HERD_GENERATION, HERD_POOL
 // and no other descriptor of the manager's; no signal blocked and every signal at its default
 // action (the manager blocks its own for a signalfd and ignores SIGPIPE: a program inherits
 // neither); PR_SET_PDEATHSIG SIGKILL, so it dies with the manager; the kernel's default time
@@ -27,7 +28,7 @@
 #include <herd/os/child_environment.hpp>
 #include <herd/os/executable.hpp>
 #include <herd/os/identity.hpp>
-#include <herd/core/output.hpp>
+#include <herd/os/output_pipes.hpp>
 #include <herd/os/process_ops.hpp>
 #include <herd/worker/worker.hpp>
 
@@ -38,7 +39,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace herd {
@@ -46,7 +46,7 @@ namespace herd {
 class ExecOps : public ProcessOps {
 public:
     /// `listeners` is the manager's (a reload may change it); `identity` is asked at each spawn.
-    ExecOps(boost::asio::io_context& io, Program program, const std::vector<Listener>& listeners,
+    ExecOps(boost::asio::io_context& io, PoolSetup pool, Program program, const std::vector<Listener>& listeners,
             std::function<Identity()> identity);
     ~ExecOps() override;
 
@@ -56,17 +56,13 @@ public:
     bool forwards_log_reopen() const override { return false; }
     std::vector<std::pair<int, int>> hand_over() override;
     void adopt_output(int pid, int slot, int fd) override;
+    void close_in_child() noexcept override { output_.close_in_child(); }
 
     const Program& program() const { return program_; }
 
 private:
-    struct Output;
-    void watch_output(int pid);
-    bool read_output(int pid, std::size_t max_reads);   // false: EOF, the output is gone
-    void drain_output(int pid);
-    void log_lines(const Output& out, const std::vector<OutputLine>& lines) const;
-
-    boost::asio::io_context& io_;
+    PoolSetup pool_;
+    OutputPipes output_;
     // Boost.Process calls notify_fork() on the context it launches with. The child execs at once
     // and never touches the manager's epoll instance; a context of its own, with nothing
     // registered, spares every spawn re-registering the manager's descriptors in the child.
@@ -74,7 +70,6 @@ private:
     Program program_;
     const std::vector<Listener>& listeners_;
     std::function<Identity()> identity_;
-    std::unordered_map<int, std::unique_ptr<Output>> outputs_;   // by worker pid, until EOF or its reap
 };
 
 }  // namespace herd

@@ -25,12 +25,12 @@ namespace herd::log {
 
 namespace {
 
-struct Level {
+struct LevelName {
     std::string_view name;
     spdlog::level::level_enum value;
 };
 
-constexpr Level levels[] = {
+constexpr LevelName levels[] = {
     {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},       {"info", spdlog::level::info},
     {"warn", spdlog::level::warn},   {"error", spdlog::level::err},         {"critical", spdlog::level::critical},
     {"off", spdlog::level::off},
@@ -88,6 +88,29 @@ private:
 
 using FileSink = ReopenFileSink<std::mutex>;
 
+/// A sink writing to a descriptor of its own: a worker's copy of the stderr it was born with.
+class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    explicit FdSink(int fd) : fd_(fd) {}
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override
+    {
+        spdlog::memory_buf_t formatted;
+        this->formatter_->format(msg, formatted);
+        for (std::size_t off = 0; off < formatted.size();) {
+            const ssize_t n = ::write(fd_.get(), formatted.data() + off, formatted.size() - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;
+            off += std::size_t(n);
+        }
+    }
+    void flush_() override {}
+
+private:
+    UniqueFd fd_;
+};
+
 std::shared_ptr<FileSink> file_sink;   // null when logging to stderr
 
 // "manager 1234", "worker[2] 1240": read by the %* flag at format time, so a worker sets its
@@ -110,18 +133,18 @@ std::unique_ptr<spdlog::formatter> make_formatter()
     return formatter;
 }
 
-spdlog::level::level_enum parse_level(const std::string& name)
+spdlog::level::level_enum spdlog_level(std::string_view name)
 {
-    for (const Level& level : levels)
+    for (const LevelName& level : levels)
         if (level.name == name) return level.value;
-    throw std::invalid_argument("unknown log level '" + name + "' (expected one of " + level_names() + ")");
+    throw std::invalid_argument("unknown log level '" + std::string(name) + "' (expected one of " + level_names() + ")");
 }
 
 }  // namespace
 
 void setup(const std::string& level, const std::string& file, const std::string& role)
 {
-    const spdlog::level::level_enum threshold = parse_level(level);
+    const spdlog::level::level_enum threshold = spdlog_level(level);
     std::shared_ptr<FileSink> new_file_sink;
     spdlog::sink_ptr sink;
     if (file.empty()) {
@@ -145,17 +168,35 @@ void set_role(const std::string& role)
     std::snprintf(role_text, sizeof role_text, "%s %d", role.c_str(), int(::getpid()));
 }
 
-void write_as(const std::string& role, int pid, std::string_view text)
+static_assert(int(Level::trace) == spdlog::level::trace && int(Level::info) == spdlog::level::info &&
+              int(Level::warn) == spdlog::level::warn && int(Level::off) == spdlog::level::off);
+
+Level parse_level(std::string_view name)
+{
+    return Level(int(spdlog_level(name)));   // the same order as spdlog's
+}
+
+void write_as(const std::string& role, int pid, Level level, std::string_view text)
 {
     // The role is read when the line is formatted: swapped in for this one line only.
     char own[sizeof role_text];
     std::memcpy(own, role_text, sizeof own);
     std::snprintf(role_text, sizeof role_text, "%s %d", role.c_str(), pid);
     try {
-        spdlog::info("{}", text);
+        spdlog::log(spdlog::level::level_enum(int(level)), "{}", text);
     } catch (...) {
     }
     std::memcpy(role_text, own, sizeof own);
+}
+
+void keep_stderr()
+{
+    if (file_sink) return;
+    const int fd = ::fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) return;
+    auto logger = spdlog::default_logger();
+    logger->sinks().assign({std::make_shared<FdSink>(fd)});
+    logger->set_formatter(make_formatter());
 }
 
 void reopen() noexcept
@@ -172,7 +213,7 @@ void reopen() noexcept
 std::string level_names()
 {
     std::string names;
-    for (const Level& level : levels) {
+    for (const LevelName& level : levels) {
         if (!names.empty()) names += ", ";
         names += level.name;
     }

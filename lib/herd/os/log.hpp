@@ -21,9 +21,19 @@ void setup(const std::string& level, const std::string& file, const std::string&
 /// Tag lines with a new role and the current pid (in a worker right after fork).
 void set_role(const std::string& role);
 
-/// Log one line (info) in another process's name: "[worker[2] 1240] [info] <text>". Exec mode logs
-/// its programs' output this way, so it reads like a herd worker's own lines.
-void write_as(const std::string& role, int pid, std::string_view text);
+/// A level of log lines, as --log-level, --stdout-level and --stderr-level name them.
+enum class Level { trace, debug, info, warn, error, critical, off };
+/// "trace" ... "off" (see level_names()); throws std::invalid_argument naming the text.
+Level parse_level(std::string_view name);
+
+/// Log one line at `level` in another process's name: "[web[2] 1240] [warn] <text>". The manager
+/// logs its workers' output this way (output_pipes.hpp), so it reads like a worker's own lines.
+void write_as(const std::string& role, int pid, Level level, std::string_view text);
+
+/// In a worker whose stderr is about to become a pipe to the manager: when logging to stderr,
+/// go on writing log lines to the stderr as it is now (a close-on-exec copy), so that the
+/// manager does not log them a second time. Nothing changes when logging to a file.
+void keep_stderr();
 
 /// Reopen the log file (USR1); nothing to do for stderr. If the file cannot be opened, logs
 /// the reason and keeps writing to the old one.

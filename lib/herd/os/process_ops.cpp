@@ -1,6 +1,7 @@
 #include <herd/os/process_ops.hpp>
 
 #include <herd/os/fd.hpp>
+#include <herd/os/log.hpp>
 
 #include <cerrno>
 #include <csignal>
@@ -90,7 +91,9 @@ std::optional<int> reap_if_exited(int pid)
     }
 }
 
-ForkOps::ForkOps(ChildMain child_main, bool standby) : child_main_(std::move(child_main)), use_standby_(standby)
+ForkOps::ForkOps(boost::asio::io_context& io, PoolSetup pool, ChildMain child_main, bool standby)
+    : pool_(std::move(pool)), output_(io, pool_.name, pool_.output_levels), child_main_(std::move(child_main)),
+      use_standby_(standby)
 {
 }
 
@@ -99,7 +102,24 @@ ForkOps::~ForkOps()
     discard();
 }
 
-int ForkOps::fork_child(SpawnRequest request, int go_fd, std::initializer_list<int> close_in_child)
+namespace {
+
+// In the child: stdout and stderr into the manager's pipes, the child's copies of them closed.
+void redirect_output(const OutputPipes::Pipes& output)
+{
+    log::keep_stderr();   // its own log lines are formatted already: not through the manager again
+    ::dup2(output.stdout_fd(), 1);
+    ::dup2(output.stderr_fd(), 2);
+    for (int fd : {output.out_read.get(), output.out_write.get(), output.err_read.get(), output.err_write.get()})
+        if (fd > 2) ::close(fd);
+    // Line by line, as on a terminal: a printf() shows in the log when its line ends, not at exit.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+}
+
+}  // namespace
+
+int ForkOps::fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& output,
+                        std::initializer_list<int> close_in_child)
 {
     // Block signals across fork: the child takes what arrives early once its handlers are in place.
     sigset_t all, old;
@@ -118,6 +138,8 @@ int ForkOps::fork_child(SpawnRequest request, int go_fd, std::initializer_list<i
             if (::getppid() != request.manager_pid) ::_exit(0);
             default_time_slice();   // the manager's long one is for the manager alone
             for (int fd : close_in_child) ::close(fd);
+            ForkOps::close_in_child();   // the other workers' output pipes (other pools': child_setup)
+            redirect_output(output);
             if (standby_) {
                 ::close(standby_->go_fd);
                 ::close(standby_->heartbeat_fd);
@@ -156,6 +178,7 @@ Started ForkOps::spawn(int slot, unsigned generation)
         const Activation a{slot, generation};
         if (::write(standby_->go_fd, &a, sizeof a) == ssize_t(sizeof a)) {
             const Started started{standby_->pid, standby_->heartbeat_fd};
+            output_.set_slot(started.pid, slot);
             ::close(standby_->go_fd);
             standby_.reset();
             return started;
@@ -164,8 +187,11 @@ Started ForkOps::spawn(int slot, unsigned generation)
     discard();
 
     PipeFds heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
+    OutputPipes::Pipes output = output_.open();
     const int pid =
-        fork_child({slot, generation, heartbeat.write.get(), int(::getpid())}, -1, {heartbeat.read.get()});
+        fork_child({slot, generation, heartbeat.write.get(), int(::getpid()), pool_.name, pool_.worker_type}, -1, output,
+                   {heartbeat.read.get()});
+    output_.watch(pid, slot, std::move(output));
     return {pid, heartbeat.read.release()};   // the write end is the worker's alone: closed here
 }
 
@@ -173,21 +199,24 @@ void ForkOps::prepare()
 {
     if (!use_standby_ || standby_) return;
     PipeFds heartbeat, go;
+    OutputPipes::Pipes output;
     try {
         heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
         go = make_pipe(O_CLOEXEC, "cannot create a standby pipe");
+        output = output_.open();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "no standby: %s\n", e.what());
         return;
     }
     int pid = -1;
     try {
-        pid = fork_child({0, 0, heartbeat.write.get(), int(::getpid())}, go.read.get(),
+        pid = fork_child({0, 0, heartbeat.write.get(), int(::getpid()), pool_.name, pool_.worker_type}, go.read.get(), output,
                          {heartbeat.read.get(), go.write.get()});
     } catch (...) {
         return;   // no standby this time: the next spawn forks
     }
-    // The child's ends (heartbeat write, go read) close here.
+    // The child's ends (heartbeat write, go read, output writes) close here.
+    output_.watch(pid, -1, std::move(output));
     standby_ = Standby{pid, go.write.release(), heartbeat.read.release()};
 }
 
@@ -201,6 +230,7 @@ void ForkOps::discard()
     int status = 0;
     while (::waitpid(standby_->pid, &status, 0) < 0 && errno == EINTR) {
     }
+    output_.forget(standby_->pid);
     standby_.reset();
 }
 
@@ -211,7 +241,10 @@ bool ForkOps::send(int pid, int signal)
 
 std::optional<int> ForkOps::try_reap(int pid)
 {
-    return reap_if_exited(pid);
+    auto status = reap_if_exited(pid);
+    // Everything it wrote is in the pipes now: logged before the manager logs its exit.
+    if (status) output_.drain(pid);
+    return status;
 }
 
 // Reaping and exec in place: the real system calls behind the seam

@@ -1,15 +1,29 @@
 // The seam between the manager and the operating system's processes: spawn, signal, reap.
 // The manager talks to processes only through ProcessOps, so its shell can be tested with a
-// fake, and exec mode can start programs another way than fork-mode workers.
+// fake, and exec mode can start programs another way than fork-mode workers. One ProcessOps
+// starts the workers of one pool (PoolSetup): a manager of several pools owns one per pool.
 #pragma once
+
+#include <herd/core/names.hpp>
+#include <herd/os/output_pipes.hpp>
+
+#include <boost/asio/io_context.hpp>
 
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace herd {
+
+/// The pool a ProcessOps starts workers for.
+struct PoolSetup {
+    std::string name = std::string(default_pool);   // HERD_POOL; titles and log lines (names.hpp)
+    std::string worker_type;                         // fork mode: the herd::Worker type to make ("": the default)
+    std::function<OutputLevels()> output_levels;     // asked at each spawn; unset: stdout and stderr at info
+};
 
 /// What a new worker is told, in the worker.
 struct SpawnRequest {
@@ -17,6 +31,8 @@ struct SpawnRequest {
     unsigned generation = 1;
     int heartbeat_fd = -1;   // write end of the worker's heartbeat pipe
     int manager_pid = 0;
+    std::string_view pool;          // its pool's name
+    std::string_view worker_type;   // fork mode: the herd::Worker type to make ("": the default)
 };
 
 /// A started worker, as the manager sees it.
@@ -55,10 +71,12 @@ public:
     /// Do the workers reopen their own log files on USR1? herd workers do. Exec mode's programs
     /// log through the manager, and USR1's default action would end one that does not handle it.
     virtual bool forwards_log_reopen() const { return true; }
-    /// Descriptors held for workers beside their heartbeat pipes (exec mode: each program's output
-    /// pipe), by worker pid, for USR2's hand-over; what was read from them is logged first.
+    /// Descriptors held for workers beside their heartbeat pipes (each worker's output pipes), by
+    /// worker pid, for USR2's hand-over; what was read from them is logged first. A worker with
+    /// a pipe for stdout and one for stderr has two entries, stdout's first.
     virtual std::vector<std::pair<int, int>> hand_over() { return {}; }
-    /// Take over a worker's output pipe that the previous image handed over (closes it by default).
+    /// Take over a worker's output pipe that the previous image handed over, in hand_over()'s
+    /// order (closes it by default).
     virtual void adopt_output(int pid, int slot, int fd);
     /// A child that has exited and is not reaped yet (waitid with WNOWAIT: it stays to be reaped by
     /// whoever owns it), or nullopt when none has.
@@ -68,6 +86,10 @@ public:
     /// Replace this process's image (USR2): see ImageExec. Returns only when the exec failed,
     /// by throwing std::system_error, with every descriptor as it was.
     virtual void exec_image(const ImageExec& image);
+    /// In a child forked by any pool's ForkOps: close what this one holds for its workers (their
+    /// output pipes' read ends), raw, without touching the manager's epoll instance. A manager of
+    /// several pools calls it for every pool's ProcessOps from ForkOps::set_child_setup.
+    virtual void close_in_child() noexcept {}
 };
 
 /// The manager asks the kernel for a long time slice (Linux 6.12 and later; EEVDF's sched_runtime
@@ -81,7 +103,9 @@ void default_time_slice();
 
 /// fork()-based workers running a function of this program.
 ///
-/// A child starts with every signal blocked and dies with the manager (PR_SET_PDEATHSIG);
+/// A child starts with its stdout and stderr on pipes to the manager (output_pipes.hpp; stdout
+/// line buffered, as on a terminal; log lines of its own go on to the manager's stderr or the log
+/// file, log::keep_stderr()), with every signal blocked, and dies with the manager (PR_SET_PDEATHSIG);
 /// child_setup closes what only the manager may hold (raw close, never through the manager's
 /// io_context, whose epoll instance the child shares), and child_main must unblock signals once
 /// its own handlers are in place. The child never returns into the manager's code: it _exit()s
@@ -94,7 +118,7 @@ class ForkOps : public ProcessOps {
 public:
     using ChildMain = std::function<int(const SpawnRequest&)>;
 
-    ForkOps(ChildMain child_main, bool standby);
+    ForkOps(boost::asio::io_context& io, PoolSetup pool, ChildMain child_main, bool standby);
     ~ForkOps() override;
     /// Run in every child right after fork, before child_main.
     void set_child_setup(std::function<void()> setup) { child_setup_ = std::move(setup); }
@@ -105,6 +129,9 @@ public:
     void prepare() override;
     void discard() override;
     bool owns(int pid) const override { return standby_ && standby_->pid == pid; }
+    std::vector<std::pair<int, int>> hand_over() override { return output_.hand_over(); }
+    void adopt_output(int pid, int slot, int fd) override { output_.adopt(pid, slot, fd); }
+    void close_in_child() noexcept override { output_.close_in_child(); }
 
 private:
     struct Standby {
@@ -112,8 +139,10 @@ private:
         int go_fd = -1;          // write end: the activation record goes here
         int heartbeat_fd = -1;   // read end of its heartbeat pipe
     };
-    int fork_child(SpawnRequest request, int go_fd, std::initializer_list<int> close_in_child);
+    int fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& output, std::initializer_list<int> close_in_child);
 
+    PoolSetup pool_;
+    OutputPipes output_;
     ChildMain child_main_;
     std::function<void()> child_setup_;
     bool use_standby_;
