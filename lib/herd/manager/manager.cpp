@@ -389,6 +389,7 @@ void Manager::close_in_child()
     ::close(signal_fd_.native_handle());
     for (auto& shell : shells_) {
         shell->runner->close_in_child();
+        shell->ops.close_in_child();   // every pool's output pipes, whichever pool forked this child
         // A worker holding a listener of an older generation would keep that socket open after its
         // own generation left, and clients would wait in its backlog for nobody.
         for (const auto& l : shell->previous_listeners) ::close(l.fd);

@@ -82,6 +82,8 @@ public:
     const Options& options() const { return options_; }
     /// A pool's options (after a reload, the new ones).
     const Options& pool_options(std::size_t pool) const { return supervisor_.pools.at(pool).options; }
+    /// A pool's options by name; the manager's own when no pool has that name.
+    const Options& pool_options(std::string_view name) const;
 
 private:
     void manage();

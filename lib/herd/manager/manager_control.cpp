@@ -105,6 +105,12 @@ std::string Manager::in_pool(std::size_t i) const
     return supervisor_.pools.size() == 1 ? std::string() : "pool " + pool(i).name + ": ";
 }
 
+const Options& Manager::pool_options(std::string_view name) const
+{
+    const auto i = supervisor_.find(name);
+    return i ? pool(*i).options : options_;
+}
+
 std::size_t Manager::worker_count() const
 {
     std::size_t n = 0;

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fcntl.h>
 #include <filesystem>
 #include <iostream>
@@ -36,12 +37,26 @@ namespace herd {
 namespace {
 
 // Everything checked before a configuration is used, at start and on HUP; throws UsageError.
-Identity check(Options& o, const CommandLine& cl, const std::string& program, const detail::Mode& mode)
+Identity check(CommandLine& cl, const std::string& program, const detail::Mode& mode)
 {
-    validate(o);   // --listen addresses were checked as they were parsed
-    if (o.name.empty()) o.name = program;
+    // --listen addresses were checked as they were parsed; named pools were validated there too,
+    // the command line's own options are when they make the one pool.
+    if (cl.pools.size() <= 1) validate(cl.options);
+    if (cl.options.name.empty()) cl.options.name = program;
+    for (auto& pool : cl.pools) {
+        if (pool.options.name.empty()) pool.options.name = program;
+        resolve_identity(pool.options);   // --user and --group must exist
+    }
     if (mode.check) mode.check(cl);
-    return resolve_identity(o);
+    return resolve_identity(cl.options);
+}
+
+// The pools a command line makes: its [pool.NAME] sections, or the one pool `main`
+std::vector<PoolSpec> pools_of(const CommandLine& cl)
+{
+    if (!cl.pools.empty()) return cl.pools;
+    PoolSpec main{"main", cl.options, cl.command, "", {}, 0};
+    return {main};
 }
 
 // Daemon: the starting command waits on a pipe until the pool is ready (or the manager failed).
@@ -93,13 +108,54 @@ void report(int fd, const std::string& message)
     [[maybe_unused]] auto n = ::write(fd, message.data(), message.size());
 }
 
-// The levels of the workers' output: the manager's current options (a reload may change them).
-std::function<OutputLevels()> output_levels(detail::Startup& s)
+// The levels of a pool's workers' output: its current options (a reload may change them).
+std::function<OutputLevels()> output_levels(detail::Startup& s, const std::string& pool)
 {
-    return [&s] {
-        const Options& o = s.manager().options();
+    return [&s, pool] {
+        const Options& o = s.manager().pool_options(pool);
         return OutputLevels{o.stdout_level, o.stderr_level};
     };
+}
+
+std::string path_env()
+{
+    const char* path = std::getenv("PATH");
+    return std::string(path ? path : "/usr/local/bin:/usr/bin:/bin");
+}
+
+// A pool that runs a command: copies of it, exec'd by the manager (exec mode, or a command pool of
+// a server binary)
+std::unique_ptr<ProcessOps> exec_ops(detail::Startup& s, const PoolSpec& spec, std::vector<Listener>& listeners)
+{
+    Program program = resolve_command(spec.command, path_env());
+    const Options& o = spec.options;
+    std::string shown = program.path;
+    for (std::size_t i = 1; i < program.argv.size(); ++i) shown += " " + program.argv[i];
+    const std::string who = s.command_line.pools.size() > 1 ? "pool " + spec.name + ": " : "";
+    const bool off = o.heartbeat == HeartbeatMode::off || o.heartbeat_timeout.count() == 0;
+    if (off && o.ready_after)
+        spdlog::info("{}workers run {}; each is ready once it has run {} (--ready-after) and is asked to stop with {}",
+                     who, shown, format_duration(*o.ready_after), signal_name(o.stop_signal));
+    else if (o.heartbeat == HeartbeatMode::automatic && o.ready_after)
+        spdlog::info("{}workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD or once it has run "
+                     "{} (--ready-after), is retired after {} of silence only once it has sent one (--heartbeat "
+                     "auto), and is asked to stop with {}",
+                     who, shown, format_duration(*o.ready_after), format_duration(o.heartbeat_timeout),
+                     signal_name(o.stop_signal));
+    else
+        spdlog::info("{}workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked to "
+                     "stop with {}", who, shown, signal_name(o.stop_signal));
+    auto ops = std::make_unique<ExecOps>(s.io, PoolSetup{spec.name, "", output_levels(s, spec.name)}, std::move(program),
+                                         listeners, [&s, name = spec.name] { return s.identity(name); });
+    return ops;
+}
+
+// Every pool's command must be one execve can run, at start, in --check and on HUP; in exec mode
+// every pool has one.
+void check_commands(const CommandLine& cl, bool exec)
+{
+    for (const auto& pool : pools_of(cl))
+        if (exec || !pool.command.empty()) resolve_command(pool.command, path_env());
 }
 
 }  // namespace
@@ -123,7 +179,7 @@ int detail::run(int argc, char** argv, Mode mode)
             else std::cout << program << " " << ext.version << " (herd " << HERD_VERSION << ")\n";
             return 0;
         }
-        identity = check(cl.options, cl, program, mode);
+        identity = check(cl, program, mode);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
         return 2;
@@ -170,14 +226,15 @@ int detail::run(int argc, char** argv, Mode mode)
         log::set_role("manager");   // the pid changed
     }
 
-    // Listeners and pid file: failures here are runtime failures, exit 1
-    std::vector<Listener> listeners;
+    // Listeners and pid file: failures here are runtime failures, exit 1. Each pool serves its own sockets.
+    const std::vector<PoolSpec> pools = pools_of(cl);
+    std::deque<std::vector<Listener>> listeners(pools.size());
     // One line on stderr (and to the command waiting for a daemon), nothing left bound.
     const auto failed_at_start = [&](const std::exception& e) {
         const std::string line = program + ": " + e.what();
         std::fprintf(stderr, "%s\n", line.c_str());
         report(ready_fd, line + "\n");
-        close_listeners(listeners, true);
+        for (auto& l : listeners) close_listeners(l, true);
         return 1;
     };
     std::optional<PidFile> pid_file;
@@ -185,8 +242,15 @@ int detail::run(int argc, char** argv, Mode mode)
     std::string control_path = options.control;
     try {
         if (handover) {
-            listeners = handover->listeners;
-            for (const auto& l : listeners) ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
+            for (std::size_t i = 0; i < pools.size(); ++i) {
+                const auto from = std::find_if(handover->pools.begin(), handover->pools.end(),
+                                               [&](const HandoverPool& p) { return p.name == pools[i].name; });
+                // A pool new in this configuration binds its own sockets.
+                listeners[i] = from != handover->pools.end() ? from->listeners : bind_listeners(pools[i].options.listen);
+                for (const auto& l : listeners[i]) ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
+            }
+            for (const auto& from : handover->pools)
+                for (const auto& l : from.listeners) ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
             if (handover->pid_file_fd >= 0) pid_file.emplace(PidFile::adopt(handover->pid_file_path, handover->pid_file_fd));
             if (handover->control_fd >= 0) {
                 control_fd = handover->control_fd;
@@ -194,13 +258,15 @@ int detail::run(int argc, char** argv, Mode mode)
                 ::fcntl(control_fd, F_SETFD, FD_CLOEXEC);
             }
         } else {
-            listeners = adopt_systemd_listeners();
+            auto systemd = adopt_systemd_listeners();
             // Both would be a guess at what the operator meant: one socket too many, or one missing.
-            if (!listeners.empty() && !options.listen.empty())
-                throw UsageError("--listen " + options.listen.front() + " is refused: systemd passed " +
-                                 std::to_string(listeners.size()) + (listeners.size() == 1 ? " socket" : " sockets") +
+            if (!systemd.empty() && (!options.listen.empty() || pools.size() > 1))
+                throw UsageError((pools.size() > 1 ? std::string("several pools are") : "--listen " + options.listen.front() + " is") +
+                                 " refused: systemd passed " + std::to_string(systemd.size()) +
+                                 (systemd.size() == 1 ? " socket" : " sockets") +
                                  " (LISTEN_FDS); listen by one or the other");
-            if (listeners.empty()) listeners = bind_listeners(options.listen);
+            for (std::size_t i = 0; i < pools.size(); ++i)
+                listeners[i] = !systemd.empty() ? std::move(systemd) : bind_listeners(pools[i].options.listen);
             if (!options.pid_file.empty()) pid_file.emplace(PidFile::acquire(options.pid_file, ::getpid()));
         }
         // An image adopting a record of version 1 (no control socket yet) binds its own.
@@ -212,7 +278,10 @@ int detail::run(int argc, char** argv, Mode mode)
         return failed_at_start(e);
     }
     if (!handover)
-        for (const auto& l : listeners) spdlog::info("listening on {}", local_address(l.fd));
+        for (std::size_t i = 0; i < pools.size(); ++i)
+            for (const auto& l : listeners[i])
+                if (pools.size() == 1) spdlog::info("listening on {}", local_address(l.fd));
+                else spdlog::info("pool {}: listening on {}", pools[i].name, local_address(l.fd));
     if (control_fd >= 0 && !(handover && handover->control_fd >= 0)) spdlog::info("control socket at {}", control_path);
 
     proctitle::init(argc, argv);
@@ -220,22 +289,28 @@ int detail::run(int argc, char** argv, Mode mode)
     ::prctl(PR_SET_PDEATHSIG, 0);
     if (yield_to_workers()) spdlog::debug("manager time slice 50 ms: serving processes that wake up preempt the manager");
 
-    // The manager and how its children start
+    // The manager and how each pool's children start
     boost::asio::io_context io;
-    std::unique_ptr<ProcessOps> ops;
+    std::vector<std::unique_ptr<ProcessOps>> ops;
     std::unique_ptr<Manager> manager;
-    detail::Startup startup{io, cl, listeners, ready_fd, [&]() -> Manager& { return *manager; }, [&] {
-                                // The identity resolved at start, unless a reload changed --user or --group since.
-                                const Options& now = manager->options();
+    detail::Startup startup{io, cl, ready_fd, [&]() -> Manager& { return *manager; },
+                            [&](const std::string& pool) {
+                                // The identity resolved at start, unless a pool's --user or --group differ or
+                                // a reload changed them since.
+                                const Options& now = manager->pool_options(pool);
                                 const bool same = now.user == options.user && now.group == options.group;
                                 return same ? identity : resolve_identity(now);
                             }};
+    std::vector<ManagedPool> managed;
     try {
-        ops = mode.make_ops(startup);
+        for (std::size_t i = 0; i < pools.size(); ++i) {
+            ops.push_back(mode.make_ops(startup, pools[i], listeners[i]));
+            managed.push_back(ManagedPool{pools[i].name, pools[i].options, pools[i].supervision, *ops.back(), listeners[i]});
+        }
     } catch (const std::exception& e) {
         return failed_at_start(e);
     }
-    manager = std::make_unique<Manager>(io, options, listeners, *ops, mode.hooks);
+    manager = std::make_unique<Manager>(io, options, cl.strategy, std::move(managed), mode.hooks);
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
     if (control_fd >= 0) manager->set_control(control_fd, control_path);
     manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);
@@ -244,7 +319,7 @@ int detail::run(int argc, char** argv, Mode mode)
         std::vector<const char*> args;
         for (const auto& a : cl.argv) args.push_back(a.c_str());
         CommandLine fresh = parse_command_line(int(args.size()), args.data(), ext);
-        check(fresh.options, fresh, program, mode);
+        check(fresh, program, mode);
         return fresh.options;
     });
     if (handover) manager->adopt(*handover);
@@ -259,73 +334,57 @@ int detail::run(int argc, char** argv, Mode mode)
     } catch (const std::exception& e) {
         spdlog::critical("manager failed: {}", e.what());
     }
-    close_listeners(listeners, true);
+    for (auto& l : listeners) close_listeners(l, true);
     return code;
 }
 
-// Fork mode: workers are herd::Workers of this program, forked by the manager
+// Fork mode: workers are herd::Workers of this program, forked by the manager (and pools with a
+// command, exec'd)
 int run(int argc, char** argv, App app)
 {
     detail::Mode mode;
     mode.ext.version = app.version;
     mode.ext.add_options = app.add_options;
+    mode.ext.worker_types = app.type_names();
     mode.hooks = app.hooks;
-    mode.make_ops = [types = std::make_shared<const App>(app)](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
+    mode.check = [](const CommandLine& cl) { check_commands(cl, false); };
+    mode.make_ops = [types = std::make_shared<const App>(app)](detail::Startup& s, const PoolSpec& spec,
+                                                               std::vector<Listener>& listeners)
+        -> std::unique_ptr<ProcessOps> {
+        if (!spec.command.empty()) return exec_ops(s, spec, listeners);
         auto ops = std::make_unique<ForkOps>(
-            s.io, PoolSetup{std::string(default_pool), "", output_levels(s)},
-            [&s, types](const SpawnRequest& request) {
+            s.io, PoolSetup{spec.name, spec.worker, output_levels(s, spec.name)},
+            [&s, &listeners, types](const SpawnRequest& request) {
                 if (s.ready_fd >= 0) ::close(s.ready_fd);
-                const Options& opts = s.manager().options();   // after a reload, the new ones
+                const Options& opts = s.manager().pool_options(request.pool);   // after a reload, the new ones
                 log::set_role(worker_role(request.pool, request.slot));
                 proctitle::set(worker_title(opts.name, request.pool, request.slot, request.generation));
-                if (const int err = take_identity(s.identity()))
+                if (const int err = take_identity(s.identity(std::string(request.pool))))
                     throw std::system_error(err, std::generic_category(), "cannot switch to --user or --group");
                 auto worker = types->make(request.worker_type);
                 detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts,
                                                         opts.app_args.map ? opts.app_args.map.get()
                                                                           : s.command_line.app_args.get(),
-                                                        s.listeners});
+                                                        listeners});
                 return runtime.run();
             },
-            s.command_line.options.spare > 0);   // --spare 0: no extra process at all, not even a standby
+            spec.options.spare > 0);   // --spare 0: no extra process at all, not even a standby
         ops->set_child_setup([&s] { s.manager().close_in_child(); });
         return ops;
     };
     return detail::run(argc, argv, std::move(mode));
 }
 
-// Exec mode: workers are copies of the command after `--`, exec'd by the manager
+// Exec mode: workers are copies of each pool's command (the one after `--`, or its `command =`)
 int run_exec(int argc, char** argv)
 {
-    const auto path_env = [] {
-        const char* path = std::getenv("PATH");
-        return std::string(path ? path : "/usr/local/bin:/usr/bin:/bin");
-    };
     detail::Mode mode;
     mode.ext.version = "";   // --version: herd's own
     mode.ext.accepts_command = true;
     mode.ext.defaults = exec_defaults();
-    mode.check = [path_env](const CommandLine& cl) { resolve_command(cl.command, path_env()); };
-    mode.make_ops = [path_env](detail::Startup& s) -> std::unique_ptr<ProcessOps> {
-        Program program = resolve_command(s.command_line.command, path_env());
-        const Options& o = s.command_line.options;
-        std::string shown = program.path;
-        for (std::size_t i = 1; i < program.argv.size(); ++i) shown += " " + program.argv[i];
-        const bool off = o.heartbeat == HeartbeatMode::off || o.heartbeat_timeout.count() == 0;
-        if (off && o.ready_after)
-            spdlog::info("workers run {}; each is ready once it has run {} (--ready-after) and is asked to stop with {}",
-                         shown, format_duration(*o.ready_after), signal_name(o.stop_signal));
-        else if (o.heartbeat == HeartbeatMode::automatic && o.ready_after)
-            spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD or once it has run "
-                         "{} (--ready-after), is retired after {} of silence only once it has sent one (--heartbeat "
-                         "auto), and is asked to stop with {}",
-                         shown, format_duration(*o.ready_after), format_duration(o.heartbeat_timeout),
-                         signal_name(o.stop_signal));
-        else
-            spdlog::info("workers run {}; each is ready at its first heartbeat on HERD_HEARTBEAT_FD and is asked to "
-                         "stop with {}", shown, signal_name(o.stop_signal));
-        return std::make_unique<ExecOps>(s.io, PoolSetup{std::string(default_pool), "", output_levels(s)},
-                                         std::move(program), s.listeners, s.identity);
+    mode.check = [](const CommandLine& cl) { check_commands(cl, true); };
+    mode.make_ops = [](detail::Startup& s, const PoolSpec& spec, std::vector<Listener>& listeners) {
+        return exec_ops(s, spec, listeners);
     };
     return detail::run(argc, argv, std::move(mode));
 }

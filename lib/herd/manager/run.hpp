@@ -28,17 +28,17 @@ namespace herd::detail {
 struct Startup {
     boost::asio::io_context& io;
     const CommandLine& command_line;       // as parsed at start
-    std::vector<Listener>& listeners;      // the manager's own: a reload may replace them
     int& ready_fd;                         // --daemon: the pipe the starting command waits on, else -1
     std::function<Manager&()> manager;     // the manager: there from the first spawn on
-    std::function<Identity()> identity;    // --user and --group of the manager's current options
+    std::function<Identity(const std::string& pool)> identity;   // --user and --group of a pool's current options
 };
 
 /// What differs between the kinds of herd binary.
 struct Mode {
     OptionsExtension ext;                                     // program and usage are filled in from argv[0]
     std::function<void(const CommandLine&)> check;            // beyond the options; throws UsageError
-    std::function<std::unique_ptr<ProcessOps>(Startup&)> make_ops;
+    /// How one pool's workers start; `listeners` are the pool's (a reload may replace them).
+    std::function<std::unique_ptr<ProcessOps>(Startup&, const PoolSpec&, std::vector<Listener>& listeners)> make_ops;
     ManagerHooks hooks;
 };
 
