@@ -1,6 +1,8 @@
 // Every worker's stdout and stderr into the log: see output_pipes.hpp.
 #include <herd/os/output_pipes.hpp>
 
+#include <utility>
+
 #include <herd/core/names.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -150,6 +152,8 @@ void OutputPipes::forget(int pid)
 
 void OutputPipes::close_in_child() noexcept
 {
+    // Called by the forking pool's ops and again by the manager for every pool: once is all.
+    if (std::exchange(closed_in_child_, true)) return;
     for (auto& [pid, w] : workers_)
         for (Stream* s : {w->out.get(), w->err.get()})
             if (s) ::close(s->pipe.native_handle());

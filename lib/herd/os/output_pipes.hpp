@@ -88,6 +88,7 @@ private:
     std::string pool_;
     std::function<OutputLevels()> levels_;
     std::unordered_map<int, std::unique_ptr<Worker>> workers_;   // by pid
+    bool closed_in_child_ = false;   // in a child: its copies are closed (a second close could hit a reused number)
 };
 
 }  // namespace herd
