@@ -427,10 +427,10 @@ TEST_CASE("--stop-signal is what TTOU and QUIT send: a program that stops on INT
     const auto slot_of = slots(p);
     std::size_t mark = p.lines().size();
     REQUIRE(p.signal(SIGTTOU));
-    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: TTOU)"), in(2s), mark);
+    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: scaled down)"), in(2s), mark);
     REQUIRE_MESSAGE(retiring, p.output());
     const int left = retiring->number(1);
-    CHECK(p.wait_for_line(worker_line(left, "reaped: retired \\(TTOU\\)"), in(3s), mark));
+    CHECK(p.wait_for_line(worker_line(left, "reaped: retired \\(scaled down\\)"), in(3s), mark));
     CHECK(p.count(output_line(slot_of.at(left), left, "stopping on INT$")) == 1);
 
     mark = p.lines().size();

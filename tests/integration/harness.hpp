@@ -224,7 +224,7 @@ inline const std::regex all_ready{R"(all (\d+) workers ready)"};
 inline const std::regex no_heartbeat{R"(worker (\d+) has no heartbeat for (\S+ \S+) \(timeout (\S+ \S+)\), retiring)"};
 // 1 pid, 2 duration
 inline const std::regex boot_timeout{R"(worker (\d+) not ready (\S+ \S+) after spawn \(boot timeout\), killing)"};
-// 1 pid, 2 reason ("max age (3600 s)", "max requests (1000)", "TTOU")
+// 1 pid, 2 reason ("max age (3600 s)", "max requests (1000)", "scaled down")
 inline const std::regex retiring{R"(worker (\d+) retiring: (.+)$)"};
 // 1 pid, 2 duration
 inline const std::regex graceful_kill{R"(worker (\d+) still running (\S+ \S+) after QUIT \(graceful timeout\), killing)"};

@@ -235,12 +235,12 @@ TEST_CASE("TTIN and TTOU change the target; TTOU retires one worker")
     REQUIRE(p.signal(SIGTTOU));
     const auto down = p.wait_for_line(std::regex("received TTOU: target is now 3 workers"), in(2s), up2->index);
     REQUIRE_MESSAGE(down, p.output());
-    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: TTOU)"), in(2s), down->index);
+    const auto retiring = p.wait_for_line(std::regex(R"(worker (\d+) retiring: scaled down)"), in(2s), down->index);
     REQUIRE_MESSAGE(retiring, p.output());
     const int pid = retiring->number(1);
     const auto reaped = p.wait_for_line(worker_line(pid, R"(reaped: (.+), slot)"), in(3s), retiring->index);
     REQUIRE_MESSAGE(reaped, p.output());
-    CHECK(reaped->groups[1] == "retired (TTOU)");
+    CHECK(reaped->groups[1] == "retired (scaled down)");
     CHECK(ready_pids(p).size() == 3);
     CHECK(p.count(lines::spawned) == 4);
     CHECK_FALSE(pid_alive(pid));

@@ -265,7 +265,7 @@ TEST_CASE_FIXTURE(Shell, "exec mode: programs without heartbeats are ready after
     CHECK(run(o) == 0);
 
     // The fakes die of the signal they are sent, as a program with TERM's default action does.
-    CHECK(outcomes == std::vector<std::string>{"retired (TTOU)", "stopped (shutdown)"});
+    CHECK(outcomes == std::vector<std::string>{"retired (scaled down)", "stopped (shutdown)"});
     REQUIRE(ops.signals.size() == 2);
     for (const auto& [pid, sig] : ops.signals) CHECK(sig == SIGTERM);
     CHECK(manager->state().exits == std::map<std::string, std::uint64_t>{{"retired", 1}, {"stopped", 1}});

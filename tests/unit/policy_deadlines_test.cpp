@@ -83,7 +83,7 @@ std::vector<Case> cases()
     out.push_back(make_case("retiring after TTOU", 1, none, [](PoolState& s, const Options& o) {
         add_ready(s, o, 100, 0, t0);
         add_ready(s, o, 101, 1, t0);
-        apply(s, Signalled{101, SIGQUIT, Reason::ttou}, o, t0 + 2s);
+        apply(s, Signalled{101, SIGQUIT, Reason::scale_down}, o, t0 + 2s);
     }));
     out.push_back(make_case("killed after the boot timeout, waiting to be reaped", 1, none,
                             [](PoolState& s, const Options& o) {
@@ -197,7 +197,7 @@ TEST_CASE("every deadline of a worker, named")
     apply(s, HeartbeatSeen{100, std::nullopt}, o, t0 + 1s);
     CHECK(deadlines(*s.find(100), o) == WorkerDeadlines{.escalate = std::nullopt, .boot = std::nullopt,
                                                         .silence = t0 + 11s, .ready = std::nullopt, .max_age = t0 + 100s});
-    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0 + 2s);
+    apply(s, Signalled{100, SIGQUIT, Reason::scale_down}, o, t0 + 2s);
     CHECK(deadlines(*s.find(100), o) == WorkerDeadlines{.escalate = t0 + 32s, .boot = std::nullopt,
                                                         .silence = std::nullopt, .ready = std::nullopt, .max_age = std::nullopt});
     apply(s, Signalled{100, SIGTERM, Reason::shutdown}, o, t0 + 3s);

@@ -154,7 +154,7 @@ TEST_CASE("TTIN grows the pool and TTOU retires the highest slot gracefully")
     apply(s, Scale{std::nullopt, +1}, o, t0);
     CHECK(plan(s, o, t0) == Actions{Spawn{2, 1}});
     apply(s, Scale{std::nullopt, -2}, o, t0);
-    CHECK(plan(s, o, t0) == Actions{Retire{101, Reason::ttou}});
+    CHECK(plan(s, o, t0) == Actions{Retire{101, Reason::scale_down}});
 }
 
 TEST_CASE("TTOU prefers a booting worker, which serves nobody yet")
@@ -164,7 +164,7 @@ TEST_CASE("TTOU prefers a booting worker, which serves nobody yet")
     add_ready(s, o, 100, 0, t0);
     add_ready(s, o, 101, 1, t0);
     apply(s, Spawned{102, 2, 1}, o, t0);
-    CHECK(plan(s, o, t0) == Actions{Retire{102, Reason::ttou}});
+    CHECK(plan(s, o, t0) == Actions{Retire{102, Reason::scale_down}});
 }
 
 TEST_CASE("the target never goes below zero")
@@ -417,7 +417,7 @@ TEST_CASE("exits during shutdown and requested retirements are not failures")
     auto s = pool(2);
     add_ready(s, o, 100, 0, t0);
     add_ready(s, o, 101, 1, t0);
-    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0);
+    apply(s, Signalled{100, SIGQUIT, Reason::scale_down}, o, t0);
     apply(s, WorkerExited{100, 0}, o, t0);
     apply(s, StopRequested{false}, o, t0);
     apply(s, WorkerExited{101, SIGTERM}, o, t0);
@@ -449,16 +449,16 @@ TEST_CASE("exits are classified for the log and status")
     stopping.reason = Reason::shutdown;
     CHECK(classify(stopping, SIGINT) == "stopped (shutdown)");
     CHECK(classify(stopping, SIGSEGV) == "crashed (signal 11)");
-    w.reason = Reason::ttou;
+    w.reason = Reason::scale_down;
     w.quit_at = t0;
-    CHECK(classify(w, 0) == "retired (TTOU)");
+    CHECK(classify(w, 0) == "retired (scaled down)");
     w.reason = Reason::max_age;
     CHECK(classify(w, 0) == "retired (max age)");
     w.reason = Reason::no_heartbeat;
     CHECK(classify(w, 0) == "no heartbeat");
     w.kill_at = t0;
     w.kill_reason = Reason::graceful_timeout;
-    w.reason = Reason::ttou;
+    w.reason = Reason::scale_down;
     CHECK(classify(w, SIGKILL) == "killed after graceful timeout");
     w.reason = Reason::no_heartbeat;
     CHECK(classify(w, SIGKILL) == "killed after graceful timeout");
@@ -490,7 +490,7 @@ TEST_CASE("the next deadline is the earliest timeout")
     add_ready(s, o, 100, 0, t0);
     apply(s, Spawned{101, 1, 1}, o, t0 + 1s);
     CHECK(next_deadline(s, o, t0 + 2s) == t0 + 10s);   // 100's heartbeat timeout before 101's boot timeout
-    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0 + 3s);
+    apply(s, Signalled{100, SIGQUIT, Reason::scale_down}, o, t0 + 3s);
     CHECK(next_deadline(s, o, t0 + 3s) == t0 + 31s);   // 101's boot timeout before 100's graceful timeout
 }
 
@@ -682,7 +682,7 @@ TEST_CASE("the pool is at its target when enough live workers are ready, and nev
     CHECK_FALSE(at_target(s));
     add_ready(s, o, 101, 1, t0);
     CHECK(at_target(s));
-    apply(s, Signalled{101, SIGQUIT, Reason::ttou}, o, t0);
+    apply(s, Signalled{101, SIGQUIT, Reason::scale_down}, o, t0);
     CHECK_FALSE(at_target(s));   // a retiring worker is no capacity
     apply(s, Scale{1u, 0}, o, t0);
     CHECK(at_target(s));
@@ -700,7 +700,7 @@ TEST_CASE("a scale has settled when exactly the target is ready and nobody is st
     CHECK(is_settled(s));
     apply(s, Scale{1u, 0}, o, t0);
     CHECK_FALSE(is_settled(s));   // one too many until TTOU's worker has gone
-    apply(s, Signalled{101, SIGQUIT, Reason::ttou}, o, t0);
+    apply(s, Signalled{101, SIGQUIT, Reason::scale_down}, o, t0);
     CHECK_FALSE(is_settled(s));
     apply(s, WorkerExited{101, 0}, o, t0);
     CHECK(is_settled(s));
@@ -810,7 +810,7 @@ TEST_CASE("a program that leaves before --ready-after is not declared ready")
     auto o = without_heartbeats(0);
     auto s = pool(0);
     apply(s, Spawned{100, 0, 1}, o, t0);
-    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0 + 100ms);
+    apply(s, Signalled{100, SIGQUIT, Reason::scale_down}, o, t0 + 100ms);
     CHECK(only<DeclareReady>(plan(s, o, t0 + 5s)).empty());
 }
 
@@ -833,11 +833,11 @@ TEST_CASE("a program that dies of its stop signal once asked has retired or stop
 {
     constexpr int term = SIGTERM;
     WorkerRecord w;
-    w.reason = Reason::ttou;
+    w.reason = Reason::scale_down;
     w.quit_at = t0;   // the graceful request: --stop-signal TERM was sent
-    CHECK(classify(w, SIGTERM, term) == "retired (TTOU)");
-    CHECK(classify(w, W_EXITCODE(128 + SIGTERM, 0), term) == "retired (TTOU)");   // sh, the JVM
-    CHECK(classify(w, W_EXITCODE(0, 0), term) == "retired (TTOU)");
+    CHECK(classify(w, SIGTERM, term) == "retired (scaled down)");
+    CHECK(classify(w, W_EXITCODE(128 + SIGTERM, 0), term) == "retired (scaled down)");   // sh, the JVM
+    CHECK(classify(w, W_EXITCODE(0, 0), term) == "retired (scaled down)");
     CHECK(classify(w, SIGSEGV, term) == "crashed (signal 11)");
     CHECK(classify(w, W_EXITCODE(1, 0), term) == "crashed (exit code 1)");
     CHECK(classify(w, SIGINT, term) == "crashed (signal 2)");   // not what it was sent
@@ -870,7 +870,7 @@ TEST_CASE("exits by the stop signal are counted as retired")
     auto o = without_heartbeats(0);
     auto s = pool(0);
     add_ready(s, o, 100, 0, t0);
-    apply(s, Signalled{100, SIGQUIT, Reason::ttou}, o, t0 + 1s);
+    apply(s, Signalled{100, SIGQUIT, Reason::scale_down}, o, t0 + 1s);
     apply(s, WorkerExited{100, SIGTERM}, o, t0 + 2s);
     CHECK(s.exits == std::map<std::string, std::uint64_t>{{"retired", 1}});
     CHECK(s.failures.empty());

@@ -156,7 +156,7 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
             if (a->ready() != b->ready()) return !a->ready();
             return a->slot > b->slot;
         });
-        for (std::size_t i = 0; i < keep.size() - state.target; ++i) retire(keep[i], Reason::ttou);
+        for (std::size_t i = 0; i < keep.size() - state.target; ++i) retire(keep[i], Reason::scale_down);
         keep.erase(keep.begin(), keep.begin() + std::ptrdiff_t(keep.size() - state.target));
         for (const auto* w : due) retire(w, due_reason(*w, state, options, now));
         return;

@@ -27,7 +27,7 @@ using TimePoint = Clock::time_point;
 /// Why a worker is leaving (or left) the pool.
 enum class Reason {
     none,            // nobody asked: it exited on its own
-    ttou,            // the target shrank
+    scale_down,      // the target shrank (TTOU, or a scale through the control socket)
     max_age,         // --max-worker-age
     max_requests,    // --max-requests
     reload,          // HUP: replaced by a worker of the new generation
@@ -42,7 +42,7 @@ enum class Reason {
     restart,         // a restart of its pool: `herdctl restart POOL`, or the strategy after an exit elsewhere
 };
 
-/// "TTOU", "max age", "no heartbeat", ...
+/// "scaled down", "max age", "no heartbeat", ...
 std::string to_string(Reason reason);
 
 /// What the manager knows of one worker process.
@@ -229,7 +229,7 @@ PoolDeadlines deadlines(const PoolState& state, const Options& options);
 /// does not wake the manager again and again.
 TimePoint next_deadline(const PoolState& state, const Options& options, TimePoint now);
 
-/// How a worker's exit reads in the log and status: "crashed (signal 9)", "retired (TTOU)", ...
+/// How a worker's exit reads in the log and status: "crashed (signal 9)", "retired (scaled down)", ...
 /// `stop_signal` is what the manager sends to retire a worker (Options::stop_signal): dying of
 /// it once asked (or exiting 128 + its number, as shells and the JVM do) is an expected exit.
 std::string classify(const WorkerRecord& worker, int wait_status, int stop_signal = SIGQUIT);

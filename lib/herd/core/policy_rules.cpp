@@ -16,7 +16,7 @@ std::string to_string(Reason reason)
 {
     switch (reason) {
     case Reason::none: return "none";
-    case Reason::ttou: return "TTOU";
+    case Reason::scale_down: return "scaled down";
     case Reason::max_age: return "max age";
     case Reason::max_requests: return "max requests";
     case Reason::reload: return "reload";

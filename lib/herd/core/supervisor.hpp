@@ -26,7 +26,7 @@
 //   permanent any; transient an abnormal one (non-zero status, a signal, retired for no heartbeat
 //   or bad heartbeat records, killed at the boot timeout); temporary none. An exit that needs no
 //   restart closes its slot: the pool's target shrinks by one and the exit is not counted against
-//   --restart-limit. An expected exit (retired by the manager: TTOU, max age, reload, shutdown...)
+//   --restart-limit. An expected exit (retired by the manager: scaled down, max age, reload, shutdown...)
 //   is no question at all, as with one pool. A spawn that fails is an abnormal exit of its slot.
 // - Plans (director). An exit that needs a restart in a pool with a plan takes the plan's next
 //   step: `restart` refills the slot now, `restart D` no earlier than D after the exit (a held

@@ -58,7 +58,7 @@ std::string error_answer(std::string_view why);
 /// One worker's exit, as status reports it.
 struct ExitRecord {
     int pid = 0;
-    std::string outcome;      // "crashed (signal 9)", "retired (TTOU)", ...
+    std::string outcome;      // "crashed (signal 9)", "retired (scaled down)", ...
     Duration ran{0};
     TimePoint at{};
     friend bool operator==(const ExitRecord&, const ExitRecord&) = default;

@@ -57,7 +57,7 @@ std::string replaced(std::string text, char from, char to)
     return text;
 }
 
-constexpr Reason all_reasons[] = {Reason::none,         Reason::ttou,         Reason::max_age,
+constexpr Reason all_reasons[] = {Reason::none,         Reason::scale_down,         Reason::max_age,
                                   Reason::max_requests, Reason::reload,       Reason::upgrade,
                                   Reason::shutdown,     Reason::no_heartbeat, Reason::boot_timeout,
                                   Reason::graceful_timeout, Reason::kill_timeout, Reason::bad_heartbeat,
@@ -65,6 +65,8 @@ constexpr Reason all_reasons[] = {Reason::none,         Reason::ttou,         Re
 
 std::string reason_key(Reason r)
 {
+    // The record keeps the spelling every released binary reads: a scale-down was "TTOU" there.
+    if (r == Reason::scale_down) return "TTOU";
     return replaced(to_string(r), ' ', '_');
 }
 
