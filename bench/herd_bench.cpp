@@ -817,7 +817,7 @@ int main(int argc, char** argv)
 {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     // herd-bench [--check] [spawn|respawn|hang|load|upgrade|control ...]: only those parts; without
-    // parts all of them, or with --check the quick ones (spawn, respawn, hang, control).
+    // parts all of them, or with --check the quick ones (spawn, respawn, hang, control, pools).
     // --check: exit 1 when a target is missed, not only when a step failed.
     bool check = false;
     std::vector<std::string_view> only;
@@ -835,7 +835,7 @@ int main(int argc, char** argv)
         }
         only.push_back(part);
     }
-    if (check && only.empty()) only = {"spawn", "respawn", "hang", "control"};
+    if (check && only.empty()) only = {"spawn", "respawn", "hang", "control", "pools"};
     auto wanted = [&](std::string_view part) { return only.empty() || std::find(only.begin(), only.end(), part) != only.end(); };
     HardDeadline guard(std::chrono::seconds(280));
     const auto bench_start = Clock::now();
@@ -922,7 +922,7 @@ int main(int argc, char** argv)
         ms_row("scale -1 answered (QUIT, exit, reap), p50", down.p50, Floor::reap_pipe);
     }
 
-    // Several pools (hello-http's jobs workers): a restart by strategy all, and what 192 workers cost
+    // Several pools (hello-http's web workers): a restart by strategy all, and what 192 workers cost
     if (wanted("pools")) {
         std::printf("several pools: restart-strategy all, 3 pools x 8 workers, 20 kills ...\n");
         const auto a = herd::bench::all_restart(hello_http(), 3, 8, 20);

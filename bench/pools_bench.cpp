@@ -1,6 +1,6 @@
 // herd-bench's figures of several pools: see pools_bench.hpp. Every figure comes from running
-// hello-http with a config file of `[pool.NAME]` sections (Worker type `jobs`, one job an hour, so
-// that the workers only heartbeat) and reading the manager's log lines from a pipe.
+// hello-http with a config file of `[pool.NAME]` sections (Worker type `web`, each pool on a port
+// of its own, idle: the workers only heartbeat) and reading the manager's log lines from a pipe.
 #include "pools_bench.hpp"
 
 #include "harness.hpp"
@@ -39,14 +39,14 @@ const std::regex restart_complete{R"(pool (\S+): restart to generation \d+ compl
 
 std::string pool_name(unsigned i) { return "p" + std::to_string(i); }
 
-// The config of `pools` x `workers` jobs workers heartbeating every 100 ms.
+// The config of `pools` x `workers` idle web workers heartbeating every 100 ms.
 std::string config(unsigned pools, unsigned workers, const std::string& strategy, const std::string& control)
 {
-    std::string text = "restart-strategy = " + strategy + "\njob-interval = 1h\nlog-level = info\n";
+    std::string text = "restart-strategy = " + strategy + "\nlog-level = info\n";
     if (!control.empty()) text += "control = " + control + "\n";
     text += "[pool]\nworkers = " + std::to_string(workers) +
             "\nheartbeat-interval = 100ms\nheartbeat-timeout = 5s\nboot-timeout = 20s\nrestart-limit = 1000000/1s\n";
-    for (unsigned i = 0; i < pools; ++i) text += "[pool." + pool_name(i) + "]\nworker = jobs\n";
+    for (unsigned i = 0; i < pools; ++i) text += "[pool." + pool_name(i) + "]\nworker = web\nlisten = 127.0.0.1:0\n";
     return text;
 }
 

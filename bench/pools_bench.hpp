@@ -1,4 +1,4 @@
-// herd-bench's figures of several pools (DESIGN.md §7a): hello-http's `jobs` Worker type in
+// herd-bench's figures of several pools (DESIGN.md §7a): hello-http's `web` Worker type in
 // three pools under one manager. Raw samples only; herd_bench.cpp makes the rows.
 #pragma once
 
