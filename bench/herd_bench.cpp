@@ -5,7 +5,7 @@
 //   herd-bench [--check] [PART...]
 //
 // TEST_WORKER=path/to/test-worker HELLO_HTTP=path/to/hello-http are set by `meson test`; the
-// paths of the build are the defaults. PART: spawn, respawn, hang, load, upgrade, control.
+// paths of the build are the defaults. PART: spawn, respawn, hang, load, upgrade, control, pools.
 // --check exits 1 when a target is missed (without parts: the quick ones).
 //
 // Every figure comes from running test-worker or hello-http and reading its log lines from a
@@ -14,6 +14,7 @@
 // threads, on 127.0.0.1 only. Bounded in time: every wait has a deadline, and every server's
 // process group is killed when its step ends.
 #include "harness.hpp"
+#include "pools_bench.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -816,7 +817,7 @@ int main(int argc, char** argv)
 {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     // herd-bench [--check] [spawn|respawn|hang|load|upgrade|control ...]: only those parts; without
-    // parts all of them, or with --check the quick ones (spawn, respawn, hang, control).
+    // parts all of them, or with --check the quick ones (spawn, respawn, hang, control, pools).
     // --check: exit 1 when a target is missed, not only when a step failed.
     bool check = false;
     std::vector<std::string_view> only;
@@ -827,14 +828,14 @@ int main(int argc, char** argv)
             continue;
         }
         if (part != "spawn" && part != "respawn" && part != "hang" && part != "load" && part != "upgrade" &&
-            part != "control") {
-            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, load, upgrade, control; --check)\n",
+            part != "control" && part != "pools") {
+            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, load, upgrade, control, pools; --check)\n",
                          int(part.size()), part.data());
             return 2;
         }
         only.push_back(part);
     }
-    if (check && only.empty()) only = {"spawn", "respawn", "hang", "control"};
+    if (check && only.empty()) only = {"spawn", "respawn", "hang", "control", "pools"};
     auto wanted = [&](std::string_view part) { return only.empty() || std::find(only.begin(), only.end(), part) != only.end(); };
     HardDeadline guard(std::chrono::seconds(280));
     const auto bench_start = Clock::now();
@@ -919,6 +920,30 @@ int main(int argc, char** argv)
         ms_row("scale +1 answered (standby, ready, answer), p50", up.p50, Floor::pipe, false, 100);
         ms_row("scale +1 answered, p99", up.p99, Floor::pipe, true);
         ms_row("scale -1 answered (QUIT, exit, reap), p50", down.p50, Floor::reap_pipe);
+    }
+
+    // Several pools (hello-http's web workers): a restart by strategy all, and what 192 workers cost
+    if (wanted("pools")) {
+        std::printf("several pools: restart-strategy all, 3 pools x 8 workers, 20 kills ...\n");
+        const auto a = herd::bench::all_restart(hello_http(), 3, 8, 20);
+        if (!a.error.empty()) errors.push_back("pools all: " + a.error);
+        const Stats all = stats(a.ms);
+        // The killed worker's slot is refilled, the two other pools are rolled (new ready before old retire)
+        const std::string n = std::to_string(a.replaced);
+        ms_row("all, 3x8: kill -9 to " + n + " replaced, p50 (" + std::to_string(all.n) + ")", all.p50, Floor::fork_pipe, false,
+               NAN, a.replaced);
+        ms_row("all, 3x8: kill -9 to " + n + " replaced, p99", all.p99, Floor::fork_pipe, true, NAN, a.replaced);
+        std::printf("several pools: 3 pools x 64 workers, 200 status requests ...\n");
+        const auto c = herd::bench::pools_cost(hello_http(), 3, 64, 200);
+        if (!c.error.empty()) errors.push_back("pools cost: " + c.error);
+        ms_row("3x64: start to all 192 ready", c.ready_ms, Floor::fork_pipe, false, NAN, 192);
+        value_row("manager RSS, 3 pools x 64 workers ready", c.rss_kb > 0 ? c.rss_kb / 1024.0 : NAN, "MB",
+                  sanitized ? NAN : 10);
+        const Stats st = stats(c.status_ms);
+        ms_row("status of 192 workers (" + std::to_string(c.status_bytes / 1024) + " KB), p50 (" + std::to_string(st.n) + ")",
+               st.p50, Floor::pipe);
+        value_row("  status of 192 workers, p50 (target)", st.p50, "ms", 2);
+        ms_row("status of 192 workers, p99", st.p99, Floor::pipe, true);
     }
 
     // Upgrade and reload under load, hello-http with 8 workers
