@@ -1,5 +1,7 @@
 #include <herd/manager/manager.hpp>
 
+#include <herd/config/supervision_values.hpp>
+
 #include <herd/manager/preflight.hpp>
 
 #include <herd/os/listeners.hpp>
@@ -322,7 +324,14 @@ void Manager::reap(int pid, int status)
                 in_pool(*i), pid, outcome, w->slot, since(w->spawned_at, now));
     shell_of(*i).history.add(w->slot, {pid, outcome, std::chrono::duration_cast<Duration>(now - w->spawned_at), now});
     shell_of(*i).runner->forget(pid);
+    const std::size_t step = pool(*i).step;
+    const unsigned runs = pool(*i).runs;
     handle(*i, WorkerExited{pid, status}, now);
+    // A restart plan took a step: which one, since a delay or a hold shows nowhere else in the log
+    if (const auto& plan = pool(*i).supervision.plan;
+        plan && step < plan->steps.size() && (pool(*i).step != step || pool(*i).runs != runs))
+        spdlog::info("{}slot {}: plan step {} of {}, {}", in_pool(*i), event.slot, step + 1, plan->steps.size(),
+                     to_string(std::vector<PlanStep>{plan->steps[step]}));
     if (hooks_.after_reap) hooks_.after_reap(event);
     check_readiness();
 }

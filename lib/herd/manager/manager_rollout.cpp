@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -77,6 +78,7 @@ void Manager::adopt(const Handover& h)
     shell_of(0).history.exits = h.history.exits;
     history_.exits.clear();
     started_at_ = h.started;
+    rollout_requested_ = h.upgrade_requested == TimePoint{} ? Clock::now() : h.upgrade_requested;
     // Exec mode: the programs' output goes on being logged, by this image now.
     for (const auto& [pid, fd] : h.outputs) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -338,6 +340,12 @@ void Manager::rollout_done(std::size_t i, const RolloutDone& done)
     if (supervisor_.pools.size() == 1)
         spdlog::info("{} to generation {} complete in {}: {} workers ready", to_string(done.kind), done.generation,
                      format_duration(done.took), ready_count(state()));
+    else
+        spdlog::info("{} complete in {}: {} workers in {} pools ready", to_string(done.kind),
+                     format_duration(std::chrono::duration_cast<Duration>(Clock::now() - rollout_requested_)),
+                     std::accumulate(supervisor_.pools.begin(), supervisor_.pools.end(), std::size_t{0},
+                                     [](std::size_t n, const Pool& p) { return n + ready_count(p.state); }),
+                     supervisor_.pools.size());
     history_.add(control::RolloutRecord{done.kind, done.generation, false, {}, Clock::now()});
     answer_waiting(control::op_for(done.kind), control::rollout_answer(done.kind, done.generation, done.took));
     for (auto& shell : shells_) {

@@ -5,6 +5,7 @@
 #include <herd/herd.hpp>
 
 #include <herd/manager/run.hpp>
+#include <herd/config/config_file.hpp>
 #include <herd/worker/worker_runtime.hpp>
 #include <herd/os/exec_ops.hpp>
 #include <herd/os/fd.hpp>
@@ -19,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -347,7 +349,14 @@ int run(int argc, char** argv, App app)
     mode.ext.add_options = app.add_options;
     mode.ext.worker_types = app.type_names();
     mode.hooks = app.hooks;
-    mode.check = [](const CommandLine& cl) { check_commands(cl, false); };
+    mode.check = [names = app.type_names()](const CommandLine& cl) {
+        check_commands(cl, false);
+        // The parser checks `worker =` against the names; a binary that named none is checked here.
+        for (const auto& pool : cl.pools)
+            if (!pool.worker.empty() && std::find(names.begin(), names.end(), pool.worker) == names.end())
+                throw UsageError(config_location(cl.options.config, pool.line) + "unknown worker type '" +
+                                 pool.worker + "': this binary has no named worker type");
+    };
     mode.make_ops = [types = std::make_shared<const App>(app)](detail::Startup& s, const PoolSpec& spec,
                                                                std::vector<Listener>& listeners)
         -> std::unique_ptr<ProcessOps> {
