@@ -157,7 +157,11 @@ TEST_CASE("herdctl scale, stop and start POOL answer when done and leave the oth
     CHECK(has(t.status(), "pool b: running, 3 of 3 workers ready"));
 
     const auto b = t.pids("b");
+    const std::size_t stop_mark = p.lines().size();
     ctl_ok(t, {"stop", "b"});
+    // Readiness counts the pools that serve and their workers, not the stopped one's
+    CHECK(p.wait_for_line(std::regex(R"(all 2 pools ready: 2 workers \(1 stopped\)$)"), in(2s), stop_mark));
+    CHECK(p.count(std::regex("all 3 pools ready"), stop_mark) == 0);
     CHECK(all_gone(std::vector<int>(b.begin(), b.end())));
     CHECK(t.pids("b").empty());
     CHECK(p.count(std::regex("pool b stopped")) == 1);
