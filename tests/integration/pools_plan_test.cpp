@@ -83,6 +83,32 @@ TEST_CASE("plan restart, restart 500ms, wait: now, no earlier than 500 ms, then 
     CHECK(t.spawns("a", mark) == 0);
 }
 
+TEST_CASE("USR2 replaces the workers of a pool whose plan holds a slot: the upgrade completes, the slot stays held")
+{
+    HardDeadline guard(25s);
+    Tree t("upgrade-timeout = 5s\n", "[pool.a]\ncommand = /bin/sleep 1000\nworkers = 1\n"
+                                      "[pool.b]\ncommand = /bin/sleep 1000\nworkers = 2\nplan = wait\n");
+    t.wait_ready(2);
+    Process& p = t.log();
+    INFO(p.output());
+    t.kill_one("b");
+    REQUIRE(poll_until([&] { return has(t.status(), "1 slot held until herdctl restart b"); }, in(3s), 50ms));
+
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGUSR2));
+    for (const char* name : {"a", "b"})
+        CHECK(p.wait_for_line(std::regex(std::string("pool ") + name + ": upgrade to generation 2 complete"), in(8s), mark));
+    CHECK(p.count(lines::upgrade_going_back, mark) == 0);
+    CHECK(t.pids("b").size() == 1);
+    for (int pid : t.pids("b")) CHECK(worker_generations(p).at(pid) == 2);
+    const std::string status = t.status();
+    CHECK(has(status, "pool b: running, 1 of 2 workers ready"));
+    CHECK(has(status, "1 slot held until herdctl restart b"));
+
+    CHECK(has(ctl_ok(t, {"restart", "b"}), "restarted b"));
+    CHECK(t.ready("b").size() == 2);
+}
+
 TEST_CASE("a failed pool stops every pool, the last first, and the manager exits 3 naming it")
 {
     for (const std::string plan : {"plan = stop\n", "plan = restart\nplan-count = 1\n"}) {
