@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -181,6 +182,28 @@ TEST_CASE("an exec program sees HERD_POOL, its pool's name")
     INFO(p.output());
     CHECK(p.wait_for_lines(std::regex(R"(\] in pool front slot 0$)"), 1, in(2s)).size() == 1);
     CHECK(p.wait_for_lines(std::regex(R"(\] in pool back-1 slot [01]$)"), 2, in(2s)).size() == 2);
+}
+
+TEST_CASE("a server binary's workers are titled NAME: POOL[slot] gen G, an exec pool beside them sees HERD_POOL")
+{
+    HardDeadline guard(15s);
+    Tree t(binary("HELLO_HTTP"), "name = titled\nheartbeat-interval = 100ms\njob-interval = 100ms\n",
+           "[pool.web]\nworker = web\nworkers = 2\nlisten = 127.0.0.1:0\n[pool.jobs]\nworker = jobs\nworkers = 1\n"
+           "[pool.side]\ncommand = /bin/sh -c 'echo \"side sees $HERD_POOL\"; exec sleep 1000'\nworkers = 1\n"
+           "ready-after = 150ms\nheartbeat = off\n",
+           false);
+    t.wait_ready(3);
+    Process& p = t.log();
+    INFO(p.output());
+    const auto title = [](int pid) {
+        const RunResult r = run({"/bin/ps", "-o", "args=", "-p", std::to_string(pid)}, 3s);
+        return r.lines.empty() ? std::string() : r.lines.front();
+    };
+    std::set<std::string> titles;
+    for (const char* name : {"web", "jobs"})
+        for (int pid : t.ready(name)) titles.insert(title(pid));
+    CHECK(titles == std::set<std::string>{"titled: web[0] gen 1", "titled: web[1] gen 1", "titled: jobs[0] gen 1"});
+    CHECK(p.wait_for_line(std::regex(R"(\] side sees side$)"), in(2s)));
 }
 
 TEST_CASE("a real binary refuses a bad configuration of pools: exit 2, one line naming file, line and key")
