@@ -185,8 +185,9 @@ int run(const herdctl::Request& request)
     Connection connection(request);
     connection.send(request.line);
     const herdctl::Outcome outcome = herdctl::interpret(request, connection.read_line());
-    // The stop answer comes just before the manager exits: be done only once it has
-    if (request.command == herdctl::Command::stop && outcome.exit_code == herdctl::exit_ok)
+    // The stop answer comes just before the manager exits: be done only once it has (stop POOL:
+    // the manager runs on, the answer is the end)
+    if (request.command == herdctl::Command::stop && request.pool.empty() && outcome.exit_code == herdctl::exit_ok)
         connection.wait_for_close();
     std::cout << outcome.out << std::flush;
     std::cerr << outcome.err;

@@ -44,6 +44,7 @@ struct Request {
     bool json = false;          // print the answer as it came, on one line
     herd::Duration timeout{};   // for the whole exchange; 0: wait forever
     std::string line;           // the request: one JSON object and '\n'
+    std::string pool;           // the pool it names; empty: the whole manager (or its only pool)
 };
 
 /// --help or --version: text for stdout, exit 0.

@@ -261,6 +261,7 @@ std::variant<Request, Info> parse_command_line(const std::vector<std::string>& a
     r.json = a.json;
     r.timeout = a.timeout ? parse_timeout(*a.timeout) : spec.timeout;
     r.line = json::serialize(request_object(spec, a, operands)) + "\n";
+    r.pool = operands.pool.value_or("");
     return r;
 }
 

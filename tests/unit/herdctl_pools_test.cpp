@@ -135,6 +135,9 @@ TEST_CASE("herdctl status, ready, metrics and stop take a pool; without one they
     CHECK(line_of({"stop", "web", "--now"}) == "{\"command\":\"stop\",\"pool\":\"web\",\"graceful\":false}\n");
     CHECK(line_of({"stop"}) == "{\"command\":\"stop\",\"graceful\":true}\n");
     CHECK(line_of({"status"}) == "{\"command\":\"status\"}\n");
+    // stop POOL is done at its answer; a stop of the manager waits for the socket to close
+    CHECK(std::get<Request>(parse_command_line({"stop", "web"}, "/run/herd.sock")).pool == "web");
+    CHECK(std::get<Request>(parse_command_line({"stop"}, "/run/herd.sock")).pool.empty());
 }
 
 TEST_CASE("herdctl restart, start and plan are about one pool")

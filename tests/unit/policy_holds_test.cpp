@@ -109,3 +109,24 @@ TEST_CASE("a held slot above a shrunk target keeps no lower slot empty")
     apply(s, WorkerExited{101, SIGSEGV}, o, t0 + 2s);
     CHECK(plan(s, o, t0 + 2s) == Actions{Spawn{1, 1}});
 }
+
+TEST_CASE("a rollout replaces the workers of a pool with a slot held until released, and is done without it")
+{
+    auto o = make_options(2);
+    o.upgrade_timeout = 60s;
+    PoolState s = ready_pool(o, 2);
+    apply(s, WorkerExited{100, SIGKILL}, o, t0 + 1s);
+    s.held[0] = TimePoint::max();
+    apply(s, RolloutStarted{Reason::upgrade}, o, t0 + 2s);
+    CHECK(plan(s, o, t0 + 2s) == Actions{Spawn{1, 2}});
+    apply(s, Spawned{200, 1, 2}, o, t0 + 2s);
+    apply(s, HeartbeatSeen{200, std::nullopt}, o, t0 + 3s);
+    // The new worker takes the old one's place; the held slot is no reason to keep the old one.
+    CHECK(plan(s, o, t0 + 3s) == Actions{Retire{101, Reason::upgrade}});
+    apply(s, Signalled{101, SIGQUIT, Reason::upgrade}, o, t0 + 3s);
+    apply(s, WorkerExited{101, 0}, o, t0 + 4s);
+    CHECK(plan(s, o, t0 + 4s) == Actions{RolloutDone{Reason::upgrade, 2, 2s}});
+    apply(s, RolloutEnded{false}, o, t0 + 4s);
+    CHECK(s.held.count(0) == 1);
+    CHECK(plan(s, o, t0 + 4s).empty());
+}

@@ -105,6 +105,15 @@ void plan_timeouts(const PoolState& state, const Options& options, TimePoint now
     }
 }
 
+// Slots a plan's `wait` holds until the operator releases them: the pool is short by as many
+// until then, and neither a rollout nor a due worker's replacement waits for them to fill.
+std::size_t held_until_released(const PoolState& state)
+{
+    const auto n = std::size_t(std::count_if(state.held.begin(), state.held.end(),
+                                             [](const auto& h) { return h.second == TimePoint::max(); }));
+    return std::min<std::size_t>(n, state.target);
+}
+
 // Rollout: done when the old generation is gone, failed when the new one does not come up
 bool plan_rollout(const PoolState& state, const Options& options, TimePoint now, Actions& out)
 {
@@ -112,7 +121,8 @@ bool plan_rollout(const PoolState& state, const Options& options, TimePoint now,
     const Rollout& r = *state.rollout;
     const bool old_left = std::any_of(state.workers.begin(), state.workers.end(),
                                       [&](const auto& w) { return w.generation != state.generation; });
-    if (!old_left && ready_count(state) >= state.target) {
+    const std::size_t wanted = state.target - held_until_released(state);
+    if (!old_left && ready_count(state) >= wanted) {
         out.push_back(RolloutDone{r.kind, state.generation, std::chrono::duration_cast<Duration>(now - r.started)});
         return true;
     }
@@ -128,7 +138,7 @@ bool plan_rollout(const PoolState& state, const Options& options, TimePoint now,
     if (!r.new_ready && failed > options.restart_limit.count)
         why = std::to_string(failed) + " workers of generation " + std::to_string(state.generation) +
               " exited before any was ready";
-    else if (reached(deadlines(state, options).rollout_timeout, now) && new_ready < state.target)
+    else if (reached(deadlines(state, options).rollout_timeout, now) && new_ready < wanted)
         why = "generation " + std::to_string(state.generation) + " was not ready within " +
               format_duration(options.upgrade_timeout);
     if (why.empty()) return true;
@@ -169,7 +179,8 @@ void plan_capacity(const PoolState& state, const Options& options, TimePoint now
     });
     const auto ready_live = std::size_t(std::count_if(keep.begin(), keep.end(), [](auto* w) { return w->ready(); }))
                           + std::size_t(std::count_if(due.begin(), due.end(), [](auto* w) { return w->ready(); }));
-    std::size_t surplus = ready_live > state.target ? ready_live - state.target : 0;
+    const std::size_t wanted = state.target - held_until_released(state);
+    std::size_t surplus = ready_live > wanted ? ready_live - wanted : 0;
     std::size_t due_left = 0;
     for (const auto* w : due) {
         if (!w->ready()) {

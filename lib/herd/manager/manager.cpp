@@ -352,9 +352,14 @@ void Manager::check_readiness()
             spdlog::info("all {} workers ready", state().target);
             notify::ready(std::to_string(state().target) + " workers ready");
         } else {
-            spdlog::info("all {} pools ready: {} workers", supervisor_.pools.size(), target_count());
-            notify::ready(std::to_string(supervisor_.pools.size()) + " pools ready, " +
-                          std::to_string(target_count()) + " workers");
+            // A stopped pool is not among them, nor its workers (its target is kept for its start)
+            std::size_t serving = 0, workers = 0;
+            for (const Pool& p : supervisor_.pools)
+                if (p.stage != PoolStage::stopped) ++serving, workers += p.state.target;
+            const std::size_t stopped = supervisor_.pools.size() - serving;
+            const std::string also = stopped ? fmt::format(" ({} stopped)", stopped) : "";
+            spdlog::info("all {} pools ready: {} workers{}", serving, workers, also);
+            notify::ready(fmt::format("{} pools ready, {} workers{}", serving, workers, also));
         }
         if (on_first_ready_) std::exchange(on_first_ready_, nullptr)();
     }
