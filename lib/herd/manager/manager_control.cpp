@@ -24,6 +24,12 @@ struct overloaded : F... {
 template <class... F>
 overloaded(F...) -> overloaded<F...>;
 
+// "1 worker", "4 workers"
+std::string count(std::size_t n, const std::string& what)
+{
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
 }  // namespace
 
 // Commands: from a signal, or from the control socket with a client waiting for the outcome
@@ -132,7 +138,7 @@ void Manager::report_stage(const SupervisorAction& action, TimePoint now)
     std::visit(overloaded{
                    [&](const PoolStarted& a) {
                        if (several)
-                           spdlog::info("pool {} starting: {} workers", pool(a.pool).name, pool(a.pool).state.target);
+                           spdlog::info("pool {} starting: {}", pool(a.pool).name, count(pool(a.pool).state.target, "worker"));
                        handle(PoolReported{a.pool, PoolStage::starting}, now);
                    },
                    [&](const PoolReady& a) {
