@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,10 +27,11 @@ const std::regex web_listening{R"(pool web: listening on 127\.0\.0\.1:(\d+)$)"};
 const std::regex pools_reload_complete{R"(reload complete in (\S+ \S+): (\d+) pools, (\d+) workers$)"};
 
 // web (HTTP), jobs (a Worker type without sockets) and `third`, an exec pool of `sleep`.
-std::string pools_config(const std::string& control, unsigned jobs, const std::string& third)
+std::string pools_config(const std::string& control, unsigned jobs, const std::string& third,
+                         const std::string& web_listen = "127.0.0.1:0")
 {
     return "control = " + control + "\n"
-           "[pool.web]\nworker = web\nworkers = 2\nlisten = 127.0.0.1:0\n"
+           "[pool.web]\nworker = web\nworkers = 2\nlisten = " + web_listen + "\n"
            "[pool.jobs]\nworker = jobs\nworkers = " + std::to_string(jobs) + "\n"
            "[pool." + third + "]\ncommand = /bin/sh -c \"exec sleep 300\"\nworkers = 1\nready-after = 100ms\n";
 }
@@ -180,4 +183,43 @@ TEST_CASE("HUP with several pools and an unknown key in a section is refused wit
     CHECK(p.count(std::regex(R"(\[error\])"), mark) == 1);
     const HttpResult r = http_get("127.0.0.1", s.port, "/", 2000ms);
     CHECK_MESSAGE(r.status == 200, r.status);
+}
+
+TEST_CASE("HUP with several pools: an address in use refuses the reload; a new web address frees the old one")
+{
+    HardDeadline guard(30s);
+    Deployment d(binary("HELLO_HTTP"));
+    Started s = start_pools(d);
+    Process& p = *s.process;
+
+    // web to an address something else holds, and a pool added: nothing happens.
+    auto taken = std::make_unique<LoopbackListener>();
+    const std::string busy = "127.0.0.1:" + std::to_string(taken->port);
+    write_file(s.config, pools_config(s.control, 2, "cache", busy) + "[pool.extra]\nworker = jobs\n");
+    std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto refused = p.wait_for_line(
+        std::regex("received HUP: pool web: cannot bind " + busy + R"(: .*; keeping the running configuration$)"),
+        in(5s), mark);
+    REQUIRE_MESSAGE(refused, p.output());
+    CHECK(p.count(std::regex(R"(\[error\])"), mark) == 1);
+    CHECK(p.count(std::regex("pool extra"), mark) == 0);
+    CHECK(p.count(lines::spawned, mark) == 0);
+    CHECK(try_connect("127.0.0.1", s.port, 2000ms) == 0);
+
+    // The address is free now: web rolls onto it, and its old one closes for good, though
+    // jobs' and cache's workers were forked while it was open.
+    const int port = taken->port;
+    taken.reset();
+    write_file(s.config, pools_config(s.control, 2, "cache", "127.0.0.1:" + std::to_string(port)));
+    mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    const auto complete = p.wait_for_line(pools_reload_complete, in(10s), mark);
+    REQUIRE_MESSAGE(complete, p.output());
+    CHECK(line_after(p, R"(pool web: changed, replaced rolling)", mark));
+    CHECK(line_after(p, R"(pool jobs: unchanged, 2 workers kept$)", mark));
+    const HttpResult r = http_get("127.0.0.1", port, "/", 2000ms);
+    CHECK_MESSAGE(r.status == 200, r.error);
+    CHECK(poll_until([&] { return try_connect("127.0.0.1", s.port, 500ms) == ECONNREFUSED; }, in(3s)));
+    for (int pid : s.pids["jobs"]) CHECK(pid_alive(pid));
 }
