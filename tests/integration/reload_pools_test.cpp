@@ -223,3 +223,39 @@ TEST_CASE("HUP with several pools: an address in use refuses the reload; a new w
     CHECK(poll_until([&] { return try_connect("127.0.0.1", s.port, 500ms) == ECONNREFUSED; }, in(3s)));
     for (int pid : s.pids["jobs"]) CHECK(pid_alive(pid));
 }
+
+TEST_CASE("HUP with several pools: a pool whose new generation fails goes back alone; the others keep what they rolled to")
+{
+    HardDeadline guard(30s);
+    Deployment d(binary("HELLO_HTTP"));
+    const std::string config = d.dir() / "app.conf", control = d.dir() / "control.sock";
+    write_file(config, pools_config(control, 2, "cache"));
+    Process& p = d.start(fast_options({"--config", config, "--upgrade-timeout", "2s"}));
+    REQUIRE_MESSAGE(p.wait_for_line(pools_ready, in(10s)), p.output());
+    const auto before = ready_by_pool(p);
+    REQUIRE(before.at("cache").size() == 1);
+    const int cache = *before.at("cache").begin();
+
+    // jobs grows; cache's new workers would be ready after 4 s, past the upgrade timeout.
+    std::string failing = pools_config(control, 3, "cache");
+    failing.replace(failing.find("ready-after = 100ms"), 19, "ready-after = 4s");
+    write_file(config, failing);
+    std::size_t mark = p.lines().size();
+    const RunResult reload = run({binary("HERDCTL"), "--control", control, "reload"}, 10000ms);
+    REQUIRE_MESSAGE(reload.status, reload.output());
+    CHECK(reload.status->code == 1);
+    CHECK_MESSAGE(reload.output().find("reload to generation 2 failed") != std::string::npos, reload.output());
+    CHECK(p.wait_for_line(std::regex(R"(pool cache: reload to generation 2 failed: .*; generation 1 keeps serving$)"),
+                          in(2s), mark));
+    CHECK_MESSAGE(pid_alive(cache), p.output());
+    CHECK(ready_by_pool(p, mark).at("jobs").size() == 3);
+
+    // What each pool runs now shows at the next HUP: jobs has its new options, cache its old ones.
+    write_file(config, pools_config(control, 3, "cache"));
+    mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    REQUIRE_MESSAGE(p.wait_for_line(pools_reload_complete, in(5s), mark), p.output());
+    CHECK(line_after(p, R"(pool jobs: unchanged, 3 workers kept$)", mark));
+    CHECK(line_after(p, R"(pool cache: unchanged, 1 workers kept$)", mark));
+    CHECK(pid_alive(cache));
+}
