@@ -52,7 +52,7 @@ Manager::Manager(boost::asio::io_context& io, Options options, Strategy strategy
     std::vector<Pool> made;
     for (auto& setup : pools) {
         made.push_back(make_pool(setup.name, setup.options, setup.supervision));
-        shells_.push_back(std::make_unique<Shell>(Shell{setup.ops, &setup.listeners, nullptr, {}, {}, false}));
+        shells_.push_back(std::make_unique<Shell>(Shell{setup.ops, &setup.listeners, nullptr, {}, {}, false, {}, {}, {}, {}}));
     }
     supervisor_ = make_supervisor(strategy, std::move(made));
     const auto seed = std::uint64_t(::getpid()) * 0x100000001b3ull ^ std::uint64_t(Clock::now().time_since_epoch().count());

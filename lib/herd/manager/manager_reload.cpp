@@ -87,6 +87,7 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
     supervisor_.strategy = line.strategy;   // the next exit that needs a restart is handled by it
     const Reconfigured r = reconfigure(supervisor_, configs, now);
     replan_ = true;
+    watch_memory();   // --max-worker-memory: on if any pool has it now
     spdlog::info("{}: reloading {} pools: {} new, {} changed, {} removed, {} unchanged", said, configs.size(),
                  r.added.size(), r.changed.size(), r.removed.size(), r.unchanged.size());
 
@@ -94,9 +95,8 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
         const std::size_t k = spec_index(line, pool(i).name);
         if (i >= shells_.size()) {   // reconfigure() appended it: its shell comes next, in the same order
             Made& m = made[k];
-            auto shell = std::make_unique<Shell>(Shell{*m.ops, m.sockets.get(), nullptr, {}, {}, false, {}, {}});
-            shell->own_ops = std::move(m.ops);
-            shell->own_sockets = std::move(m.sockets);
+            auto shell = std::make_unique<Shell>(
+                Shell{*m.ops, m.sockets.get(), nullptr, {}, {}, false, {}, {}, std::move(m.ops), std::move(m.sockets)});
             shell->runner = std::make_unique<Runner>(io_, *shell->own_ops, pool(i).options);
             shells_.push_back(std::move(shell));
         } else if (bound[k]) {       // removed earlier, given again: its new sockets now
@@ -104,10 +104,8 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
             *shell_of(i).listeners = std::move(*std::exchange(bound[k], std::nullopt));
         }
         reload_starting_.push_back(pool(i).name);
-        std::string after = "no other pool";   // the pool ahead of it that stays
-        for (std::size_t j = 0; j < i; ++j)
-            if (!pool(j).removed) after = pool(j).name;
-        spdlog::info("pool {}: new, starts after {}", pool(i).name, after);
+        const auto after = started_after(supervisor_, i);
+        spdlog::info("pool {}: new, starts after {}", pool(i).name, after ? pool(*after).name : "no other pool");
     }
     for (std::size_t i = 0; i < shells_.size(); ++i) shell_of(i).runner->use(pool(i).options);   // the pools moved
     for (const std::size_t i : r.changed) {
@@ -144,14 +142,9 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
 void Manager::reload_progress()
 {
     if (!reloading_pools_) return;
-    std::erase_if(reload_starting_, [&](const std::string& name) {
-        const auto i = supervisor_.find(name);
-        return !i || pool(*i).removed || pool(*i).stage != PoolStage::waiting && pool(*i).stage != PoolStage::starting;
-    });
-    const bool rolling = std::any_of(supervisor_.pools.begin(), supervisor_.pools.end(),
-                                     [](const Pool& p) { return p.state.rollout && p.state.rollout->kind == Reason::reload; });
-    if (rolling || !reload_starting_.empty()) return;
+    if (!reload_complete(supervisor_, reload_starting_)) return;
     reloading_pools_ = false;
+    reload_starting_.clear();
     rollout_.reset();
     unsigned generation = 0;
     for (const Pool& p : supervisor_.pools) generation = std::max(generation, p.state.generation);

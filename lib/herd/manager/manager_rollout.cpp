@@ -63,7 +63,7 @@ void Manager::adopt(const Handover& h)
         auto i = supervisor_.find(from.name);
         if (!i) {
             supervisor_.pools.push_back(make_pool(from.name, pool(0).options));
-            shells_.push_back(std::make_unique<Shell>(Shell{system_, nullptr, nullptr, {}, {}, false, {}, from.listeners}));
+            shells_.push_back(std::make_unique<Shell>(Shell{system_, nullptr, nullptr, {}, {}, false, {}, from.listeners, {}, {}}));
             shells_.back()->listeners = &shells_.back()->own_listeners;
             shells_.back()->runner = std::make_unique<Runner>(io_, system_, supervisor_.pools.back().options);
             i = supervisor_.pools.size() - 1;
