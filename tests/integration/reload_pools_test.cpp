@@ -259,3 +259,35 @@ TEST_CASE("HUP with several pools: a pool whose new generation fails goes back a
     CHECK(line_after(p, R"(pool cache: unchanged, 1 workers kept$)", mark));
     CHECK(pid_alive(cache));
 }
+
+TEST_CASE("HUP with several pools: a new pool that never gets ready fails the reload at the upgrade timeout; the next HUP removes it")
+{
+    HardDeadline guard(30s);
+    Deployment d(binary("HELLO_HTTP"));
+    const std::string config = d.dir() / "app.conf", control = d.dir() / "control.sock";
+    write_file(config, pools_config(control, 2, "cache"));
+    Process& p = d.start(fast_options({"--config", config, "--upgrade-timeout", "1s"}));
+    REQUIRE_MESSAGE(p.wait_for_line(pools_ready, in(10s)), p.output());
+    const auto before = ready_by_pool(p);
+
+    // broken's workers never send the heartbeat they must send: it never gets ready.
+    write_file(config, pools_config(control, 2, "cache") +
+                           "[pool.broken]\ncommand = /bin/sh -c \"exec sleep 300\"\nworkers = 1\n"
+                           "heartbeat = required\nboot-timeout = 20s\n");
+    std::size_t mark = p.lines().size();
+    const RunResult first = run({binary("HERDCTL"), "--control", control, "reload"}, 10000ms);
+    REQUIRE_MESSAGE(first.status, first.output());
+    CHECK(first.status->code == 1);
+    CHECK_MESSAGE(first.output().find("pool broken not ready within 1 s") != std::string::npos, first.output());
+    CHECK(p.count(std::regex(R"(reload failed: pool broken not ready within 1 s \(--upgrade-timeout\))"), mark) == 1);
+
+    write_file(config, pools_config(control, 2, "cache"));
+    mark = p.lines().size();
+    const RunResult second = run({binary("HERDCTL"), "--control", control, "reload"}, 10000ms);
+    REQUIRE_MESSAGE(second.status, second.output() << p.output());
+    CHECK_MESSAGE(second.status->code == 0, second.output());
+    CHECK(line_after(p, R"(pool broken: removed, stopping)", mark));
+    CHECK(p.wait_for_line(std::regex("pool broken: removed, its last worker is gone"), in(5s), mark));
+    for (const auto& [pool, pids] : before)
+        for (int pid : pids) CHECK_MESSAGE(pid_alive(pid), "pool " << pool << " lost worker " << pid);
+}

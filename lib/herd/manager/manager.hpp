@@ -150,6 +150,7 @@ private:
     void reload_pools(const std::string& said, const CommandLine& fresh);
     void add_shell(std::size_t pool, const PoolSpec& spec, std::vector<Listener> listeners);
     void reload_progress();
+    void reload_overdue();
     void forget_gone_pools();
     void refuse_reload(const std::string& line, const std::string& why);
     void abandon_upgrade(const std::string& why);
@@ -190,6 +191,7 @@ private:
     PoolFactory pool_factory_;
     bool reloading_pools_ = false;                // a reload of several pools: complete when each rolled or started
     std::vector<std::string> reload_starting_;    // ... the pools it added, until each is ready
+    std::unique_ptr<boost::asio::steady_timer> reload_timer_;   // ... or until --upgrade-timeout
     std::optional<Reason> rollout_;               // the manager's reload or upgrade, while its pools roll
     int pid_file_fd_ = -1;
     std::string pid_file_path_;

@@ -134,6 +134,12 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
     release();   // nothing left unused, but a pool named twice would leave its sockets here
     rollout_ = Reason::reload;
     reloading_pools_ = true;
+    if (!reload_starting_.empty()) {   // a new pool that never gets ready must not hold every later HUP off
+        reload_timer_ = std::make_unique<boost::asio::steady_timer>(io_, options_.upgrade_timeout);
+        reload_timer_->async_wait([this](const boost::system::error_code& e) {
+            if (!e) reload_overdue();
+        });
+    }
     reload_progress();   // complete at once when nothing rolls and nothing starts
 }
 
@@ -145,6 +151,7 @@ void Manager::reload_progress()
     if (!reload_complete(supervisor_, reload_starting_)) return;
     reloading_pools_ = false;
     reload_starting_.clear();
+    reload_timer_.reset();
     rollout_.reset();
     unsigned generation = 0;
     for (const Pool& p : supervisor_.pools) generation = std::max(generation, p.state.generation);
@@ -163,6 +170,26 @@ void Manager::reload_progress()
     notify::ready("reloaded: " + std::to_string(supervisor_.pools.size()) + " pools, " +
                   std::to_string(target_count()) + " workers");
     check_readiness();
+}
+
+// A pool the reload added is not ready within --upgrade-timeout: the reload ends as failed (the
+// waiting client told), the pool goes on starting as its plan says, and the next HUP may fix it.
+void Manager::reload_overdue()
+{
+    if (!reloading_pools_) return;
+    std::string names;
+    for (const auto& name : reload_starting_) names += (names.empty() ? "" : ", ") + name;
+    const std::string why = "pool " + names + " not ready within " + format_duration(options_.upgrade_timeout) +
+                            " (--upgrade-timeout)";
+    spdlog::error("reload failed: {}; it goes on starting, every other pool keeps what it has", why);
+    reloading_pools_ = false;
+    reload_starting_.clear();
+    unsigned generation = 0;
+    for (const Pool& p : supervisor_.pools) generation = std::max(generation, p.state.generation);
+    if (std::none_of(supervisor_.pools.begin(), supervisor_.pools.end(), [](const Pool& p) { return p.state.rollout; }))
+        rollout_.reset();   // else the last pool that rolls ends it
+    report_rollout_failure(Reason::reload, generation, "reload failed: " + why);
+    notify::send("READY=1\nSTATUS=reload failed: " + why);
 }
 
 // A pool a reload removed goes once its last worker is: its shell, its sockets and its place.

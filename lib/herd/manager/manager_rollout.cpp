@@ -388,6 +388,7 @@ void Manager::rollout_failed(std::size_t i, const RolloutFailed& failed)
     }
     reloading_pools_ = false;
     reload_starting_.clear();
+    reload_timer_.reset();
     if (shell.previous_options) use_options(*std::exchange(shell.previous_options, std::nullopt));
     if (!shell.previous_listeners.empty()) {
         close_listeners(*shell.listeners, true);
