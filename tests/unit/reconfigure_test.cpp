@@ -115,3 +115,33 @@ TEST_CASE("a changed restart type or plan is taken without a roll of the workers
     CHECK_FALSE(s.sup.pools[0].state.rollout);
     CHECK(plan(s.sup, t0 + 1s).empty());
 }
+
+TEST_CASE("a reload is complete once no pool rolls for it and every pool it added is ready")
+{
+    Shell s = running(Strategy::one, {{}, {}});
+    auto next = configs(s.sup);
+    next.erase(next.begin());   // a goes
+    next[0].options.graceful_timeout = 5s;   // b rolls
+    next.push_back({"web", pool_options(2), {}});
+    reconfigure(s.sup, next, t0 + 1s);
+    const std::vector<std::string> added{"web"};
+    CHECK_FALSE(reload_complete(s.sup, added));   // b rolls, web waits
+    REQUIRE(started_after(s.sup, 2));
+    CHECK(*started_after(s.sup, 2) == 1);         // after b: a is removed
+    CHECK_FALSE(started_after(s.sup, 0));
+
+    s.settle(t0 + 2s);
+    CHECK(s.sup.pools[2].stage == PoolStage::running);
+    CHECK_FALSE(s.sup.pools[1].state.rollout);
+    CHECK(reload_complete(s.sup, added));
+    CHECK(reload_complete(s.sup, {"gone"}));      // a name no pool has any more holds nothing up
+}
+
+TEST_CASE("a reload that only removes or keeps pools is complete at once")
+{
+    Shell s = running(Strategy::one, {{}, {}});
+    auto next = configs(s.sup);
+    next.pop_back();
+    reconfigure(s.sup, next, t0 + 1s);
+    CHECK(reload_complete(s.sup, {}));
+}

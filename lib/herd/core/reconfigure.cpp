@@ -57,4 +57,23 @@ bool is_gone(const Pool& pool)
            (pool.stage == PoolStage::stopped || pool.stage == PoolStage::failed);
 }
 
+bool reload_complete(const Supervisor& sup, const std::vector<std::string>& added)
+{
+    const bool rolling = std::any_of(sup.pools.begin(), sup.pools.end(), [](const Pool& p) {
+        return p.state.rollout && p.state.rollout->kind == Reason::reload;
+    });
+    return !rolling && std::none_of(added.begin(), added.end(), [&](const std::string& name) {
+        const auto i = sup.find(name);
+        return i && !sup.pools[*i].removed &&
+               (sup.pools[*i].stage == PoolStage::waiting || sup.pools[*i].stage == PoolStage::starting);
+    });
+}
+
+std::optional<std::size_t> started_after(const Supervisor& sup, std::size_t pool)
+{
+    for (std::size_t j = std::min(pool, sup.pools.size()); j-- > 0;)
+        if (!sup.pools[j].removed) return j;
+    return std::nullopt;
+}
+
 }  // namespace herd

@@ -34,4 +34,11 @@ Reconfigured reconfigure(Supervisor& supervisor, const std::vector<PoolConfig>& 
 /// Is this pool one a configuration removed, now stopped with no worker left?
 bool is_gone(const Pool& pool);
 
+/// Is a reload that added these pools (by name) complete? No pool rolls for a reload, and each
+/// added pool is past starting: ready, or stopped, failed or removed since.
+bool reload_complete(const Supervisor& supervisor, const std::vector<std::string>& added);
+
+/// The pool a new one starts after: the last one ahead of it that no configuration removed.
+std::optional<std::size_t> started_after(const Supervisor& supervisor, std::size_t pool);
+
 }  // namespace herd

@@ -54,7 +54,7 @@ Manager::Manager(boost::asio::io_context& io, Options options, Strategy strategy
     std::vector<Pool> made;
     for (auto& setup : pools) {
         made.push_back(make_pool(setup.name, setup.options, setup.supervision));
-        shells_.push_back(std::make_unique<Shell>(Shell{setup.ops, &setup.listeners, nullptr, {}, {}, false}));
+        shells_.push_back(std::make_unique<Shell>(Shell{setup.ops, &setup.listeners, nullptr, {}, {}, false, {}, {}, {}, {}}));
     }
     supervisor_ = make_supervisor(strategy, std::move(made));
     const auto seed = std::uint64_t(::getpid()) * 0x100000001b3ull ^ std::uint64_t(Clock::now().time_since_epoch().count());
@@ -248,6 +248,7 @@ void Manager::spawn(std::size_t i, int slot, unsigned generation, TimePoint now)
 // on before its exit is judged, or a shutdown reads as a crash.
 void Manager::take_news()
 {
+    forget_gone_pools();   // between plans: no action in hand holds a pool's index
     for (std::size_t i = 0; i < shells_.size(); ++i) {
         Runner& runner = *shell_of(i).runner;
         if (!runner.has_news()) continue;
@@ -395,7 +396,7 @@ void Manager::finish()
     spdlog::info("manager {} exiting with code {}", ::getpid(), *exit_code_);
 }
 
-void Manager::close_in_child()
+void Manager::close_in_child(std::string_view own)
 {
     // A standby shows as one until it is given a slot; a worker's own title replaces this.
     proctitle::set(options_.name + ": standby");
@@ -408,6 +409,11 @@ void Manager::close_in_child()
         // own generation left, and clients would wait in its backlog for nobody.
         for (const auto& l : shell->previous_listeners) ::close(l.fd);
     }
+    // Another pool's sockets too: a worker holding one would keep it open after that pool moved
+    // to other addresses on a reload (clients queued for nobody, the address never free again).
+    for (std::size_t i = 0; !own.empty() && i < shells_.size(); ++i)
+        if (pool(i).name != own)
+            for (const auto& l : *shell_of(i).listeners) ::close(l.fd);
     for (int fd : private_fds_) ::close(fd);
     if (previous_binary_fd_ >= 0) ::close(previous_binary_fd_);
     if (pid_file_fd_ >= 0) ::close(pid_file_fd_);

@@ -58,16 +58,21 @@ public:
 
     /// Keep the pool until shutdown; returns the manager's exit code.
     int run();
-    /// In a freshly forked worker: close what only the manager may hold, restore signal defaults.
-    void close_in_child();
+    /// In a freshly forked worker: close what only the manager may hold, restore signal defaults;
+    /// forked for pool `own`: every other pool's sockets too.
+    void close_in_child(std::string_view own = {});
     /// Called once, the first time the pool reaches its target of ready workers.
     void on_first_ready(std::function<void()> callback) { on_first_ready_ = std::move(callback); }
     /// Descriptors the manager keeps open that children must not inherit (closed in close_in_child).
     void keep_private(int fd) { private_fds_.push_back(fd); }
     /// What USR2 execs: the binary as started, with the original arguments.
     void set_binary(std::string binary, std::vector<std::string> argv);
-    /// How HUP re-reads the configuration (throws UsageError when it is invalid).
-    void set_reread(std::function<Options()> reread) { reread_ = std::move(reread); }
+    /// How HUP re-reads the configuration: the whole command line, its pools included (throws
+    /// UsageError when it is invalid).
+    void set_reread(std::function<CommandLine()> reread) { reread_ = std::move(reread); }
+    /// How HUP makes a new pool's process ops, given the sockets it bound for it (the shell keeps both).
+    using PoolFactory = std::function<std::unique_ptr<ProcessOps>(const PoolSpec&, std::vector<Listener>&)>;
+    void set_pool_factory(PoolFactory factory) { pool_factory_ = std::move(factory); }
     /// The pid file to hand over to the next image.
     void set_pid_file(int fd, std::string path);
     /// Serve the control socket (DESIGN.md §6) on a bound listening socket; before adopt() and run().
@@ -98,6 +103,8 @@ private:
         bool ready = false;                        // at its target, as last announced
         control::History history;                  // its workers' exits by slot, for status
         std::vector<Listener> own_listeners;       // a pool adopted from a hand-over only: its sockets
+        std::unique_ptr<ProcessOps> own_ops;       // a pool added by HUP: how its workers start (ops refers to it)
+        std::unique_ptr<std::vector<Listener>> own_sockets;   // ... and its sockets (listeners and its ops refer to them)
     };
     void handle(std::size_t pool, const Event& event, TimePoint now);
     void handle(const SupervisorEvent& event, TimePoint now);
@@ -140,6 +147,11 @@ private:
     void notify_reloading();
     void use_options(Options next);
     void start_reload(const std::string& said);
+    void reload_pools(const std::string& said, const CommandLine& fresh);
+    void add_shell(std::size_t pool, const PoolSpec& spec, std::vector<Listener> listeners);
+    void reload_progress();
+    void reload_overdue();
+    void forget_gone_pools();
     void refuse_reload(const std::string& line, const std::string& why);
     void abandon_upgrade(const std::string& why);
     void start_upgrade();
@@ -175,7 +187,11 @@ private:
     std::unique_ptr<detail::Preflight> preflight_;   // USR2's --check of the new binary, while it runs
     std::string binary_;
     std::vector<std::string> argv_;
-    std::function<Options()> reread_;
+    std::function<CommandLine()> reread_;
+    PoolFactory pool_factory_;
+    bool reloading_pools_ = false;                // a reload of several pools: complete when each rolled or started
+    std::vector<std::string> reload_starting_;    // ... the pools it added, until each is ready
+    std::unique_ptr<boost::asio::steady_timer> reload_timer_;   // ... or until --upgrade-timeout
     std::optional<Reason> rollout_;               // the manager's reload or upgrade, while its pools roll
     int pid_file_fd_ = -1;
     std::string pid_file_path_;

@@ -145,6 +145,7 @@ void Manager::report_stage(const SupervisorAction& action, TimePoint now)
                        if (several)
                            spdlog::info("pool {}: all {} workers ready", pool(a.pool).name, pool(a.pool).state.target);
                        handle(PoolReported{a.pool, PoolStage::running}, now);
+                       reload_progress();   // a pool a reload added is ready
                    },
                    [&](const PoolStopped& a) {
                        if (several) spdlog::info("pool {} stopped", pool(a.pool).name);

@@ -64,7 +64,7 @@ void Manager::adopt(const Handover& h)
         auto i = supervisor_.find(from.name);
         if (!i) {
             supervisor_.pools.push_back(make_pool(from.name, pool(0).options));
-            shells_.push_back(std::make_unique<Shell>(Shell{system_, nullptr, nullptr, {}, {}, false, {}, from.listeners}));
+            shells_.push_back(std::make_unique<Shell>(Shell{system_, nullptr, nullptr, {}, {}, false, {}, from.listeners, {}, {}}));
             shells_.back()->listeners = &shells_.back()->own_listeners;
             shells_.back()->runner = std::make_unique<Runner>(io_, system_, supervisor_.pools.back().options);
             i = supervisor_.pools.size() - 1;
@@ -134,15 +134,19 @@ void Manager::adopt(const Handover& h)
 void Manager::start_reload(const std::string& said)
 {
     for (auto& shell : shells_) shell->ops.discard();   // forked with the old options and sockets
-    Options fresh;
+    CommandLine line;
     try {
         if (!reread_) throw UsageError("no configuration to re-read");
-        fresh = reread_();
+        line = reread_();
     } catch (const std::exception& e) {
         refuse_reload(said + ": the configuration is invalid, keeping the running one: " + e.what(),
                       "the configuration is invalid: " + std::string(e.what()));
         return;
     }
+    // Several pools, before or after: each pool by name (manager_reload.cpp)
+    const bool one = line.pools.empty() || (line.pools.size() == 1 && line.pools.front().name == "main");
+    if (!one || supervisor_.pools.size() != 1 || pool(0).name != "main") return reload_pools(said, line);
+    Options fresh = std::move(line.options);
     if (fresh.control != options_.control)
         spdlog::warn("{}: --control changes from '{}' to '{}' at the next start; the socket stays where it is", said,
                      options_.control, fresh.control);
@@ -336,6 +340,7 @@ void Manager::rollout_done(std::size_t i, const RolloutDone& done)
         spdlog::info("{}{} to generation {} complete in {}: {} workers ready", in_pool(i), to_string(done.kind),
                      done.generation, format_duration(done.took), ready_count(pool(i).state));
     if (rolling) return;   // the manager's reload or upgrade ends with its last pool
+    if (reloading_pools_) return reload_progress();
     rollout_.reset();
     if (supervisor_.pools.size() == 1)
         spdlog::info("{} to generation {} complete in {}: {} workers ready", to_string(done.kind), done.generation,
@@ -385,6 +390,13 @@ void Manager::rollout_failed(std::size_t i, const RolloutFailed& failed)
     rollout_.reset();
     report_rollout_failure(failed.kind, failed.generation, what);
     Shell& shell = shell_of(i);
+    if (shell.previous_options && reloading_pools_) {   // this pool goes back; the others keep what they rolled to
+        pool(i).options = *std::exchange(shell.previous_options, std::nullopt);
+        handle(ScalePool{i, Scale{pool(i).options.workers, 0}}, Clock::now());
+    }
+    reloading_pools_ = false;
+    reload_starting_.clear();
+    reload_timer_.reset();
     if (shell.previous_options) use_options(*std::exchange(shell.previous_options, std::nullopt));
     if (!shell.previous_listeners.empty()) {
         close_listeners(*shell.listeners, true);

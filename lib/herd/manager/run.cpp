@@ -322,7 +322,11 @@ int detail::run(int argc, char** argv, Mode mode)
         for (const auto& a : cl.argv) args.push_back(a.c_str());
         CommandLine fresh = parse_command_line(int(args.size()), args.data(), ext);
         check(fresh, program, mode);
-        return fresh.options;
+        return fresh;
+    });
+    // A pool a reload adds: its process ops, made as at start (the manager keeps them and its sockets).
+    manager->set_pool_factory([&](const PoolSpec& spec, std::vector<Listener>& sockets) {
+        return mode.make_ops(startup, spec, sockets);
     });
     if (handover) manager->adopt(*handover);
     manager->on_first_ready([&] {
@@ -378,7 +382,7 @@ int run(int argc, char** argv, App app)
                 return runtime.run();
             },
             spec.options.spare > 0);   // --spare 0: no extra process at all, not even a standby
-        ops->set_child_setup([&s] { s.manager().close_in_child(); });
+        ops->set_child_setup([&s, own = spec.name] { s.manager().close_in_child(own); });
         return ops;
     };
     return detail::run(argc, argv, std::move(mode));
