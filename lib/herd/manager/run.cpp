@@ -279,11 +279,13 @@ int detail::run(int argc, char** argv, Mode mode)
     } catch (const std::exception& e) {
         return failed_at_start(e);
     }
-    if (!handover)
+    if (!handover) {
         for (std::size_t i = 0; i < pools.size(); ++i)
-            for (const auto& l : listeners[i])
+            for (const auto& l : listeners[i]) {
                 if (pools.size() == 1) spdlog::info("listening on {}", local_address(l.fd));
                 else spdlog::info("pool {}: listening on {}", pools[i].name, local_address(l.fd));
+            }
+    }
     if (control_fd >= 0 && !(handover && handover->control_fd >= 0)) spdlog::info("control socket at {}", control_path);
 
     proctitle::init(argc, argv);
