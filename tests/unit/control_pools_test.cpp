@@ -103,21 +103,21 @@ TEST_CASE("status, scale and stop may name a pool; restart, start and plan must"
     CHECK(request_of(R"({"command":"status","pool":"web"})").pool == "web");
     CHECK(request_of(R"({"command":"status"})").pool == std::nullopt);
     const Request scale = request_of(R"({"command":"scale","pool":"web","workers":8})");
-    CHECK(scale == Request{.op = Op::scale, .workers = 8u, .pool = "web"});
+    CHECK(scale == Request{.command = Command::scale, .workers = 8u, .pool = "web"});
     CHECK(request_of(R"({"command":"scale","delta":-1,"pool":"cache_2"})").delta == -1);
-    CHECK(request_of(R"({"command":"stop","pool":"web"})") == Request{.op = Op::stop, .pool = "web"});
+    CHECK(request_of(R"({"command":"stop","pool":"web"})") == Request{.command = Command::stop, .pool = "web"});
     CHECK(request_of(R"({"command":"stop","pool":"web","graceful":false})").graceful == false);
-    CHECK(request_of(R"({"command":"restart","pool":"web"})") == Request{.op = Op::restart, .pool = "web"});
-    CHECK(request_of(R"({"command":"start","pool":"Web-1"})") == Request{.op = Op::start, .pool = "Web-1"});
-    CHECK(request_of(R"({"command":"plan","pool":"web"})") == Request{.op = Op::plan, .pool = "web"});
+    CHECK(request_of(R"({"command":"restart","pool":"web"})") == Request{.command = Command::restart, .pool = "web"});
+    CHECK(request_of(R"({"command":"start","pool":"Web-1"})") == Request{.command = Command::start, .pool = "Web-1"});
+    CHECK(request_of(R"({"command":"plan","pool":"web"})") == Request{.command = Command::plan, .pool = "web"});
     CHECK(request_of(R"({"command":"plan","pool":"web","plan":"restart, restart 5s, wait"})").plan ==
           "restart, restart 5s, wait");
 }
 
 TEST_CASE("today's requests parse as they did: no pool, no plan")
 {
-    CHECK(request_of(R"({"command":"scale","workers":8})") == Request{Op::scale, 8u, 0, true});
-    CHECK(request_of(R"({"command":"stop","graceful":true})") == Request{Op::stop, std::nullopt, 0, true});
+    CHECK(request_of(R"({"command":"scale","workers":8})") == Request{Command::scale, 8u, 0, true});
+    CHECK(request_of(R"({"command":"stop","graceful":true})") == Request{Command::stop, std::nullopt, 0, true});
     for (const char* op : {"status", "reload", "upgrade", "stop"}) {
         const Request r = request_of(R"({"command":")" + std::string(op) + "\"}");
         CHECK(r.pool == std::nullopt);
@@ -177,13 +177,13 @@ TEST_CASE("a new plan must be one printable line of text; its words are the conf
 TEST_CASE("the pool a request is about: the one it names, or the only one; else a sentence listing the pools")
 {
     const std::vector<std::string> two{"cache", "web"};
-    CHECK(pick_pool(Request{.op = Op::scale, .workers = 2u, .pool = "web"}, two) == std::variant<std::size_t, std::string>(1u));
-    CHECK(std::get<std::string>(pick_pool(Request{.op = Op::restart, .pool = "db"}, two)) ==
+    CHECK(pick_pool(Request{.command = Command::scale, .workers = 2u, .pool = "web"}, two) == std::variant<std::size_t, std::string>(1u));
+    CHECK(std::get<std::string>(pick_pool(Request{.command = Command::restart, .pool = "db"}, two)) ==
           "unknown pool 'db' (this manager runs cache, web)");
-    CHECK(std::get<std::string>(pick_pool(Request{.op = Op::scale, .workers = 2u}, two)) ==
+    CHECK(std::get<std::string>(pick_pool(Request{.command = Command::scale, .workers = 2u}, two)) ==
           "scale needs a pool: this manager runs cache, web");
-    CHECK(std::get<std::size_t>(pick_pool(Request{.op = Op::scale, .workers = 2u}, {"main"})) == 0);
-    CHECK(std::get<std::size_t>(pick_pool(Request{.op = Op::status, .pool = "main"}, {"main"})) == 0);
+    CHECK(std::get<std::size_t>(pick_pool(Request{.command = Command::scale, .workers = 2u}, {"main"})) == 0);
+    CHECK(std::get<std::size_t>(pick_pool(Request{.command = Command::status, .pool = "main"}, {"main"})) == 0);
 }
 
 // Status

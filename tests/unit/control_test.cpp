@@ -52,14 +52,14 @@ WorkerRecord worker(int pid, int slot, unsigned generation, bool ready)
 
 TEST_CASE("every command parses, with its arguments")
 {
-    CHECK(request_of(R"({"command":"status"})").op == Op::status);
-    CHECK(request_of(R"({"command":"scale","workers":8})") == Request{Op::scale, 8u, 0, true});
-    CHECK(request_of(R"({"command":"scale","delta":-2})") == Request{Op::scale, std::nullopt, -2, true});
-    CHECK(request_of(R"({"command":"reload"})").op == Op::reload);
-    CHECK(request_of(R"({"command":"upgrade"})").op == Op::upgrade);
-    CHECK(request_of(R"({"command":"stop"})") == Request{Op::stop, std::nullopt, 0, true});
+    CHECK(request_of(R"({"command":"status"})").command == Command::status);
+    CHECK(request_of(R"({"command":"scale","workers":8})") == Request{Command::scale, 8u, 0, true});
+    CHECK(request_of(R"({"command":"scale","delta":-2})") == Request{Command::scale, std::nullopt, -2, true});
+    CHECK(request_of(R"({"command":"reload"})").command == Command::reload);
+    CHECK(request_of(R"({"command":"upgrade"})").command == Command::upgrade);
+    CHECK(request_of(R"({"command":"stop"})") == Request{Command::stop, std::nullopt, 0, true});
     CHECK(request_of(R"({"command":"stop","graceful":false})").graceful == false);
-    CHECK(request_of(" {\"command\" : \"status\"} \r\n").op == Op::status);   // spaces and CRLF
+    CHECK(request_of(" {\"command\" : \"status\"} \r\n").command == Command::status);   // spaces and CRLF
 }
 
 TEST_CASE("a bad request is answered with one sentence that names what is wrong")

@@ -192,7 +192,7 @@ Handover v2_handover()
     h.rollback_why = "generation 5 was not ready within 20s";
     h.control_fd = 11;
     h.control_path = "/run/app/control sock";
-    h.clients = {{12, control::Op::upgrade}};
+    h.clients = {{12, Command::upgrade}};
     h.history.add(0, control::ExitRecord{90, "crashed (signal 9)", 1500ms, t0 - 10s});
     h.history.add(control::RolloutRecord{Reason::reload, 4, true, "2 workers of generation 4 crashed at boot", t0});
     h.upgrade_requested = t0 + 2s;

@@ -125,7 +125,7 @@ TEST_CASE("since version 2 the control socket, the clients waiting on it and the
     Handover in = sample();
     in.control_fd = 11;
     in.control_path = "/run/app/control sock";
-    in.clients = {{12, control::Op::upgrade}, {13, control::Op::scale}};
+    in.clients = {{12, Command::upgrade}, {13, Command::scale}};
     in.history.add(0, control::ExitRecord{90, "crashed (signal 9)", 1500ms, t0 - 10s});
     in.history.add(0, control::ExitRecord{95, "retired (max age)", 3600s, t0 - 5s});
     in.history.add(2, control::ExitRecord{96, "no heartbeat", 20s, t0 - 1s});
@@ -149,7 +149,7 @@ TEST_CASE("going back to a binary of version 1, the record leaves out what that 
     in.version = 1;
     in.control_fd = 11;
     in.control_path = "/run/app/control.sock";
-    in.clients = {{12, control::Op::scale}};
+    in.clients = {{12, Command::scale}};
     in.history.add(0, control::ExitRecord{90, "crashed (signal 9)", 1500ms, t0});
     const std::string text = encode(in);
     CHECK(text.starts_with("herd-handover 1\n"));

@@ -16,11 +16,6 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::pair<Op, std::string_view> op_names[] = {
-    {Op::status, "status"}, {Op::scale, "scale"},     {Op::reload, "reload"}, {Op::upgrade, "upgrade"},
-    {Op::stop, "stop"},     {Op::restart, "restart"}, {Op::start, "start"},   {Op::plan, "plan"},
-};
-
 // A JSON integer that fits an int, or nothing (1.5, "8", 1e100 are not integers).
 std::optional<std::int64_t> integer(const json::value& v)
 {
@@ -127,9 +122,9 @@ std::optional<std::string> take_plan(Request& r, const json::value& value)
 std::optional<std::string> take(Request& r, std::string_view key, const json::value& value)
 {
     // Every request but reload and upgrade (the whole manager's) may be about one pool
-    const bool pool_op = r.op != Op::reload && r.op != Op::upgrade;
-    if (r.op == Op::scale && (key == "workers" || key == "delta")) return take_count(r, key, value);
-    if (r.op == Op::stop && key == "graceful") {
+    const bool pool_op = r.command != Command::reload && r.command != Command::upgrade;
+    if (r.command == Command::scale && (key == "workers" || key == "delta")) return take_count(r, key, value);
+    if (r.command == Command::stop && key == "graceful") {
         if (!value.is_bool()) return invalid(value, key, "not true or false");
         r.graceful = value.as_bool();
         return std::nullopt;
@@ -141,8 +136,8 @@ std::optional<std::string> take(Request& r, std::string_view key, const json::va
         r.pool = std::string(value.as_string());
         return std::nullopt;
     }
-    if (r.op == Op::plan && key == "plan") return take_plan(r, value);
-    return "unknown key \"" + quoted(key) + "\" for " + std::string(to_string(r.op));
+    if (r.command == Command::plan && key == "plan") return take_plan(r, value);
+    return "unknown key \"" + quoted(key) + "\" for " + std::string(to_string(r.command));
 }
 
 }  // namespace
@@ -159,20 +154,6 @@ std::string detail::json_line(const json::value& v)
     return json_text(v) + "\n";
 }
 
-std::string_view to_string(Op op)
-{
-    for (const auto& [o, name] : op_names)
-        if (o == op) return name;
-    return "unknown";
-}
-
-std::optional<Op> op_from(std::string_view name)
-{
-    for (const auto& [o, n] : op_names)
-        if (n == name) return o;
-    return std::nullopt;
-}
-
 std::variant<Request, std::string> parse_request(std::string_view text)
 {
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
@@ -185,19 +166,19 @@ std::variant<Request, std::string> parse_request(std::string_view text)
     if (!command) return std::string("malformed request: no \"command\"");
     if (!command->is_string()) return std::string("malformed request: \"command\" must be a string");
     const std::string_view name = command->as_string();
-    const auto op = op_from(name);
-    if (!op)
+    const auto parsed = command_from(name);
+    if (!parsed)
         return "unknown command '" + quoted(name) + "' (status, scale, reload, upgrade, stop, restart, start or plan)";
 
     Request r;
-    r.op = *op;
+    r.command = *parsed;
     for (const auto& [key, value] : o) {
         if (key == "command") continue;
         if (auto why = take(r, key, value)) return *why;
     }
-    if (r.op == Op::scale && r.workers.has_value() == o.contains("delta"))
+    if (r.command == Command::scale && r.workers.has_value() == o.contains("delta"))
         return std::string("scale needs either \"workers\" (exact) or \"delta\" (relative)");
-    if ((r.op == Op::restart || r.op == Op::start || r.op == Op::plan) && !r.pool)
+    if ((r.command == Command::restart || r.command == Command::start || r.command == Command::plan) && !r.pool)
         return std::string(name) + " needs \"pool\": the name of a pool";
     return r;
 }

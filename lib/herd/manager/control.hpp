@@ -12,6 +12,7 @@
 #pragma once
 
 #include <herd/config/options.hpp>
+#include <herd/core/command.hpp>
 #include <herd/core/policy.hpp>
 
 #include <cstdint>
@@ -25,23 +26,8 @@
 
 namespace herd::control {
 
-enum class Op { status, scale, reload, upgrade, stop, restart, start, plan };
-
-/// "status", "scale", ...
-std::string_view to_string(Op op);
-/// The operation a client waits on for a reload or an upgrade.
-inline Op op_for(Reason rollout) { return rollout == Reason::upgrade ? Op::upgrade : Op::reload; }
-std::optional<Op> op_from(std::string_view name);
-
-struct Request {
-    Op op = Op::status;
-    std::optional<unsigned> workers = std::nullopt;   // scale: exact target
-    int delta = 0;                     // scale: relative
-    bool graceful = true;              // stop
-    std::optional<std::string> pool = std::nullopt;   // status, scale, stop: that pool only; restart, start, plan: always
-    std::optional<std::string> plan = std::nullopt;   // plan: the new plan as the config file writes it (checked by its parser)
-    friend bool operator==(const Request&, const Request&) = default;
-};
+/// The command a client waits on for a reload or an upgrade.
+inline Command command_for(Reason rollout) { return rollout == Reason::upgrade ? Command::upgrade : Command::reload; }
 
 /// One request line; the error names what is wrong with it ("unknown command 'scael'", ...).
 std::variant<Request, std::string> parse_request(std::string_view line);

@@ -318,7 +318,7 @@ std::variant<std::size_t, std::string> pick_pool(const Request& request, const s
         return "unknown pool '" + *request.pool + "' (this manager runs " + pool_list(names) + ")";
     }
     if (names.size() == 1) return std::size_t{0};
-    return std::string(to_string(request.op)) + " needs a pool: this manager runs " + pool_list(names);
+    return std::string(to_string(request.command)) + " needs a pool: this manager runs " + pool_list(names);
 }
 
 }  // namespace herd::control

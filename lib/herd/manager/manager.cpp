@@ -210,7 +210,7 @@ void Manager::execute(std::size_t i, const Action& action, TimePoint now)
                                     who, a.failures, format_duration(options.restart_limit.window), options.restart_limit.count,
                                     format_duration(a.delay));
                        notify::status("backing off after " + std::to_string(a.failures) + " worker failures");
-                       fail_waiting(control::Op::scale, "backing off after " + std::to_string(a.failures) +
+                       fail_waiting(Command::scale, "backing off after " + std::to_string(a.failures) +
                                                             " worker failures: " + std::to_string(ready_count(state)) +
                                                             " of " + std::to_string(state.target) + " workers ready");
                        handle(BackoffStarted{now + a.delay, a.level}, now);
@@ -387,9 +387,9 @@ void Manager::finish()
         }
     for (auto& shell : shells_) shell->runner->clear();
     if (control_) {
-        answer_waiting(control::Op::stop, control::stop_answer(*exit_code_));
-        for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade})
-            fail_waiting(op, "the manager exited with code " + std::to_string(*exit_code_));
+        answer_waiting(Command::stop, control::stop_answer(*exit_code_));
+        for (auto command : {Command::scale, Command::reload, Command::upgrade})
+            fail_waiting(command, "the manager exited with code " + std::to_string(*exit_code_));
         control_->close_and_unlink();
     }
     if (hooks_.on_shutdown) hooks_.on_shutdown();

@@ -118,9 +118,10 @@ private:
     std::size_t worker_count() const;
     std::size_t target_count() const;
     void on_signal(int signal);
+    void reopen_logs(const std::string& said);
     void scale(std::size_t pool, const Scale& request, const std::string& said,
                std::optional<std::uint64_t> client = {}, bool named = false);
-    void steer(std::size_t pool, const control::Request& request, const std::string& said, std::uint64_t client);
+    void steer(std::size_t pool, const Request& request, const std::string& said, std::uint64_t client);
     void change_plan(std::uint64_t client, std::size_t pool, const std::optional<std::string>& text);
     control::PoolView view(std::size_t pool) const;
     std::string_view stage_text(std::size_t pool) const;
@@ -129,9 +130,9 @@ private:
     void shut_down(bool graceful);
     std::optional<std::string> rollout_refusal() const;
     void start_rollout(Reason kind, const std::string& said, std::optional<std::uint64_t> client = {});
-    void on_request(std::uint64_t client, const control::Peer& peer, const control::Request& request);
-    void answer_waiting(control::Op op, const std::string& line);
-    void fail_waiting(control::Op op, const std::string& why);
+    void on_request(std::uint64_t client, const control::Peer& peer, const Request& request);
+    void answer_waiting(Command command, const std::string& line);
+    void fail_waiting(Command command, const std::string& why);
     void report_rollout_failure(Reason kind, unsigned generation, const std::string& why);
     void watch_signals();
     void dispatch_signals(const char* data, std::size_t n);
@@ -203,7 +204,7 @@ private:
     // Control socket
     struct Waiting {
         std::uint64_t client;
-        control::Op op;
+        Command command;
         std::size_t pool = 0;   // scale, stop, start, restart: the pool it is for
         bool named = false;     // the request named its pool: answered with the pool's state
     };

@@ -44,13 +44,13 @@ void Manager::scale(std::size_t i, const Scale& request, const std::string& said
     }
     handle(ScalePool{i, request}, Clock::now());
     spdlog::info("{}: {}target is now {} workers", said, in_pool(i), pool(i).state.target);
-    if (client) waiting_.push_back({*client, control::Op::scale, i, named});
+    if (client) waiting_.push_back({*client, Command::scale, i, named});
     check_readiness();
 }
 
 void Manager::stop(bool graceful, const std::string& said, std::optional<std::uint64_t> client)
 {
-    if (client) waiting_.push_back({*client, control::Op::stop, 0});
+    if (client) waiting_.push_back({*client, Command::stop, 0});
     const Options& first = pool(0).options;
     const std::string pools = supervisor_.pools.size() == 1 ? "" : " in " + std::to_string(supervisor_.pools.size()) +
                                                                        " pools, the last pool first";
@@ -73,9 +73,9 @@ void Manager::shut_down(bool graceful)
     // each worker closes its own after accepting what was already queued.
     stop_listening();
     handle(ShutdownRequested{graceful}, Clock::now());
-    for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade, control::Op::start,
-                    control::Op::restart})
-        fail_waiting(op, "the manager is stopping");
+    for (auto command : {Command::scale, Command::reload, Command::upgrade, Command::start,
+                    Command::restart})
+        fail_waiting(command, "the manager is stopping");
 }
 
 // Why a reload or an upgrade cannot start now; nothing when it can.
@@ -94,7 +94,7 @@ void Manager::start_rollout(Reason kind, const std::string& said, std::optional<
         if (client) control_->answer(*client, control::error_answer(*refusal));
         return;
     }
-    if (client) waiting_.push_back({*client, control::op_for(kind), 0});
+    if (client) waiting_.push_back({*client, control::command_for(kind), 0});
     rollout_requested_ = Clock::now();
     notify_reloading();
     if (kind == Reason::reload) {
@@ -171,19 +171,18 @@ void Manager::set_control(int fd, std::string path)
 {
     control_ = std::make_unique<control::Server>(io_, fd, std::move(path),
                                                  [this](std::uint64_t client, const control::Peer& peer,
-                                                        const control::Request& request) {
+                                                        const Request& request) {
                                                      on_request(client, peer, request);
                                                  });
 }
 
-void Manager::on_request(std::uint64_t client, const control::Peer& peer, const control::Request& request)
+void Manager::on_request(std::uint64_t client, const control::Peer& peer, const Request& request)
 {
-    using control::Op;
     std::vector<std::string> names;
     for (const Pool& p : supervisor_.pools) names.push_back(p.name);
     // A status or a stop without a pool is about the whole manager; the rest names a pool, or the only one
-    const bool whole = (request.op == Op::status || request.op == Op::stop) && !request.pool;
-    const bool rollout = request.op == Op::reload || request.op == Op::upgrade;
+    const bool whole = (request.command == Command::status || request.command == Command::stop) && !request.pool;
+    const bool rollout = request.command == Command::reload || request.command == Command::upgrade;
     std::size_t i = 0;
     if (!whole && !rollout) {
         const auto picked = control::pick_pool(request, names);
@@ -193,7 +192,7 @@ void Manager::on_request(std::uint64_t client, const control::Peer& peer, const 
         }
         i = std::get<std::size_t>(picked);
     }
-    if (request.op == Op::status) {
+    if (request.command == Command::status) {
         control::ManagerFacts facts{::getpid(), options_.name, binary_, started_at_,
                                     preflight_ ? std::optional(rollout_requested_) : std::nullopt, supervisor_.phase};
         std::vector<control::PoolView> views;
@@ -202,18 +201,18 @@ void Manager::on_request(std::uint64_t client, const control::Peer& peer, const 
         control_->answer(client, control::status_answer(views, facts, history_, Clock::now()));
         return;
     }
-    if (request.op == Op::plan) return change_plan(client, i, request.plan);
+    if (request.command == Command::plan) return change_plan(client, i, request.plan);
     const std::string said = "control request from pid " + std::to_string(peer.pid);
-    switch (request.op) {
-    case Op::scale: scale(i, Scale{request.workers, request.delta}, said, client, request.pool.has_value()); break;
-    case Op::reload: start_rollout(Reason::reload, said, client); break;
-    case Op::upgrade: start_rollout(Reason::upgrade, said, client); break;
-    case Op::stop:
+    switch (request.command) {
+    case Command::scale: scale(i, Scale{request.workers, request.delta}, said, client, request.pool.has_value()); break;
+    case Command::reload: start_rollout(Reason::reload, said, client); break;
+    case Command::upgrade: start_rollout(Reason::upgrade, said, client); break;
+    case Command::stop:
         if (whole) stop(request.graceful, said, client);
         else steer(i, request, said, client);
         break;
-    case Op::restart:
-    case Op::start: steer(i, request, said, client); break;
+    case Command::restart:
+    case Command::start: steer(i, request, said, client); break;
     default: break;
     }
 }
@@ -255,20 +254,19 @@ void Manager::change_plan(std::uint64_t client, std::size_t i, const std::option
 }
 
 // herdctl stop POOL, start POOL, restart POOL: answered once the pool is stopped, running, or rolled
-void Manager::steer(std::size_t i, const control::Request& request, const std::string& said, std::uint64_t client)
+void Manager::steer(std::size_t i, const Request& request, const std::string& said, std::uint64_t client)
 {
-    using control::Op;
     if (supervisor_.phase != Phase::running) {
         control_->answer(client, control::error_answer("the manager is stopping"));
         return;
     }
     const Pool& p = pool(i);
     const auto now = Clock::now();
-    if (request.op == Op::stop) {
+    if (request.command == Command::stop) {
         spdlog::info("{}: stopping pool {} ({} workers, {})", said, p.name, p.state.workers.size(),
                      request.graceful ? "gracefully" : "fast");
         handle(StopPool{i, request.graceful}, now);
-    } else if (request.op == Op::start) {
+    } else if (request.command == Command::start) {
         if (p.stage != PoolStage::stopped && p.stage != PoolStage::stopping) {
             control_->answer(client, control::pool_answer(view(i)));   // nothing to start: it runs
             return;
@@ -279,57 +277,56 @@ void Manager::steer(std::size_t i, const control::Request& request, const std::s
         spdlog::info("{}: restarting pool {} ({} workers, rolling)", said, p.name, p.state.workers.size());
         handle(RestartPool{i}, now);
     }
-    waiting_.push_back({client, request.op, i, true});
+    waiting_.push_back({client, request.command, i, true});
     check_readiness();
 }
 
 // Clients waiting on one pool: answered once it is where they asked it to be
 void Manager::answer_pools()
 {
-    using control::Op;
     std::erase_if(waiting_, [&](const Waiting& w) {
-        if (w.op != Op::scale && !w.named) return false;   // the manager's own stop, reload, upgrade
+        if (w.command != Command::scale && !w.named) return false;   // the manager's own stop, reload, upgrade
         const Pool& p = pool(w.pool);
         bool done = false;
-        switch (w.op) {
-        case Op::scale: done = is_settled(p.state); break;
-        case Op::stop: done = p.stage == PoolStage::stopped || p.stage == PoolStage::failed; break;
-        case Op::start:
-        case Op::restart:
+        switch (w.command) {
+        case Command::scale: done = is_settled(p.state); break;
+        case Command::stop: done = p.stage == PoolStage::stopped || p.stage == PoolStage::failed; break;
+        case Command::start:
+        case Command::restart:
             done = p.stage == PoolStage::running && !p.state.rollout && !p.restart_pending && is_settled(p.state);
             break;
         default: break;
         }
-        if (p.stage == PoolStage::failed && w.op != Op::stop) {
+        if (p.stage == PoolStage::failed && w.command != Command::stop) {
             control_->answer(w.client, control::error_answer("pool " + p.name + " failed: " + p.why));
             return true;
         }
         if (!done) return false;
-        control_->answer(w.client, w.op == Op::scale && !w.named ? control::scale_answer(p.state)
+        control_->answer(w.client, w.command == Command::scale && !w.named ? control::scale_answer(p.state)
                                                                  : control::pool_answer(view(w.pool)));
         return true;
     });
 }
 
-void Manager::answer_waiting(control::Op op, const std::string& line)
+void Manager::answer_waiting(Command command, const std::string& line)
 {
     if (!control_) return;
     std::erase_if(waiting_, [&](const Waiting& w) {
-        if (w.op != op) return false;
+        if (w.command != command) return false;
         control_->answer(w.client, line);
         return true;
     });
 }
 
-void Manager::fail_waiting(control::Op op, const std::string& why)
+void Manager::fail_waiting(Command command, const std::string& why)
 {
-    answer_waiting(op, control::error_answer(why));
+    answer_waiting(command, control::error_answer(why));
 }
 
 void Manager::report_rollout_failure(Reason kind, unsigned generation, const std::string& why)
 {
     history_.add(control::RolloutRecord{kind, generation, true, why, Clock::now()});
-    fail_waiting(control::op_for(kind), why);
+    fail_waiting(control::command_for(kind), why);
 }
 
 }  // namespace herd

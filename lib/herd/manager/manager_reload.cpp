@@ -160,7 +160,7 @@ void Manager::reload_progress()
     spdlog::info("reload complete in {}: {} pools, {} workers", format_duration(took), supervisor_.pools.size(),
                  target_count());
     history_.add(control::RolloutRecord{Reason::reload, generation, false, {}, now});
-    answer_waiting(control::Op::reload, control::rollout_answer(Reason::reload, generation, took));
+    answer_waiting(Command::reload, control::rollout_answer(Reason::reload, generation, took));
     for (auto& shell : shells_) {
         close_listeners(shell->previous_listeners, false);
         shell->previous_listeners.clear();
@@ -205,8 +205,8 @@ void Manager::forget_gone_pools()
         close_listeners(shell.previous_listeners, true);
         // Clients waiting on a pool: on this one they are answered, on a later one they follow it.
         std::erase_if(waiting_, [&](Waiting& w) {
-            const bool on_pool = w.named || w.op == control::Op::scale || w.op == control::Op::start ||
-                                 w.op == control::Op::restart;
+            const bool on_pool = w.named || w.command == Command::scale || w.command == Command::start ||
+                                 w.command == Command::restart;
             if (!on_pool) return false;
             if (w.pool > i) --w.pool;
             else if (w.pool == i) {

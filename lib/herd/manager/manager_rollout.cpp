@@ -285,17 +285,17 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
             h.control_fd = control_->listen_fd();
             h.control_path = control_->path();
             // A client waiting on one pool asks again of the next image, which cannot tell which pool it was.
-            for (auto op : {control::Op::start, control::Op::restart}) fail_waiting(op, "the manager is upgrading; ask again");
+            for (auto command : {Command::start, Command::restart}) fail_waiting(command, "the manager is upgrading; ask again");
             std::erase_if(waiting_, [&](const Waiting& w) {
                 if (!w.named) return false;
                 control_->answer(w.client, control::error_answer("the manager is upgrading; ask again"));
                 return true;
             });
-            for (const auto& w : waiting_) h.clients.emplace_back(control_->client_fd(w.client), w.op);
+            for (const auto& w : waiting_) h.clients.emplace_back(control_->client_fd(w.client), w.command);
         }
     } else {
-        for (auto op : {control::Op::scale, control::Op::reload, control::Op::upgrade, control::Op::stop})
-            fail_waiting(op, "the manager goes back to a binary without a control socket");
+        for (auto command : {Command::scale, Command::reload, Command::upgrade, Command::stop})
+            fail_waiting(command, "the manager goes back to a binary without a control socket");
     }
     // Going forward the running binary is what we roll back to; going back, nothing is.
     int previous = -1;
@@ -352,7 +352,7 @@ void Manager::rollout_done(std::size_t i, const RolloutDone& done)
                                      [](std::size_t n, const Pool& p) { return n + ready_count(p.state); }),
                      supervisor_.pools.size());
     history_.add(control::RolloutRecord{done.kind, done.generation, false, {}, Clock::now()});
-    answer_waiting(control::op_for(done.kind), control::rollout_answer(done.kind, done.generation, done.took));
+    answer_waiting(control::command_for(done.kind), control::rollout_answer(done.kind, done.generation, done.took));
     for (auto& shell : shells_) {
         close_listeners(shell->previous_listeners, false);
         shell->previous_listeners.clear();

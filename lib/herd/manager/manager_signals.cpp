@@ -64,35 +64,30 @@ void Manager::read_pending_signals()
 
 void Manager::on_signal(int signal)
 {
-    const auto command = command_for(signal);
-    if (!command) return;
+    if (signal == SIGCHLD) return reap_exited();
+    const auto request = request_for(signal);
+    if (!request) return;
     const std::string said = "received " + signal_name(signal);
-    switch (*command) {
-    case Command::reap:
-        reap_exited();
-        break;
-    case Command::scale_up:
-    case Command::scale_down:
-        scale(0, Scale{std::nullopt, *command == Command::scale_up ? 1 : -1}, said);   // the first pool
-        break;
-    case Command::graceful_stop:
-    case Command::fast_stop:
-        stop(*command == Command::graceful_stop, said);
-        break;
-    case Command::reopen_logs:
-        spdlog::info("{}: reopening log files", said);
-        log::reopen();
-        for (std::size_t i = 0; i < shells_.size(); ++i) {
-            ProcessOps& ops = shell_of(i).ops;
-            ops.discard();   // a standby would log to the old file
-            if (ops.forwards_log_reopen())
-                for (const auto& w : pool(i).state.workers) ops.send(w.pid, SIGUSR1);
-        }
-        break;
-    case Command::reload:
-    case Command::upgrade:
-        start_rollout(*command == Command::reload ? Reason::reload : Reason::upgrade, said);
-        break;
+    switch (request->command) {
+    case Command::scale: scale(0, Scale{std::nullopt, request->delta}, said); break;   // the first pool
+    case Command::stop: stop(request->graceful, said); break;
+    case Command::reload: start_rollout(Reason::reload, said); break;
+    case Command::upgrade: start_rollout(Reason::upgrade, said); break;
+    case Command::reopen_logs: reopen_logs(said); break;
+    default: break;   // no signal asks for the rest
+    }
+}
+
+// USR1: the manager's log file, then every worker's that reopens its own
+void Manager::reopen_logs(const std::string& said)
+{
+    spdlog::info("{}: reopening log files", said);
+    log::reopen();
+    for (std::size_t i = 0; i < shells_.size(); ++i) {
+        ProcessOps& ops = shell_of(i).ops;
+        ops.discard();   // a standby would log to the old file
+        if (ops.forwards_log_reopen())
+            for (const auto& w : pool(i).state.workers) ops.send(w.pid, SIGUSR1);
     }
 }
 

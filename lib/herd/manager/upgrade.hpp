@@ -99,7 +99,7 @@ struct Handover {
     // Version 2
     int control_fd = -1;                         // the control socket's listening descriptor
     std::string control_path;
-    std::vector<std::pair<int, control::Op>> clients;   // connections waiting for an operation's outcome
+    std::vector<std::pair<int, Command>> clients;   // connections waiting for an operation's outcome
     control::History history;                    // what status reports: exits by slot, rollouts
     TimePoint upgrade_requested{};               // when the upgrade was asked for (USR2 or herdctl)
     std::vector<std::pair<int, int>> outputs;    // worker pid -> output pipe read fd: stdout's, then stderr's

@@ -186,7 +186,7 @@ struct Reader {
             int fd = -1;
             std::string op;
             in >> fd >> op;
-            const auto parsed = control::op_from(op);
+            const auto parsed = command_from(op);
             if (!parsed) throw std::invalid_argument("unknown control operation '" + op + "'");
             h.clients.emplace_back(fd, *parsed);
         } else if (key == "rollouts") {

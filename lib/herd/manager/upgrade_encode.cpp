@@ -21,7 +21,7 @@ void encode_control(std::ostream& out, const Handover& h)
 {
     if (h.control_fd >= 0) out << "control " << h.control_fd << " " << h.control_path << "\n";
     if (h.upgrade_requested != TimePoint{}) out << "upgrade_requested " << ns(h.upgrade_requested) << "\n";
-    for (const auto& [fd, op] : h.clients) out << "client " << fd << " " << control::to_string(op) << "\n";
+    for (const auto& [fd, op] : h.clients) out << "client " << fd << " " << to_string(op) << "\n";
     write_counts(out, "rollouts", h.history.rollouts);
     if (const auto& r = h.history.last_rollout)
         out << "last_rollout " << reason_key(r->kind) << " " << r->generation << " " << (r->failed ? 1 : 0) << " "

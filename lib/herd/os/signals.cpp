@@ -5,18 +5,17 @@
 
 namespace herd {
 
-std::optional<Command> command_for(int signal)
+std::optional<Request> request_for(int signal)
 {
     switch (signal) {
     case SIGINT:
-    case SIGTERM: return Command::fast_stop;
-    case SIGQUIT: return Command::graceful_stop;
-    case SIGTTIN: return Command::scale_up;
-    case SIGTTOU: return Command::scale_down;
-    case SIGUSR1: return Command::reopen_logs;
-    case SIGHUP: return Command::reload;
-    case SIGUSR2: return Command::upgrade;
-    case SIGCHLD: return Command::reap;
+    case SIGTERM: return Request{.command = Command::stop, .graceful = false};
+    case SIGQUIT: return Request{.command = Command::stop};
+    case SIGTTIN: return Request{.command = Command::scale, .delta = 1};
+    case SIGTTOU: return Request{.command = Command::scale, .delta = -1};
+    case SIGUSR1: return Request{.command = Command::reopen_logs};
+    case SIGHUP: return Request{.command = Command::reload};
+    case SIGUSR2: return Request{.command = Command::upgrade};
     default: return std::nullopt;
     }
 }

@@ -1,6 +1,9 @@
-// Signals become data: the table from signal to manager command (DESIGN.md §3).
-// The manager waits on them with asio's signal_set; handlers only record, the loop acts.
+// Signals become data: the table from signal to the request it makes of the manager (DESIGN.md
+// §3), the same requests the control socket takes. The manager reads them from a signalfd;
+// nothing runs in a signal handler.
 #pragma once
+
+#include <herd/core/command.hpp>
 
 #include <optional>
 #include <string>
@@ -8,10 +11,8 @@
 
 namespace herd {
 
-enum class Command { fast_stop, graceful_stop, scale_up, scale_down, reopen_logs, reload, upgrade, reap };
-
-/// What the manager does on a signal (nullopt: nothing).
-std::optional<Command> command_for(int signal);
+/// The request a signal makes (nullopt: none; SIGCHLD asks the manager to reap, which is no request).
+std::optional<Request> request_for(int signal);
 
 /// Every signal the manager handles.
 std::vector<int> manager_signals();
