@@ -436,3 +436,38 @@ TEST_CASE("which pools a strategy touches, and which exits need a restart")
     CHECK_FALSE(needs_restart(RestartType::temporary, ExitKind::abnormal));
     CHECK(to_string(PoolStage::failed) == "failed");
 }
+
+TEST_CASE("the manager is ready when every pool not stopped is at its target; a pool is done when it got there")
+{
+    Shell shell = running(Strategy::one, {{}, {}});
+    CHECK(is_ready(shell.sup));
+    CHECK_FALSE(is_rolling(shell.sup));
+    CHECK(has_done(shell.sup.pools[0], Command::scale));
+    CHECK(has_done(shell.sup.pools[0], Command::restart));
+    CHECK_FALSE(has_done(shell.sup.pools[0], Command::stop));
+
+    // Stopping pool b: not ready until it is stopped, then ready again without it
+    shell.exit_at_once = false;
+    apply(shell.sup, StopPool{1}, t0 + 1s);
+    shell.step(t0 + 1s);
+    CHECK_FALSE(is_ready(shell.sup));
+    CHECK_FALSE(has_done(shell.sup.pools[1], Command::stop));
+    for (int pid : shell.pids(1)) shell.exit(pid, exited(0), t0 + 2s);
+    shell.settle(t0 + 2s);
+    CHECK(shell.sup.pools[1].stage == PoolStage::stopped);
+    CHECK(has_done(shell.sup.pools[1], Command::stop));
+    CHECK(is_ready(shell.sup));
+
+    // Restarting pool a rolls it: not done (nor ready to announce) before the new generation took over
+    apply(shell.sup, RestartPool{0}, t0 + 3s);
+    CHECK(is_rolling(shell.sup));
+    CHECK_FALSE(has_done(shell.sup.pools[0], Command::restart));
+    shell.exit_at_once = true;
+    shell.settle(t0 + 4s);
+    CHECK_FALSE(is_rolling(shell.sup));
+    CHECK(has_done(shell.sup.pools[0], Command::restart));
+
+    // A shutdown: never ready again
+    apply(shell.sup, ShutdownRequested{true}, t0 + 5s);
+    CHECK_FALSE(is_ready(shell.sup));
+}

@@ -69,6 +69,7 @@
 // becomes PoolFailed in the same plan, then a graceful stop of what is left, then Exit{3}.
 #pragma once
 
+#include <herd/core/command.hpp>
 #include <herd/core/policy.hpp>
 #include <herd/core/supervision.hpp>
 
@@ -92,7 +93,7 @@ enum class PoolStage {
 };
 
 /// "waiting", "starting", ...
-std::string to_string(PoolStage stage);
+std::string_view to_string(PoolStage stage);
 
 /// One pool: its options, how it is supervised, its workers, where it stands.
 struct Pool {
@@ -179,6 +180,17 @@ SupervisorActions plan(const Supervisor& supervisor, TimePoint now);
 
 /// When plan() may next decide something new without a new event (as next_deadline of one pool).
 TimePoint next_deadline(const Supervisor& supervisor, TimePoint now);
+
+/// Every pool the operator did not stop is at its target, none failed, the manager running: the
+/// manager is ready (a rollout in progress is not: its own end says when the new generation took over).
+bool is_ready(const Supervisor& supervisor);
+
+/// A reload, an upgrade or a restart is replacing some pool's workers.
+bool is_rolling(const Supervisor& supervisor);
+
+/// Has a pool got where a command on it asked it to be: scaled (settled at its target), stopped,
+/// or started and restarted (running, settled, nothing left to roll)?
+bool has_done(const Pool& pool, Command command);
 
 /// How an exit bears on a restart: expected (the manager asked for it, or the pool is stopping),
 /// normal (exit status 0, nothing wrong seen) or abnormal (anything else).

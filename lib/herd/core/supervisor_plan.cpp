@@ -7,7 +7,7 @@
 
 namespace herd {
 
-std::string to_string(PoolStage stage)
+std::string_view to_string(PoolStage stage)
 {
     switch (stage) {
     case PoolStage::waiting: return "waiting";
@@ -67,6 +67,31 @@ std::vector<std::size_t> touched_by(Strategy strategy, std::size_t pool, std::si
         if (strategy == Strategy::all || (strategy == Strategy::rest && j > pool)) out.push_back(j);
     }
     return out;
+}
+
+bool is_ready(const Supervisor& sup)
+{
+    if (sup.phase != Phase::running) return false;
+    return std::all_of(sup.pools.begin(), sup.pools.end(), [](const Pool& p) {
+        return p.stage == PoolStage::stopped || (p.stage != PoolStage::failed && at_target(p.state));
+    });
+}
+
+bool is_rolling(const Supervisor& sup)
+{
+    return std::any_of(sup.pools.begin(), sup.pools.end(), [](const Pool& p) { return p.state.rollout.has_value(); });
+}
+
+bool has_done(const Pool& p, Command command)
+{
+    switch (command) {
+    case Command::scale: return is_settled(p.state);
+    case Command::stop: return p.stage == PoolStage::stopped || p.stage == PoolStage::failed;
+    case Command::start:
+    case Command::restart:
+        return p.stage == PoolStage::running && !p.state.rollout && !p.restart_pending && is_settled(p.state);
+    default: return false;
+    }
 }
 
 SupervisorActions plan(const Supervisor& sup, TimePoint now)

@@ -340,15 +340,10 @@ void Manager::reap(int pid, int status)
 // Readiness: announced each time every running pool reaches its target
 void Manager::check_readiness()
 {
-    // A pool the operator stopped counts as ready; a failed one never does.
-    bool ready = supervisor_.phase == Phase::running, rolling = false;
-    for (const Pool& p : supervisor_.pools) {
-        rolling = rolling || p.state.rollout;
-        if (p.stage != PoolStage::stopped) ready = ready && p.stage != PoolStage::failed && at_target(p.state);
-    }
+    const bool ready = is_ready(supervisor_);
     // During a reload or upgrade the old generation keeps the pools ready; the rollout's own
     // "complete" line (and READY=1) says when the new generation took over.
-    if (ready && !all_ready_ && !rolling) {
+    if (ready && !all_ready_ && !is_rolling(supervisor_)) {
         if (supervisor_.pools.size() == 1) {
             spdlog::info("all {} workers ready", state().target);
             notify::ready(std::to_string(state().target) + " workers ready");

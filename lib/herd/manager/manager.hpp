@@ -124,7 +124,6 @@ private:
     void steer(std::size_t pool, const Request& request, const std::string& said, std::uint64_t client);
     void change_plan(std::uint64_t client, std::size_t pool, const std::optional<std::string>& text);
     control::PoolView view(std::size_t pool) const;
-    std::string_view stage_text(std::size_t pool) const;
     void answer_pools();
     void stop(bool graceful, const std::string& said, std::optional<std::uint64_t> client = {});
     void shut_down(bool graceful);

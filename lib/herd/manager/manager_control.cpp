@@ -223,14 +223,8 @@ control::PoolView Manager::view(std::size_t i) const
     const Pool& p = pool(i);
     unsigned held = 0;
     for (const auto& [slot, until] : p.state.held) held += until == TimePoint::max() ? 1 : 0;
-    return control::PoolView{p.name, p.state, p.options, shells_.at(i)->history, stage_text(i), p.supervision,
+    return control::PoolView{p.name, p.state, p.options, shells_.at(i)->history, to_string(p.stage), p.supervision,
                              control::PlanPosition{p.step, p.runs + 1}, held};
-}
-
-std::string_view Manager::stage_text(std::size_t i) const
-{
-    static const std::string names[] = {"waiting", "starting", "running", "stopping", "stopped", "failed"};
-    return names[std::size_t(pool(i).stage)];
 }
 
 // herdctl plan POOL ["PLAN"]: shown, or changed at once (its count starts over)
@@ -287,21 +281,11 @@ void Manager::answer_pools()
     std::erase_if(waiting_, [&](const Waiting& w) {
         if (w.command != Command::scale && !w.named) return false;   // the manager's own stop, reload, upgrade
         const Pool& p = pool(w.pool);
-        bool done = false;
-        switch (w.command) {
-        case Command::scale: done = is_settled(p.state); break;
-        case Command::stop: done = p.stage == PoolStage::stopped || p.stage == PoolStage::failed; break;
-        case Command::start:
-        case Command::restart:
-            done = p.stage == PoolStage::running && !p.state.rollout && !p.restart_pending && is_settled(p.state);
-            break;
-        default: break;
-        }
         if (p.stage == PoolStage::failed && w.command != Command::stop) {
             control_->answer(w.client, control::error_answer("pool " + p.name + " failed: " + p.why));
             return true;
         }
-        if (!done) return false;
+        if (!has_done(p, w.command)) return false;
         control_->answer(w.client, w.command == Command::scale && !w.named ? control::scale_answer(p.state)
                                                                  : control::pool_answer(view(w.pool)));
         return true;

@@ -127,7 +127,7 @@ void Manager::adopt(const Handover& h)
     else
         spdlog::info("upgrade: manager {} now runs {}; {} workers in {} pools are replaced, pool by pool", ::getpid(),
                      binary_, worker_count(), supervisor_.pools.size());
-    if (!std::any_of(supervisor_.pools.begin(), supervisor_.pools.end(), [](const Pool& p) { return p.state.rollout; }))
+    if (!is_rolling(supervisor_))
         rollout_.reset();   // nothing to replace: no pool runs
 }
 

@@ -53,14 +53,6 @@ Identity check(CommandLine& cl, const std::string& program, const detail::Mode& 
     return resolve_identity(cl.options);
 }
 
-// The pools a command line makes: its [pool.NAME] sections, or the one pool `main`
-std::vector<PoolSpec> pools_of(const CommandLine& cl)
-{
-    if (!cl.pools.empty()) return cl.pools;
-    PoolSpec main{"main", cl.options, cl.command, "", {}, 0};
-    return {main};
-}
-
 // Daemon: the starting command waits on a pipe until the pool is ready (or the manager failed).
 int daemonize(int& ready_fd)
 {
@@ -156,7 +148,7 @@ std::unique_ptr<ProcessOps> exec_ops(detail::Startup& s, const PoolSpec& spec, s
 // every pool has one.
 void check_commands(const CommandLine& cl, bool exec)
 {
-    for (const auto& pool : pools_of(cl))
+    for (const auto& pool : cl.pools)   // the one pool `main` without [pool.NAME] sections
         if (exec || !pool.command.empty()) resolve_command(pool.command, path_env());
 }
 
@@ -229,7 +221,7 @@ int detail::run(int argc, char** argv, Mode mode)
     }
 
     // Listeners and pid file: failures here are runtime failures, exit 1. Each pool serves its own sockets.
-    const std::vector<PoolSpec> pools = pools_of(cl);
+    const std::vector<PoolSpec>& pools = cl.pools;
     std::deque<std::vector<Listener>> listeners(pools.size());
     // One line on stderr (and to the command waiting for a daemon), nothing left bound.
     const auto failed_at_start = [&](const std::exception& e) {
