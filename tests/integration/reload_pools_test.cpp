@@ -8,7 +8,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -75,6 +78,15 @@ Started start_pools(Deployment& d)
     REQUIRE(s.pids["jobs"].size() == 2);
     REQUIRE(s.pids["cache"].size() == 1);
     return s;
+}
+
+// A process's arguments, separated by spaces.
+std::string cmdline_of(const std::string& pid)
+{
+    std::ifstream in("/proc/" + pid + "/cmdline");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(text.begin(), text.end(), '\0', ' ');
+    return text;
 }
 
 bool line_after(Process& p, const std::string& text, std::size_t from)
@@ -290,4 +302,89 @@ TEST_CASE("HUP with several pools: a new pool that never gets ready fails the re
     CHECK(p.wait_for_line(std::regex("pool broken: removed, its last worker is gone"), in(5s), mark));
     for (const auto& [pool, pids] : before)
         for (int pid : pids) CHECK_MESSAGE(pid_alive(pid), "pool " << pool << " lost worker " << pid);
+}
+
+TEST_CASE("HUP with several pools: a new command or worker type alone replaces that pool's workers rolling")
+{
+    HardDeadline guard(30s);
+    Deployment d(binary("HELLO_HTTP"));
+    Started s = start_pools(d);
+    Process& p = *s.process;
+
+    // jobs runs the web type now, on an address of its own; cache runs another command.
+    std::string next = pools_config(s.control, 2, "cache");
+    next.replace(next.find("worker = jobs"), 13, "worker = web\nlisten = 127.0.0.1:0");
+    next.replace(next.find("exec sleep 300"), 14, "echo cache runs v2; exec sleep 299");
+    write_file(s.config, next);
+    const std::size_t mark = p.lines().size();
+    const RunResult reload = run({binary("HERDCTL"), "--control", s.control, "reload"}, 10000ms);
+    REQUIRE_MESSAGE(reload.status, reload.output());
+    CHECK_MESSAGE(reload.status->code == 0, reload.output() << p.output());
+    CHECK(line_after(p, R"(pool jobs: its workers run 'worker web' from now on, instead of 'worker jobs'$)", mark));
+    CHECK(line_after(p, R"(pool cache: its workers run '/bin/sh -c 'echo cache runs v2; exec sleep 299'' from now on)",
+                     mark));
+    CHECK(line_after(p, R"(pool web: unchanged, 2 workers kept$)", mark));
+
+    const auto after = ready_by_pool(p, mark);
+    CHECK(after.count("web") == 0);
+    for (int pid : s.pids["web"]) CHECK(pid_alive(pid));
+    REQUIRE(after.count("jobs") == 1);
+    REQUIRE(after.count("cache") == 1);
+    CHECK(reaped_in(p, "jobs", mark) == s.pids["jobs"]);
+    CHECK(reaped_in(p, "cache", mark) == s.pids["cache"]);
+    CHECK(p.wait_for_line(std::regex(R"(cache runs v2)"), in(2s), mark));
+    const int cache = *after.at("cache").begin();
+    CHECK_MESSAGE(cmdline_of(std::to_string(cache)).find("sleep 299") != std::string::npos,
+                  cmdline_of(std::to_string(cache)));
+
+    // jobs serves HTTP now, from the web type's code
+    const auto jobs_port = p.wait_for_line(std::regex(R"(pool jobs: listening on 127\.0\.0\.1:(\d+)$)"), in(1s), mark);
+    REQUIRE_MESSAGE(jobs_port, p.output());
+    const HttpResult r = http_get("127.0.0.1", std::stoi((*jobs_port)[1]), "/", 2000ms);
+    CHECK_MESSAGE(r.status == 200, r.error);
+
+    // The same file again: every pool unchanged
+    const std::size_t again = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    REQUIRE_MESSAGE(p.wait_for_line(pools_reload_complete, in(5s), again), p.output());
+    CHECK(line_after(p, R"(pool jobs: unchanged, 2 workers kept$)", again));
+    CHECK(line_after(p, R"(pool cache: unchanged, 1 workers kept$)", again));
+}
+
+TEST_CASE("HUP with several pools: a new command whose workers fail goes back to the old one, whose worker kept serving")
+{
+    HardDeadline guard(30s);
+    Deployment d(binary("HELLO_HTTP"));
+    const std::string config = d.dir() / "app.conf", control = d.dir() / "control.sock";
+    write_file(config, pools_config(control, 2, "cache"));
+    Process& p = d.start(fast_options({"--config", config, "--upgrade-timeout", "2s"}));
+    REQUIRE_MESSAGE(p.wait_for_line(pools_ready, in(10s)), p.output());
+    const int cache = *ready_by_pool(p).at("cache").begin();
+
+    // The new command exits at once, again and again: the reload fails, cache goes back.
+    std::string failing = pools_config(control, 2, "cache");
+    failing.replace(failing.find("exec sleep 300"), 14, "exit 7");
+    write_file(config, failing);
+    std::size_t mark = p.lines().size();
+    const RunResult reload = run({binary("HERDCTL"), "--control", control, "reload"}, 10000ms);
+    REQUIRE_MESSAGE(reload.status, reload.output());
+    CHECK(reload.status->code == 1);
+    CHECK(p.wait_for_line(std::regex(R"(pool cache: reload to generation 2 failed: .*; generation 1 keeps serving$)"),
+                          in(2s), mark));
+    CHECK_MESSAGE(pid_alive(cache), p.output());
+    CHECK_MESSAGE(p.count(std::regex(R"(pool cache: worker \d+ reaped: crashed \(exit code 7\))"), mark) >= 1, p.output());
+
+    // The old command runs again: the old file is unchanged, and a worker that exits now is replaced by it.
+    write_file(config, pools_config(control, 2, "cache"));
+    mark = p.lines().size();
+    REQUIRE(p.signal(SIGHUP));
+    REQUIRE_MESSAGE(p.wait_for_line(pools_reload_complete, in(5s), mark), p.output());
+    CHECK(line_after(p, R"(pool cache: unchanged, 1 workers kept$)", mark));
+    CHECK(pid_alive(cache));
+    mark = p.lines().size();
+    REQUIRE(::kill(cache, SIGKILL) == 0);
+    const auto replaced = p.wait_for_line(pool_ready, in(5s), mark);
+    REQUIRE_MESSAGE(replaced, p.output());
+    const std::string cmdline = cmdline_of((*replaced)[2]);
+    CHECK_MESSAGE(cmdline.find("sleep 300") != std::string::npos, cmdline);
 }

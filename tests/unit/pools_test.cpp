@@ -1,6 +1,8 @@
 // The pools of a command line and its config file: `main`, or one per [pool.NAME] section, with
 // [pool] and the top of the file as their defaults (pools.hpp, DESIGN.md §7a).
 #include <herd/options.hpp>
+#include <herd/config/pools.hpp>
+#include <herd/config/option_values.hpp>
 
 #include <boost/program_options.hpp>
 #include <doctest/doctest.h>
@@ -456,4 +458,19 @@ TEST_CASE("an address inherited by two pools is one address for both")
           file.at(4) + "pool 'b' cannot listen on :8080: pool 'a' listens on :8080 (two pools cannot share an address)");
     const ConfigFile own("listen = :8080\n[pool.a]\ncommand = a\n[pool.b]\ncommand = b\nlisten = :8081\n");
     CHECK(file_error(own).empty());
+}
+
+TEST_CASE("a pool's program in one line reads back as the same words, so a change is seen")
+{
+    herd::PoolSpec spec;
+    spec.command = {"python3", "job.py", "--name", "a b", "it's", ""};
+    const std::string line = herd::program_of(spec);
+    CHECK(line == "python3 job.py --name 'a b' 'it'\\''s' ''");
+    CHECK(herd::split_command(line) == spec.command);
+    herd::PoolSpec split = spec;
+    split.command = {"python3", "job.py", "--name", "a", "b", "it's", ""};
+    CHECK(herd::program_of(split) != line);
+    herd::PoolSpec typed;
+    typed.worker = "JobWorker";
+    CHECK(herd::program_of(typed) == "worker JobWorker");
 }

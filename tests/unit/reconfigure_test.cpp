@@ -11,7 +11,7 @@ namespace {
 std::vector<PoolConfig> configs(const Supervisor& sup)
 {
     std::vector<PoolConfig> out;
-    for (const Pool& p : sup.pools) out.push_back({p.name, p.options, p.supervision});
+    for (const Pool& p : sup.pools) out.push_back({p.name, p.options, p.supervision, p.program});
     return out;
 }
 
@@ -60,12 +60,32 @@ TEST_CASE("a changed pool rolls to a new generation; the pools around it keep ev
     for (const auto& w : s.sup.pools[1].state.workers) CHECK(w.generation == s.sup.pools[1].state.generation);
 }
 
+TEST_CASE("a new program alone (command = or worker =) rolls the pool as new options do")
+{
+    Shell s = running(Strategy::one, {{}, {}});
+    const auto a_pids = pids(s.sup.pools[0]);
+    auto next = configs(s.sup);
+    next[1].program = "python3 job.py --fast";
+    const Reconfigured r = reconfigure(s.sup, next, t0 + 1s);
+    CHECK(r.changed == std::vector<std::size_t>{1});
+    CHECK(r.unchanged == std::vector<std::size_t>{0});
+    CHECK(s.sup.pools[1].program == "python3 job.py --fast");
+    REQUIRE(s.sup.pools[1].state.rollout);
+    CHECK(s.sup.pools[1].state.rollout->kind == Reason::reload);
+
+    s.settle(t0 + 2s);
+    CHECK(only<RolloutDone>(s.done, 1).size() == 1);
+    CHECK(pids(s.sup.pools[0]) == a_pids);
+    for (const auto& w : s.sup.pools[1].state.workers) CHECK(w.generation == s.sup.pools[1].state.generation);
+    CHECK(reconfigure(s.sup, next, t0 + 3s).unchanged == std::vector<std::size_t>{0, 1});   // the same again: kept
+}
+
 TEST_CASE("a new pool starts at the end of the order; a removed one stops gracefully and is then gone")
 {
     Shell s = running(Strategy::one, {{}, {}});
     auto next = configs(s.sup);
     next.erase(next.begin());   // a goes
-    next.push_back({"web", pool_options(2), {}});
+    next.push_back({"web", pool_options(2), {}, "worker web"});
     const Reconfigured r = reconfigure(s.sup, next, t0 + 1s);
     CHECK(r.removed == std::vector<std::size_t>{0});
     CHECK(r.added == std::vector<std::size_t>{2});
@@ -122,7 +142,7 @@ TEST_CASE("a reload is complete once no pool rolls for it and every pool it adde
     auto next = configs(s.sup);
     next.erase(next.begin());   // a goes
     next[0].options.graceful_timeout = 5s;   // b rolls
-    next.push_back({"web", pool_options(2), {}});
+    next.push_back({"web", pool_options(2), {}, "worker web"});
     reconfigure(s.sup, next, t0 + 1s);
     const std::vector<std::string> added{"web"};
     CHECK_FALSE(reload_complete(s.sup, added));   // b rolls, web waits

@@ -342,4 +342,22 @@ void add_pools(CommandLine& cl, const ConfigFile* file, const PoolDefaults& defa
     cl.pools = std::move(pools);
 }
 
+std::string program_of(const PoolSpec& pool)
+{
+    if (pool.command.empty()) return "worker " + (pool.worker.empty() ? std::string("(the default)") : pool.worker);
+    std::string line;
+    for (const auto& arg : pool.command) {
+        if (!line.empty()) line += ' ';
+        const bool plain = !arg.empty() && arg.find_first_of(" \t\n'\"\\") == std::string::npos;
+        if (plain) {
+            line += arg;
+            continue;
+        }
+        line += '\'';   // split_command() reads it back: '\'' inside single quotes
+        for (const char c : arg) line += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        line += '\'';
+    }
+    return line;
+}
+
 }  // namespace herd

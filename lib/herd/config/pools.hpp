@@ -32,6 +32,10 @@ struct PoolDefaults {
 /// `command` and `worker` are one pool's; exec mode's own options are a server binary's exec pools'.
 std::string misplaced_at_top(const std::string& key, bool exec);
 
+/// What a pool's workers run, in one line: its command (each argument quoted where needed) or
+/// `worker NAME`. Two pools run the same program when these are equal.
+std::string program_of(const PoolSpec& pool);
+
 /// Fill cl.pools from `file`'s sections (null: no --config); without [pool.NAME] sections, the one
 /// pool `main` whose options, [pool] applied, become cl.options too. Named pools are validated
 /// (messages start with "pool NAME: "); `main` is left to validate(cl.options) as before.

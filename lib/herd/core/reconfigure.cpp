@@ -19,6 +19,7 @@ Reconfigured reconfigure(Supervisor& sup, const std::vector<PoolConfig>& pools, 
         const auto found = sup.find(c.name);
         if (!found) {
             Pool p = make_pool(c.name, c.options, c.supervision);
+            p.program = c.program;
             sup.pools.push_back(std::move(p));
             out.added.push_back(sup.pools.size() - 1);
             apply(sup, PoolReported{sup.pools.size() - 1, PoolStage::waiting}, now);   // settles: it starts in turn
@@ -27,13 +28,14 @@ Reconfigured reconfigure(Supervisor& sup, const std::vector<PoolConfig>& pools, 
         const std::size_t i = *found;
         Pool& p = sup.pools[i];
         const bool again = p.removed;
-        if (!again && p.options == c.options && p.supervision == c.supervision) {
+        if (!again && p.options == c.options && p.supervision == c.supervision && p.program == c.program) {
             out.unchanged.push_back(i);
             continue;
         }
         p.removed = false;
-        const bool new_options = !(p.options == c.options);
+        const bool new_options = !(p.options == c.options) || p.program != c.program;
         p.options = c.options;
+        p.program = c.program;
         p.wanted = c.options.workers;
         p.supervision = c.supervision;
         apply(sup, ChangePlan{i, c.supervision.plan}, now);   // the plan starts over, the restart limit's rule anew
@@ -43,7 +45,7 @@ Reconfigured reconfigure(Supervisor& sup, const std::vector<PoolConfig>& pools, 
             continue;
         }
         apply(sup, ScalePool{i, Scale{c.options.workers, 0}}, now);
-        // Workers started with other options are replaced; a new plan or restart type needs no new worker.
+        // Workers started with other options or another program are replaced; a new plan or restart type needs no new worker.
         if (new_options && !p.state.rollout && !p.state.workers.empty())
             apply(p.state, RolloutStarted{Reason::reload}, p.options, now);
         out.changed.push_back(i);

@@ -14,13 +14,14 @@ struct PoolConfig {
     std::string name;
     Options options;
     Supervision supervision;
+    std::string program;   // what its workers run: a new one replaces them, as new options do
 };
 
 /// What reconfigure() did, by pool index (indices as they are after the call).
 struct Reconfigured {
     std::vector<std::size_t> added;       // new names: each starts once every pool ahead of it is ready
     std::vector<std::size_t> removed;     // names no longer given: stopping gracefully
-    std::vector<std::size_t> changed;     // other options (workers replaced rolling) or supervision
+    std::vector<std::size_t> changed;     // other options or program (workers replaced rolling), or supervision
     std::vector<std::size_t> unchanged;   // every worker kept
 };
 

@@ -100,6 +100,7 @@ struct Pool {
     std::string name;
     Options options;                     // per-worker options of this pool; options.workers is its size
     Supervision supervision;
+    std::string program;                 // what its workers run (`command =`, `worker =`); a new one replaces them
     PoolState state;
     PoolStage stage = PoolStage::waiting;
     PoolStage reported = PoolStage::waiting;   // the latest stage the shell logged (PoolReported)

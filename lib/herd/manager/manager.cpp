@@ -54,7 +54,8 @@ Manager::Manager(boost::asio::io_context& io, Options options, Strategy strategy
     std::vector<Pool> made;
     for (auto& setup : pools) {
         made.push_back(make_pool(setup.name, setup.options, setup.supervision));
-        shells_.push_back(std::make_unique<Shell>(Shell{setup.ops, &setup.listeners, nullptr, {}, {}, false, {}, {}, {}, {}}));
+        made.back().program = setup.program;
+        shells_.push_back(std::make_unique<Shell>(Shell{SwitchingOps(setup.ops), &setup.listeners, nullptr, {}, {}, {}, false, {}, {}, {}}));
     }
     supervisor_ = make_supervisor(strategy, std::move(made));
     const auto seed = std::uint64_t(::getpid()) * 0x100000001b3ull ^ std::uint64_t(Clock::now().time_since_epoch().count());
@@ -69,7 +70,7 @@ Manager::Manager(boost::asio::io_context& io, Options options, Strategy strategy
 
 Manager::Manager(boost::asio::io_context& io, Options options, std::vector<Listener>& listeners, ProcessOps& ops,
                  ManagerHooks hooks)
-    : Manager(io, options, Strategy::one, std::vector<ManagedPool>{ManagedPool{"main", options, {}, ops, listeners}},
+    : Manager(io, options, Strategy::one, std::vector<ManagedPool>{ManagedPool{"main", options, {}, {}, ops, listeners}},
               std::move(hooks))
 {
 }

@@ -13,6 +13,7 @@
 #include <herd/core/policy.hpp>
 #include <herd/core/supervisor.hpp>
 #include <herd/os/process_ops.hpp>
+#include <herd/os/switching_ops.hpp>
 #include <herd/manager/upgrade.hpp>
 #include <herd/worker/worker.hpp>
 
@@ -40,6 +41,7 @@ struct ManagedPool {
     std::string name;
     Options options;
     Supervision supervision;
+    std::string program;   // what its workers run (program_of): a reload that changes it replaces them
     ProcessOps& ops;
     std::vector<Listener>& listeners;
 };
@@ -95,16 +97,16 @@ private:
     void prepare_ahead();
     // A pool's side of the shell: how its workers start, the sockets they serve, its runner.
     struct Shell {
-        ProcessOps& ops;
+        SwitchingOps ops;                          // how its workers start, signalled and reaped
         std::vector<Listener>* listeners;
         std::unique_ptr<Runner> runner;
         std::optional<Options> previous_options;   // reload: what to go back to if it fails
+        std::optional<std::string> previous_program;   // reload: the program to go back to if it fails
         std::vector<Listener> previous_listeners;  // reload: closed once the old generation is gone
         bool ready = false;                        // at its target, as last announced
         control::History history;                  // its workers' exits by slot, for status
         std::vector<Listener> own_listeners;       // a pool adopted from a hand-over only: its sockets
-        std::unique_ptr<ProcessOps> own_ops;       // a pool added by HUP: how its workers start (ops refers to it)
-        std::unique_ptr<std::vector<Listener>> own_sockets;   // ... and its sockets (listeners and its ops refer to them)
+        std::unique_ptr<std::vector<Listener>> own_sockets;   // a pool added by HUP: its sockets (listeners and its ops refer to them)
     };
     void handle(std::size_t pool, const Event& event, TimePoint now);
     void handle(const SupervisorEvent& event, TimePoint now);
@@ -160,6 +162,7 @@ private:
     bool is_preflight(int pid) const;
     void rollout_done(std::size_t pool, const RolloutDone& done);
     void rollout_failed(std::size_t pool, const RolloutFailed& failed);
+    void settle_rollout();
     void exec_image(int binary_fd, unsigned rollback_from, const std::string& why);
     void watch_watchdog();
     void watch_memory();

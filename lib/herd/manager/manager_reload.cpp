@@ -5,6 +5,7 @@
 // changes: a socket that cannot be bound refuses the whole reload.
 #include <herd/manager/manager.hpp>
 
+#include <herd/config/pools.hpp>
 #include <herd/core/reconfigure.hpp>
 #include <herd/os/listeners.hpp>
 #include <herd/os/log.hpp>
@@ -37,6 +38,7 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
         std::unique_ptr<ProcessOps> ops;
     };
     std::vector<Made> made(line.pools.size());
+    std::vector<std::unique_ptr<ProcessOps>> programs(line.pools.size());   // a pool's new command or worker type
     const auto release = [&] {
         for (auto& b : bound)
             if (b) close_listeners(*b, true);
@@ -47,8 +49,12 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
         for (std::size_t k = 0; k < line.pools.size(); ++k) {
             const PoolSpec& spec = line.pools[k];
             const auto i = supervisor_.find(spec.name);
-            if (i && spec.options.listen == pool(*i).options.listen) continue;
             try {
+                if (i && program_of(spec) != pool(*i).program) {
+                    if (!pool_factory_) throw std::runtime_error("this manager cannot change a pool's program");
+                    programs[k] = pool_factory_(spec, *shell_of(*i).listeners);
+                }
+                if (i && spec.options.listen == pool(*i).options.listen) continue;
                 auto sockets = bind_listeners(spec.options.listen);
                 if (i) {
                     bound[k] = std::move(sockets);
@@ -79,10 +85,10 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
     if (fresh.log_level != options_.log_level || fresh.log_file != options_.log_file)
         log::setup(fresh.log_level, fresh.log_file, "manager");
     options_ = fresh;
-    std::vector<Options> before;
-    for (const Pool& p : supervisor_.pools) before.push_back(p.options);
+    std::vector<Pool> before = supervisor_.pools;
     std::vector<PoolConfig> configs;
-    for (const PoolSpec& spec : line.pools) configs.push_back(PoolConfig{spec.name, spec.options, spec.supervision});
+    for (const PoolSpec& spec : line.pools)
+        configs.push_back(PoolConfig{spec.name, spec.options, spec.supervision, program_of(spec)});
     const auto now = Clock::now();
     supervisor_.strategy = line.strategy;   // the next exit that needs a restart is handled by it
     const Reconfigured r = reconfigure(supervisor_, configs, now);
@@ -90,14 +96,19 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
     watch_memory();   // --max-worker-memory: on if any pool has it now
     spdlog::info("{}: reloading {} pools: {} new, {} changed, {} removed, {} unchanged", said, configs.size(),
                  r.added.size(), r.changed.size(), r.removed.size(), r.unchanged.size());
+    for (std::size_t k = 0; k < line.pools.size(); ++k) {
+        const std::vector<Listener>* sockets = bound[k] ? &*bound[k] : made[k].sockets.get();
+        if (sockets)
+            for (const auto& l : *sockets) spdlog::info("pool {}: listening on {}", line.pools[k].name, local_address(l.fd));
+    }
 
     for (const std::size_t i : r.added) {
         const std::size_t k = spec_index(line, pool(i).name);
         if (i >= shells_.size()) {   // reconfigure() appended it: its shell comes next, in the same order
             Made& m = made[k];
             auto shell = std::make_unique<Shell>(
-                Shell{*m.ops, m.sockets.get(), nullptr, {}, {}, false, {}, {}, std::move(m.ops), std::move(m.sockets)});
-            shell->runner = std::make_unique<Runner>(io_, *shell->own_ops, pool(i).options);
+                Shell{SwitchingOps(std::move(m.ops)), m.sockets.get(), nullptr, {}, {}, {}, false, {}, {}, std::move(m.sockets)});
+            shell->runner = std::make_unique<Runner>(io_, shell->ops, pool(i).options);
             shells_.push_back(std::move(shell));
         } else if (bound[k]) {       // removed earlier, given again: its new sockets now
             close_listeners(*shell_of(i).listeners, true);
@@ -108,12 +119,23 @@ void Manager::reload_pools(const std::string& said, const CommandLine& line)
         spdlog::info("pool {}: new, starts after {}", pool(i).name, after ? pool(*after).name : "no other pool");
     }
     for (std::size_t i = 0; i < shells_.size(); ++i) shell_of(i).runner->use(pool(i).options);   // the pools moved
+    for (std::size_t k = 0; k < line.pools.size(); ++k) {   // new workers run the new program, the others theirs
+        if (!programs[k]) continue;
+        const std::size_t i = *supervisor_.find(line.pools[k].name);
+        Shell& shell = shell_of(i);
+        spdlog::info("pool {}: its workers run '{}' from now on, instead of '{}'", pool(i).name, pool(i).program,
+                     before.at(i).program);
+        shell.previous_program = before.at(i).program;
+        std::vector<int> running;
+        for (const auto& w : pool(i).state.workers) running.push_back(w.pid);
+        shell.ops.switch_to(std::move(programs[k]), running);
+    }
     for (const std::size_t i : r.changed) {
         Shell& shell = shell_of(i);
         auto& sockets = bound[spec_index(line, pool(i).name)];
         if (pool(i).state.rollout) {
             // Its old options and sockets stay until the new generation is in (or back, if it fails).
-            shell.previous_options = before.at(i);
+            shell.previous_options = before.at(i).options;
             if (sockets) shell.previous_listeners = std::exchange(*shell.listeners, std::move(*sockets));
             spdlog::info("pool {}: changed, replaced rolling; generation {} replaces {} workers", pool(i).name,
                          pool(i).state.generation, pool(i).state.workers.size());
@@ -161,11 +183,7 @@ void Manager::reload_progress()
                  target_count());
     history_.add(control::RolloutRecord{Reason::reload, generation, false, {}, now});
     answer_waiting(Command::reload, control::rollout_answer(Reason::reload, generation, took));
-    for (auto& shell : shells_) {
-        close_listeners(shell->previous_listeners, false);
-        shell->previous_listeners.clear();
-        shell->previous_options.reset();
-    }
+    settle_rollout();
     proctitle::set(options_.name + ": manager");
     notify::ready("reloaded: " + std::to_string(supervisor_.pools.size()) + " pools, " +
                   std::to_string(target_count()) + " workers");

@@ -64,9 +64,9 @@ void Manager::adopt(const Handover& h)
         auto i = supervisor_.find(from.name);
         if (!i) {
             supervisor_.pools.push_back(make_pool(from.name, pool(0).options));
-            shells_.push_back(std::make_unique<Shell>(Shell{system_, nullptr, nullptr, {}, {}, false, {}, from.listeners, {}, {}}));
+            shells_.push_back(std::make_unique<Shell>(Shell{SwitchingOps(system_), nullptr, nullptr, {}, {}, {}, false, {}, from.listeners, {}}));
             shells_.back()->listeners = &shells_.back()->own_listeners;
-            shells_.back()->runner = std::make_unique<Runner>(io_, system_, supervisor_.pools.back().options);
+            shells_.back()->runner = std::make_unique<Runner>(io_, shells_.back()->ops, supervisor_.pools.back().options);
             i = supervisor_.pools.size() - 1;
             unknown.push_back(*i);
         }
@@ -353,11 +353,7 @@ void Manager::rollout_done(std::size_t i, const RolloutDone& done)
                      supervisor_.pools.size());
     history_.add(control::RolloutRecord{done.kind, done.generation, false, {}, Clock::now()});
     answer_waiting(control::command_for(done.kind), control::rollout_answer(done.kind, done.generation, done.took));
-    for (auto& shell : shells_) {
-        close_listeners(shell->previous_listeners, false);
-        shell->previous_listeners.clear();
-        shell->previous_options.reset();
-    }
+    settle_rollout();
     if (previous_binary_fd_ >= 0) ::close(std::exchange(previous_binary_fd_, -1));
     proctitle::set(options_.name + ": manager");
     notify::ready("generation " + std::to_string(done.generation) + ": " + std::to_string(target_count()) +
@@ -392,6 +388,10 @@ void Manager::rollout_failed(std::size_t i, const RolloutFailed& failed)
     Shell& shell = shell_of(i);
     if (shell.previous_options && reloading_pools_) {   // this pool goes back; the others keep what they rolled to
         pool(i).options = *std::exchange(shell.previous_options, std::nullopt);
+        if (shell.previous_program) {
+            pool(i).program = *std::exchange(shell.previous_program, std::nullopt);
+            shell.ops.switch_back();
+        }
         handle(ScalePool{i, Scale{pool(i).options.workers, 0}}, Clock::now());
     }
     reloading_pools_ = false;
@@ -413,6 +413,18 @@ void Manager::abandon_preflight()
     spdlog::warn("upgrade abandoned: the manager is stopping");
     preflight_->abandon();   // kills it with what it started
     preflight_.reset();      // its handlers see operation_aborted
+}
+
+// A rollout is complete: what each pool could have gone back to goes (sockets, options, program).
+void Manager::settle_rollout()
+{
+    for (auto& shell : shells_) {
+        close_listeners(shell->previous_listeners, false);
+        shell->previous_listeners.clear();
+        shell->previous_options.reset();
+        shell->previous_program.reset();
+        shell->ops.settle();
+    }
 }
 
 }  // namespace herd

@@ -5,6 +5,7 @@
 #include <herd/herd.hpp>
 
 #include <herd/manager/run.hpp>
+#include <herd/config/pools.hpp>
 #include <herd/config/config_file.hpp>
 #include <herd/worker/worker_runtime.hpp>
 #include <herd/os/exec_ops.hpp>
@@ -301,7 +302,8 @@ int detail::run(int argc, char** argv, Mode mode)
     try {
         for (std::size_t i = 0; i < pools.size(); ++i) {
             ops.push_back(mode.make_ops(startup, pools[i], listeners[i]));
-            managed.push_back(ManagedPool{pools[i].name, pools[i].options, pools[i].supervision, *ops.back(), listeners[i]});
+            managed.push_back(ManagedPool{pools[i].name, pools[i].options, pools[i].supervision, program_of(pools[i]),
+                                          *ops.back(), listeners[i]});
         }
     } catch (const std::exception& e) {
         return failed_at_start(e);
