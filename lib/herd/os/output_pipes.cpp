@@ -23,13 +23,18 @@ void set_nonblocking(int fd)
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+// The read end of a pipe made here has no other status flag: one call, not two, per spawn.
+void set_read_end_nonblocking(int fd)
+{
+    ::fcntl(fd, F_SETFL, O_NONBLOCK);
+}
+
 }  // namespace
 
 // One stream of one worker, read by the manager until EOF or until the worker is reaped
 struct OutputPipes::Stream {
     Stream(boost::asio::io_context& io, int fd, log::Level level) : pipe(io, fd), level(level) {}
     boost::asio::posix::stream_descriptor pipe;
-    std::array<char, 4096> buffer{};
     OutputLines lines;
     log::Level level;
 };
@@ -57,12 +62,12 @@ OutputPipes::Pipes OutputPipes::open()
     p.err_level = log::parse_level(levels.stderr_level);
     PipeFds out = make_pipe(O_CLOEXEC, "cannot create an output pipe");
     // Only the manager's end: the worker's stdout stays blocking, as programs expect.
-    set_nonblocking(out.read.get());
+    set_read_end_nonblocking(out.read.get());
     p.out_read = std::move(out.read);
     p.out_write = std::move(out.write);
     if (p.err_level != p.out_level) {
         PipeFds err = make_pipe(O_CLOEXEC, "cannot create an output pipe");
-        set_nonblocking(err.read.get());
+        set_read_end_nonblocking(err.read.get());
         p.err_read = std::move(err.read);
         p.err_write = std::move(err.write);
     }
@@ -108,11 +113,11 @@ bool OutputPipes::read_stream(int pid, bool err, std::size_t max_reads)
     Worker& w = *it->second;
     Stream& s = *w.stream(err);
     for (std::size_t reads = 0; reads < max_reads;) {
-        const ssize_t n = ::read(s.pipe.native_handle(), s.buffer.data(), s.buffer.size());
+        const ssize_t n = ::read(s.pipe.native_handle(), buffer_.data(), buffer_.size());
         if (n < 0 && errno == EINTR) continue;
         ++reads;
         if (n > 0) {
-            log_lines(w, s, s.lines.feed(std::string_view(s.buffer.data(), std::size_t(n))));
+            log_lines(w, s, s.lines.feed(std::string_view(buffer_.data(), std::size_t(n))));
             continue;
         }
         if (n < 0 && errno == EAGAIN) return true;

@@ -21,6 +21,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -88,6 +89,9 @@ private:
     std::string pool_;
     std::function<OutputLevels()> levels_;
     std::unordered_map<int, std::unique_ptr<Worker>> workers_;   // by pid
+    // Every read goes here and is split into lines at once: one buffer for all streams, not one
+    // each (memory per worker, and pages a fork would share and then copy).
+    std::array<char, 4096> buffer_{};
     bool closed_in_child_ = false;   // in a child: its copies are closed (a second close could hit a reused number)
 };
 
