@@ -333,8 +333,16 @@ TEST_CASE("a flag can be turned off in the config file")
 {
     TempDir dir;
     CHECK_FALSE(parse({"--config", dir.write("a.conf", "daemon = false\n")}).options.daemon);
-    CHECK(usage_error({"--config", dir.write("b.conf", "check = maybe\n")}) ==
-          "config file " + dir.path + "/b.conf, line 1: invalid value 'maybe' for check: expected true or false");
+    CHECK(usage_error({"--config", dir.write("b.conf", "daemon = maybe\n")}) ==
+          "config file " + dir.path + "/b.conf, line 1: invalid value 'maybe' for daemon: expected true or false");
+}
+
+TEST_CASE("check is the command line's alone: in a file it would turn every start into a check")
+{
+    TempDir dir;
+    CHECK(usage_error({"--config", dir.write("c.conf", "check = true\n")}) ==
+          "config file " + dir.path + "/c.conf, line 1: option 'check' is only allowed on the command line");
+    CHECK(parse({"--check", "--config", dir.write("d.conf", "workers = 2\n")}).options.check);
 }
 
 TEST_CASE("application options work in the config file")

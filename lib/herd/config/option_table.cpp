@@ -151,7 +151,7 @@ std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
         {manager, "Process", "daemon", nullptr, "detach once the pool is ready", "", Kind::flag,
          [](O& o, S v) { o.daemon = parse_bool(v); }},
         {manager, "Process", "check", nullptr, "check the options, exit 0 or 2", "", Kind::flag,
-         [](O& o, S v) { o.check = parse_bool(v); }},
+         [](O& o, S v) { o.check = parse_bool(v); }, true},   // in a file, every start would only check
         {manager, "Process", "adopt-check", "V", "with --check: confirm this binary can adopt a running "
          "manager's hand-over version V (USR2 runs this)", "", Kind::value,
          [](O& o, S v) { o.adopt_check = parse_unsigned(v); }, true},
