@@ -398,7 +398,13 @@ const std::string& HelloHttp::date()
     return date_;
 }
 
+#ifndef HELLO_HTTP_VERSION
+#define HELLO_HTTP_VERSION "0.0.0"
+#endif
+
 int main(int argc, char** argv)
 {
-    return herd::main<HelloHttp, JobWorker>(argc, argv);
+    herd::App app;
+    app.version = HELLO_HTTP_VERSION;   // --version: "hello-http 0.1.0 (herd 0.1.0)"
+    return herd::main<HelloHttp, JobWorker>(argc, argv, std::move(app));
 }
