@@ -66,18 +66,6 @@ constexpr auto accept_log_interval = std::chrono::minutes(1);
 
 /// A duration option of hello-http: parsed like herd's own, and refused at start-up (exit 2,
 /// naming the option) when malformed.
-boost::program_options::typed_value<std::string>* duration_value(std::string name, const char* fallback)
-{
-    return boost::program_options::value<std::string>()->default_value(fallback)->notifier([name](const std::string& text) {
-        try {
-            if (herd::parse_duration(text).count() > 0) return;
-        } catch (const std::invalid_argument&) {
-        }
-        throw herd::UsageError("invalid value '" + text + "' for --" + name +
-                               ": expected a duration above 0 (250ms, 2s, 1.5s, 3m)");
-    });
-}
-
 class Connection;
 
 class HelloHttp : public herd::Worker {
@@ -88,10 +76,9 @@ public:
     /// --greeting TEXT, beside the standard options.
     static void add_options(boost::program_options::options_description& options)
     {
-        options.add_options()("greeting", boost::program_options::value<std::string>()->default_value("Hello, world!"),
-                              "body of / (a newline is added)")
-            ("header-timeout", duration_value("header-timeout", "10s"), "close a connection whose request head is not whole after this")
-            ("idle-timeout", duration_value("idle-timeout", "60s"), "close a kept-alive connection silent this long between requests")
+        options.add_options()("greeting", herd::text_option("Hello, world!"), "body of / (a newline is added)")
+            ("header-timeout", herd::duration_option("10s"), "close a connection whose request head is not whole after this")
+            ("idle-timeout", herd::duration_option("60s"), "close a kept-alive connection silent this long between requests")
             ("test-endpoints", boost::program_options::bool_switch(), "serve /crash and /hang (tests only)");
     }
 
@@ -310,8 +297,8 @@ private:
 int HelloHttp::run()
 {
     greeting_ = args()["greeting"].as<std::string>() + "\n";
-    header_timeout = herd::parse_duration(args()["header-timeout"].as<std::string>());
-    idle_timeout = herd::parse_duration(args()["idle-timeout"].as<std::string>());
+    header_timeout = args()["header-timeout"].as<herd::Duration>();
+    idle_timeout = args()["idle-timeout"].as<herd::Duration>();
     test_endpoints = args()["test-endpoints"].as<bool>();
     for (const herd::Listener& l : listeners()) {
         bool tcp = l.family == AF_INET || l.family == AF_INET6;

@@ -30,24 +30,14 @@ public:
     /// --job-interval D (time between job starts) and --job-size MiB (work per job).
     static void add_options(boost::program_options::options_description& options)
     {
-        // A bad duration is a usage error at start (exit code 2), not a crash in every worker.
-        auto check_duration = [](const std::string& text) {
-            try {
-                if (herd::parse_duration(text).count() <= 0) throw std::invalid_argument("zero");
-            } catch (const std::invalid_argument&) {
-                throw herd::UsageError("invalid value '" + text +
-                                       "' for --job-interval: expected a duration above 0 such as 250ms, 2s, 1.5s");
-            }
-        };
         options.add_options()
-            ("job-interval", boost::program_options::value<std::string>()->default_value("1s")->notifier(check_duration),
-             "time between the starts of two jobs")
-            ("job-size", boost::program_options::value<unsigned>()->default_value(4), "MiB checksummed per job");
+            ("job-interval", herd::duration_option("1s"), "time between the starts of two jobs")
+            ("job-size", herd::count_option(4, "MIB"), "MiB checksummed per job");
     }
 
     void on_start() override
     {
-        interval_ = herd::parse_duration(args()["job-interval"].as<std::string>());
+        interval_ = args()["job-interval"].as<herd::Duration>();
         data_.resize(std::size_t(args()["job-size"].as<unsigned>()) << 20);
         for (std::size_t i = 0; i < data_.size(); ++i) data_[i] = std::uint8_t(i * 131 + 7);
     }

@@ -2,3 +2,4 @@
 #pragma once
 
 #include <herd/config/options.hpp>
+#include <herd/config/option_types.hpp>

@@ -19,9 +19,11 @@ import re
 import subprocess
 import sys
 
-# Everything of herd's that a consumer may link against: lib/herd/{herd,options,worker}.hpp
+# Everything of herd's that a consumer may link against: lib/herd/{herd,options,worker}.hpp (and
+# config/option_types.hpp, which options.hpp includes)
 API = re.compile(r"^herd::(run|run_exec|Worker|UsageError|exec_defaults|parse_command_line|validate|"
-                 r"parse_duration|parse_signal|parse_restart_limit|format_duration|parse_size|format_size)\b")
+                 r"parse_duration|parse_signal|parse_restart_limit|format_duration|parse_size|format_size|"
+                 r"DurationOption|InvalidOptionValue|duration_option|text_option|count_option)\b")
 REQUIRED = ["herd::run(", "herd::Worker::heartbeat(", "herd::Worker::attach(", "herd::parse_command_line(",
             "typeinfo for herd::UsageError"]
 SHARED = re.compile(r"^(?:[\w:<>, *&]+ )?boost::(asio|process)::")

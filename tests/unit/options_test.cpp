@@ -296,6 +296,41 @@ TEST_CASE("a bad application value names the option and the value")
     CHECK(usage_error({"--port", "http"}, app_with_port()) == "invalid value 'http' for --port");
 }
 
+TEST_CASE("typed application options: a duration, a text and a count, with placeholders and defaults in --help")
+{
+    herd::OptionsExtension ext;
+    ext.program = "app";
+    ext.add_options = [](po::options_description& d) {
+        d.add_options()("idle-timeout", herd::duration_option("60s"), "close a silent connection")(
+            "settle", herd::duration_option("0s", herd::Duration{0}), "wait before serving")(
+            "greeting", herd::text_option("Hi", "WORDS"), "body of /")("jobs", herd::count_option(4), "jobs at once");
+    };
+    const auto defaults = parse({}, ext);
+    CHECK((*defaults.app_args)["idle-timeout"].as<herd::Duration>() == 60s);
+    CHECK((*defaults.app_args)["settle"].as<herd::Duration>() == 0s);
+    CHECK((*defaults.app_args)["greeting"].as<std::string>() == "Hi");
+    CHECK((*defaults.app_args)["jobs"].as<unsigned>() == 4);
+    const auto given = parse({"--idle-timeout", "1.5s", "--jobs", "7"}, ext);
+    CHECK((*given.app_args)["idle-timeout"].as<herd::Duration>() == 1500ms);
+    CHECK((*given.app_args)["jobs"].as<unsigned>() == 7);
+
+    const std::string help = parse({"--help"}, ext).help_text;
+    CHECK_MESSAGE(help.find("--idle-timeout D") != std::string::npos, help);
+    CHECK_MESSAGE(help.find("(default 60s)") != std::string::npos, help);
+    CHECK_MESSAGE(help.find("--greeting WORDS") != std::string::npos, help);
+    CHECK_MESSAGE(help.find("--jobs N") != std::string::npos, help);
+
+    CHECK(usage_error({"--idle-timeout", "5x"}, ext) ==
+          "invalid value '5x' for --idle-timeout: expected a duration above 0 (250ms, 2s, 1.5s, 3m)");
+    CHECK(usage_error({"--idle-timeout", "0"}, ext) ==
+          "invalid value '0' for --idle-timeout: expected a duration above 0 (250ms, 2s, 1.5s, 3m)");
+    CHECK(usage_error({"--settle", "-1"}, ext).find("invalid value '-1' for --settle") == 0);
+    TempDir dir;
+    CHECK(usage_error({"--config", dir.write("t.conf", "idle-timeout = soon\n")}, ext) ==
+          "config file " + dir.path + "/t.conf, line 1: invalid value 'soon' for idle-timeout: expected a duration "
+          "above 0 (250ms, 2s, 1.5s, 3m)");
+}
+
 // Config file
 TEST_CASE("config file values are used")
 {

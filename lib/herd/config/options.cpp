@@ -8,6 +8,7 @@
 
 #include <herd/config/config_file.hpp>
 #include <herd/config/option_table.hpp>
+#include <herd/config/option_types.hpp>
 #include <herd/config/pools.hpp>
 #include <herd/config/supervision_values.hpp>
 
@@ -136,8 +137,11 @@ std::string describe(const po::error& e, const po::parsed_options& parsed, const
         if (syntax->kind() == po::invalid_syntax::extra_parameter)
             return where + "option " + name + " takes no value";
     }
-    if (dynamic_cast<const po::validation_error*>(&e) != nullptr && !key.empty())
-        return where + "invalid value '" + rejected_value(parsed, desc, key) + "' for " + name;
+    if (dynamic_cast<const po::validation_error*>(&e) != nullptr && !key.empty()) {
+        const auto* typed = dynamic_cast<const InvalidOptionValue*>(&e);   // an application's, with why
+        return where + "invalid value '" + rejected_value(parsed, desc, key) + "' for " + name +
+               (typed != nullptr ? ": " + typed->why() : "");
+    }
     return where + e.what();
 }
 
