@@ -17,6 +17,8 @@
 #include <system_error>
 #include <unistd.h>
 
+#include <utility>
+
 namespace herd {
 
 namespace {
@@ -138,12 +140,8 @@ int ForkOps::fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& out
             if (::getppid() != request.manager_pid) ::_exit(0);
             default_time_slice();   // the manager's long one is for the manager alone
             for (int fd : close_in_child) ::close(fd);
-            ForkOps::close_in_child();   // the other workers' output pipes (other pools': child_setup)
+            ForkOps::close_in_child();   // the other workers' output pipes, the standby's (other pools': child_setup)
             redirect_output(output);
-            if (standby_) {
-                ::close(standby_->go_fd);
-                ::close(standby_->heartbeat_fd);
-            }
             if (child_setup_) child_setup_();
             if (go_fd >= 0) {
                 // Standby: wait here, before any code of the application, to be given a slot.
@@ -169,6 +167,17 @@ int ForkOps::fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& out
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) throw std::system_error(err, std::generic_category(), "cannot fork a worker");
     return pid;
+}
+
+void ForkOps::close_in_child() noexcept
+{
+    output_.close_in_child();
+    // Called by the forking pool's ops and again by the manager for every pool: once is all (a
+    // number closed here may be in use again by the second call).
+    if (const auto standby = std::exchange(standby_, std::nullopt)) {
+        ::close(standby->go_fd);
+        ::close(standby->heartbeat_fd);
+    }
 }
 
 Started ForkOps::spawn(int slot, unsigned generation)

@@ -131,7 +131,9 @@ public:
     bool owns(int pid) const override { return standby_ && standby_->pid == pid; }
     std::vector<std::pair<int, int>> hand_over() override { return output_.hand_over(); }
     void adopt_output(int pid, int slot, int fd) override { output_.adopt(pid, slot, fd); }
-    void close_in_child() noexcept override { output_.close_in_child(); }
+    /// Its workers' output pipes and its standby's pipes: a child of another pool holding the
+    /// standby's go pipe could hand it a slot.
+    void close_in_child() noexcept override;
 
 private:
     struct Standby {
