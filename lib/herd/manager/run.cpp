@@ -288,6 +288,7 @@ int detail::run(int argc, char** argv, Mode mode)
 
     // The manager and how each pool's children start
     boost::asio::io_context io;
+    const std::vector<int> io_fds = event_descriptors(io);   // closed in every forked child
     std::vector<std::unique_ptr<ProcessOps>> ops;
     std::unique_ptr<Manager> manager;
     detail::Startup startup{io, cl, ready_fd, [&]() -> Manager& { return *manager; },
@@ -309,6 +310,7 @@ int detail::run(int argc, char** argv, Mode mode)
         return failed_at_start(e);
     }
     manager = std::make_unique<Manager>(io, options, cl.strategy, std::move(managed), mode.hooks);
+    for (int fd : io_fds) manager->keep_private(fd);
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
     if (control_fd >= 0) manager->set_control(control_fd, control_path);
     manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);

@@ -3,10 +3,13 @@
 #include <herd/os/fd.hpp>
 #include <herd/os/log.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <dirent.h>
 #include <exception>
 #include <fcntl.h>
 #include <sched.h>
@@ -17,6 +20,8 @@
 #include <system_error>
 #include <unistd.h>
 
+#include <algorithm>
+#include <string_view>
 #include <utility>
 
 namespace herd {
@@ -254,6 +259,41 @@ std::optional<int> ForkOps::try_reap(int pid)
     // Everything it wrote is in the pipes now: logged before the manager logs its exit.
     if (status) output_.drain(pid);
     return status;
+}
+
+// An io_context's own descriptors
+namespace {
+
+// The open descriptors of the kinds an io_context makes for itself.
+std::vector<int> anonymous_event_fds()
+{
+    std::vector<int> fds;
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return fds;
+    while (const dirent* e = ::readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        char target[64] = {};
+        const std::string link = std::string("/proc/self/fd/") + e->d_name;
+        if (::readlink(link.c_str(), target, sizeof target - 1) <= 0) continue;
+        const std::string_view kind = target;
+        if (kind == "anon_inode:[eventpoll]" || kind == "anon_inode:[eventfd]" || kind == "anon_inode:[timerfd]")
+            fds.push_back(std::atoi(e->d_name));
+    }
+    ::closedir(dir);
+    std::sort(fds.begin(), fds.end());
+    return fds;
+}
+
+}  // namespace
+
+std::vector<int> event_descriptors(boost::asio::io_context& io)
+{
+    const std::vector<int> before = anonymous_event_fds();
+    { boost::asio::steady_timer first(io); }   // the reactor is made with the first timer
+    std::vector<int> made;
+    for (int fd : anonymous_event_fds())
+        if (!std::binary_search(before.begin(), before.end(), fd)) made.push_back(fd);
+    return made;
 }
 
 // Reaping and exec in place: the real system calls behind the seam

@@ -156,4 +156,10 @@ bool send_signal(int pid, int signal);
 /// waitpid(pid, WNOHANG) that retries EINTR.
 std::optional<int> reap_if_exited(int pid);
 
+/// The descriptors a fresh `io` works with itself (its epoll instance, the eventfd that wakes it,
+/// its timerfd), made now. A forked child must close them (child_setup, close_in_child): a worker
+/// holding them could re-arm the manager's timer, wake it at will, or steal its events and add
+/// events of its own choosing to its epoll instance, even after switching to --user.
+std::vector<int> event_descriptors(boost::asio::io_context& io);
+
 }  // namespace herd
