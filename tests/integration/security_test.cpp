@@ -431,7 +431,7 @@ TEST_CASE("a worker that closes its heartbeat channel is retired for no heartbea
     CHECK(exit->code == 0);
 }
 
-TEST_CASE("a worker in a session of its own is stopped as any other; a child it double-forked away is left running with the sockets")
+TEST_CASE("a worker in a session of its own is stopped as any other and dies with a killed manager; a child it double-forked away is left running with the sockets")
 {
     HardDeadline guard(20s);
     TempDir dir;
@@ -466,6 +466,18 @@ TEST_CASE("a worker in a session of its own is stopped as any other; a child it 
     // the listening socket (a client's connect still succeeds, into a backlog nobody serves).
     CHECK(pid_alive(orphan.pid));
     CHECK(try_connect("127.0.0.1", port, 1s) == 0);
+
+    // A manager killed outright: a worker in a session of its own still dies with it (PR_SET_PDEATHSIG)
+    Process killed(concat({herd_binary()}, concat(fast_options({"-w", "1", "--heartbeat-timeout", "0", "--ready-after", "100ms"}),
+                                                  {"--", "/bin/sh", "-c", "exec setsid sleep 30"})));
+    const auto second = killed.wait_for_line(lines::ready, in(5s));
+    REQUIRE_MESSAGE(second, killed.output());
+    const pid_t leader = pid_t(second->number(1));
+    KillAtEnd left{leader};
+    REQUIRE(poll_until([&] { return ::getsid(leader) == leader; }, in(2s)));
+    REQUIRE(killed.signal(SIGKILL));
+    CHECK(killed.wait_exit(in(2s)));
+    CHECK_MESSAGE(poll_until([&] { return !pid_alive(leader); }, in(2s)), "worker " << leader << " outlived its manager");
 }
 
 TEST_CASE("as root herdctl controls a manager that runs as another uid, whose socket is that uid's, mode 0600")
