@@ -199,6 +199,24 @@ TEST_CASE("a forked worker holds no descriptor of its manager but its standard s
     CHECK_MESSAGE(problems.empty(), problems.size() << " descriptors too many after USR2, the first: " << first(problems));
 }
 
+TEST_CASE("a forked worker does not see NOTIFY_SOCKET or WATCHDOG_*: systemd hears the manager alone")
+{
+    HardDeadline guard(20s);
+    TempDir dir;
+    NotifySocket notify(dir / "notify.sock");
+    Process p(concat({binary("TEST_WORKER"), "-w", "2", "--mode", "environment"}, fast_options()),
+              {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=60000000", "WATCHDOG_PID=1"});
+    const auto seen = p.wait_for_lines(std::regex(R"(test worker (\d+) sees (.*)$)"), 2, in(5s));
+    REQUIRE_MESSAGE(seen.size() == 2, p.output());
+    for (const auto& m : seen) CHECK(m[2] == "NOTIFY_SOCKET=unset WATCHDOG_USEC=unset WATCHDOG_PID=unset");
+    std::vector<std::string> datagrams;
+    CHECK_MESSAGE(notify.wait_for("READY=1", in(5s), datagrams), p.output());   // the manager did hear it
+    REQUIRE(p.signal(SIGQUIT));
+    const auto exit = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(exit, p.output());
+    CHECK(exit->code == 0);
+}
+
 namespace {
 
 // What a hostile worker tries against its manager (its parent), one line each: "WHAT allowed"

@@ -8,6 +8,7 @@
 #include <herd/config/pools.hpp>
 #include <herd/config/config_file.hpp>
 #include <herd/worker/worker_runtime.hpp>
+#include <herd/os/child_environment.hpp>
 #include <herd/os/exec_ops.hpp>
 #include <herd/os/fd.hpp>
 #include <herd/os/listeners.hpp>
@@ -367,6 +368,7 @@ int run(int argc, char** argv, App app)
             s.io, PoolSetup{spec.name, spec.worker, output_levels(s, spec.name)},
             [&s, &listeners, types](const SpawnRequest& request) {
                 if (s.ready_fd >= 0) ::close(s.ready_fd);
+                forget_manager_variables();   // systemd hears the manager alone
                 const Options& opts = s.manager().pool_options(request.pool);   // after a reload, the new ones
                 log::set_role(worker_role(request.pool, request.slot));
                 proctitle::set(worker_title(opts.name, request.pool, request.slot, request.generation));
