@@ -19,6 +19,8 @@
 //   poll-stop-fd   a poll() loop of its own on stop_fd(), heartbeat() once per wake-up
 //   grow=MB        the worker in slot 0 writes MB MiB of private memory after start and keeps
 //                  working as ok (feeds --max-worker-memory); the others work as ok
+//   environment    logs "test worker PID sees NOTIFY_SOCKET=V WATCHDOG_USEC=V WATCHDOG_PID=V" (V:
+//                  the value or "unset") at start, then works as ok
 //   print          writes to stdout and stderr the way a library might, past herd's log: at start
 //                  "printf from worker PID in slot S" (printf), "cout from worker PID" (std::cout),
 //                  "stderr from worker PID" (fprintf to stderr), an ESC sequence, and one line of
@@ -69,7 +71,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 10ms;
 
 enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
-                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow, print };
+                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow, print, environment };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -110,6 +112,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"poll-stop-fd", Mode::poll_stop_fd, false},
         {"grow", Mode::grow, true},
         {"print", Mode::print, false},
+        {"environment", Mode::environment, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -213,7 +216,7 @@ public:
             ("mode", po::value<std::string>()->default_value("ok"),
              "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
              " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage | idle-wait | poll-stop-fd | grow=MB"
-             " | print")
+             " | print | environment")
             ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick")
             ("no-pdeathsig", po::bool_switch(), "clear PR_SET_PDEATHSIG at start: only the heartbeat channel tells of a dead manager");
     }
@@ -249,6 +252,14 @@ public:
         case Mode::never_ready: block_forever();
         case Mode::orphans: leave_orphans(int(mode_.value)); break;
         case Mode::print: print(); break;
+        case Mode::environment:
+            spdlog::info("test worker {} sees{}", ::getpid(), [] {
+                std::string seen;
+                for (const char* name : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+                    seen += std::string(" ") + name + "=" + (std::getenv(name) ? std::getenv(name) : "unset");
+                return seen;
+            }());
+            break;
         default: break;
         }
     }

@@ -8,6 +8,7 @@
 #include <herd/config/pools.hpp>
 #include <herd/config/config_file.hpp>
 #include <herd/worker/worker_runtime.hpp>
+#include <herd/os/child_environment.hpp>
 #include <herd/os/exec_ops.hpp>
 #include <herd/os/fd.hpp>
 #include <herd/os/listeners.hpp>
@@ -288,6 +289,7 @@ int detail::run(int argc, char** argv, Mode mode)
 
     // The manager and how each pool's children start
     boost::asio::io_context io;
+    const std::vector<int> io_fds = event_descriptors(io);   // closed in every forked child
     std::vector<std::unique_ptr<ProcessOps>> ops;
     std::unique_ptr<Manager> manager;
     detail::Startup startup{io, cl, ready_fd, [&]() -> Manager& { return *manager; },
@@ -309,6 +311,7 @@ int detail::run(int argc, char** argv, Mode mode)
         return failed_at_start(e);
     }
     manager = std::make_unique<Manager>(io, options, cl.strategy, std::move(managed), mode.hooks);
+    for (int fd : io_fds) manager->keep_private(fd);
     if (pid_file) manager->set_pid_file(pid_file->fd(), pid_file->path());
     if (control_fd >= 0) manager->set_control(control_fd, control_path);
     manager->set_binary(handover ? handover->binary : resolve_binary(cl.argv.empty() ? program : cl.argv[0]), cl.argv);
@@ -365,6 +368,7 @@ int run(int argc, char** argv, App app)
             s.io, PoolSetup{spec.name, spec.worker, output_levels(s, spec.name)},
             [&s, &listeners, types](const SpawnRequest& request) {
                 if (s.ready_fd >= 0) ::close(s.ready_fd);
+                forget_manager_variables();   // systemd hears the manager alone
                 const Options& opts = s.manager().pool_options(request.pool);   // after a reload, the new ones
                 log::set_role(worker_role(request.pool, request.slot));
                 proctitle::set(worker_title(opts.name, request.pool, request.slot, request.generation));

@@ -1,6 +1,8 @@
 // A program's environment in exec mode: see child_environment.hpp.
 #include <herd/os/child_environment.hpp>
 
+#include <cstdlib>
+
 namespace herd {
 
 namespace {
@@ -13,6 +15,11 @@ constexpr std::string_view not_passed_on[] = {
 };
 
 }  // namespace
+
+void forget_manager_variables() noexcept
+{
+    for (const char* name : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}) ::unsetenv(name);
+}
 
 // The program's environment
 std::string fd_name(const Listener& l)

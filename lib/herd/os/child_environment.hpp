@@ -26,6 +26,11 @@ struct ChildEnvironment {
 ChildEnvironment child_environment(const char* const* parent, const std::vector<Listener>& listeners,
                                    int heartbeat_fd, int slot, unsigned generation, std::string_view pool);
 
+/// In a forked worker: forget the variables that are the manager's own (NOTIFY_SOCKET,
+/// WATCHDOG_USEC, WATCHDOG_PID), which exec mode never passes on either: a worker (or a library in
+/// it) that talked to systemd would announce itself as the service.
+void forget_manager_variables() noexcept;
+
 /// A listener's name in LISTEN_FDNAMES: systemd's own name for a socket herd adopted, else the
 /// address as given with every ':' (the list's separator) made '_': "127.0.0.1_8080".
 std::string fd_name(const Listener& listener);

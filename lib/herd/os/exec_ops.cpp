@@ -139,6 +139,12 @@ ExecOps::ExecOps(boost::asio::io_context& io, PoolSetup pool, Program program, c
 
 ExecOps::~ExecOps() = default;
 
+void ExecOps::close_in_child() noexcept
+{
+    output_.close_in_child();
+    for (int fd : launcher_fds_) ::close(fd);   // a fork-mode worker beside this pool holds none of them
+}
+
 // Spawning: the program's descriptors from 3 (listeners, then heartbeat pipe), output to the manager
 Started ExecOps::spawn(int slot, unsigned generation)
 {

@@ -56,7 +56,7 @@ public:
     bool forwards_log_reopen() const override { return false; }
     std::vector<std::pair<int, int>> hand_over() override;
     void adopt_output(int pid, int slot, int fd) override;
-    void close_in_child() noexcept override { output_.close_in_child(); }
+    void close_in_child() noexcept override;
 
     const Program& program() const { return program_; }
 
@@ -67,6 +67,7 @@ private:
     // and never touches the manager's epoll instance; a context of its own, with nothing
     // registered, spares every spawn re-registering the manager's descriptors in the child.
     boost::asio::io_context launcher_io_;
+    std::vector<int> launcher_fds_ = event_descriptors(launcher_io_);   // a forked worker closes them
     Program program_;
     const std::vector<Listener>& listeners_;
     std::function<Identity()> identity_;

@@ -3,10 +3,13 @@
 #include <herd/os/fd.hpp>
 #include <herd/os/log.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <dirent.h>
 #include <exception>
 #include <fcntl.h>
 #include <sched.h>
@@ -16,6 +19,10 @@
 #include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
+
+#include <algorithm>
+#include <string_view>
+#include <utility>
 
 namespace herd {
 
@@ -138,12 +145,8 @@ int ForkOps::fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& out
             if (::getppid() != request.manager_pid) ::_exit(0);
             default_time_slice();   // the manager's long one is for the manager alone
             for (int fd : close_in_child) ::close(fd);
-            ForkOps::close_in_child();   // the other workers' output pipes (other pools': child_setup)
+            ForkOps::close_in_child();   // the other workers' output pipes, the standby's (other pools': child_setup)
             redirect_output(output);
-            if (standby_) {
-                ::close(standby_->go_fd);
-                ::close(standby_->heartbeat_fd);
-            }
             if (child_setup_) child_setup_();
             if (go_fd >= 0) {
                 // Standby: wait here, before any code of the application, to be given a slot.
@@ -169,6 +172,17 @@ int ForkOps::fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& out
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) throw std::system_error(err, std::generic_category(), "cannot fork a worker");
     return pid;
+}
+
+void ForkOps::close_in_child() noexcept
+{
+    output_.close_in_child();
+    // Called by the forking pool's ops and again by the manager for every pool: once is all (a
+    // number closed here may be in use again by the second call).
+    if (const auto standby = std::exchange(standby_, std::nullopt)) {
+        ::close(standby->go_fd);
+        ::close(standby->heartbeat_fd);
+    }
 }
 
 Started ForkOps::spawn(int slot, unsigned generation)
@@ -245,6 +259,41 @@ std::optional<int> ForkOps::try_reap(int pid)
     // Everything it wrote is in the pipes now: logged before the manager logs its exit.
     if (status) output_.drain(pid);
     return status;
+}
+
+// An io_context's own descriptors
+namespace {
+
+// The open descriptors of the kinds an io_context makes for itself.
+std::vector<int> anonymous_event_fds()
+{
+    std::vector<int> fds;
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return fds;
+    while (const dirent* e = ::readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        char target[64] = {};
+        const std::string link = std::string("/proc/self/fd/") + e->d_name;
+        if (::readlink(link.c_str(), target, sizeof target - 1) <= 0) continue;
+        const std::string_view kind = target;
+        if (kind == "anon_inode:[eventpoll]" || kind == "anon_inode:[eventfd]" || kind == "anon_inode:[timerfd]")
+            fds.push_back(std::atoi(e->d_name));
+    }
+    ::closedir(dir);
+    std::sort(fds.begin(), fds.end());
+    return fds;
+}
+
+}  // namespace
+
+std::vector<int> event_descriptors(boost::asio::io_context& io)
+{
+    const std::vector<int> before = anonymous_event_fds();
+    { boost::asio::steady_timer first(io); }   // the reactor is made with the first timer
+    std::vector<int> made;
+    for (int fd : anonymous_event_fds())
+        if (!std::binary_search(before.begin(), before.end(), fd)) made.push_back(fd);
+    return made;
 }
 
 // Reaping and exec in place: the real system calls behind the seam

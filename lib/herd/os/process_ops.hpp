@@ -131,7 +131,9 @@ public:
     bool owns(int pid) const override { return standby_ && standby_->pid == pid; }
     std::vector<std::pair<int, int>> hand_over() override { return output_.hand_over(); }
     void adopt_output(int pid, int slot, int fd) override { output_.adopt(pid, slot, fd); }
-    void close_in_child() noexcept override { output_.close_in_child(); }
+    /// Its workers' output pipes and its standby's pipes: a child of another pool holding the
+    /// standby's go pipe could hand it a slot.
+    void close_in_child() noexcept override;
 
 private:
     struct Standby {
@@ -153,5 +155,11 @@ private:
 bool send_signal(int pid, int signal);
 /// waitpid(pid, WNOHANG) that retries EINTR.
 std::optional<int> reap_if_exited(int pid);
+
+/// The descriptors a fresh `io` works with itself (its epoll instance, the eventfd that wakes it,
+/// its timerfd), made now. A forked child must close them (child_setup, close_in_child): a worker
+/// holding them could re-arm the manager's timer, wake it at will, or steal its events and add
+/// events of its own choosing to its epoll instance, even after switching to --user.
+std::vector<int> event_descriptors(boost::asio::io_context& io);
 
 }  // namespace herd
