@@ -615,6 +615,45 @@ TEST_CASE("a rollout whose new workers crash at boot fails instead of backing of
     CHECK(only<Spawn>(actions).empty());
 }
 
+TEST_CASE("a reverted rollout forgets the exits that failed it: the next lost worker is replaced at once")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.restart_limit = {3, 10s};
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::upgrade}, o, t0);
+    for (int pid = 200; pid < 204; ++pid) {
+        apply(s, Spawned{pid, 0, 2}, o, t0);
+        apply(s, WorkerExited{pid, SIGABRT}, o, t0 + 1ms);
+    }
+    REQUIRE(only<RolloutFailed>(plan(s, o, t0 + 1ms)).size() == 1);
+    apply(s, RolloutEnded{true}, o, t0 + 2ms);
+    CHECK(failures_within(s, o, t0 + 2ms) == 0);
+
+    // The generation that serves again loses a worker within the same restart window
+    apply(s, WorkerExited{100, SIGKILL}, o, t0 + 1s);
+    auto actions = plan(s, o, t0 + 1s);
+    CHECK(only<BackOff>(actions).empty());
+    CHECK(only<Spawn>(actions).size() == 1);
+}
+
+TEST_CASE("a pool's failed restart keeps its exits in the restart window")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.restart_limit = {3, 10s};
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::restart}, o, t0);
+    for (int pid = 200; pid < 204; ++pid) {
+        apply(s, Spawned{pid, 0, 2}, o, t0);
+        apply(s, WorkerExited{pid, SIGABRT}, o, t0 + 1ms);
+    }
+    apply(s, RolloutEnded{true}, o, t0 + 2ms);
+    CHECK(failures_within(s, o, t0 + 2ms) == 4);
+}
+
 TEST_CASE("a reverted rollout keeps the old generation and retires the failed one")
 {
     auto o = make_options(1);

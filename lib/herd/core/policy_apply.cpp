@@ -130,6 +130,19 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
         {
             if (!s.rollout) return;
             if (e.reverted) s.generation = s.rollout->from_generation;
+            // A failed upgrade or reload is over: the exits that failed it were its own (the rule
+            // that failed it counts them since it started). Left in the restart window, they
+            // would hold the generation that serves again off replacing its next lost worker
+            // for a backoff of up to 30 s. A pool's restart keeps them: its plan goes on.
+            if (e.reverted && s.rollout->kind != Reason::restart) {
+                const TimePoint started = s.rollout->started;
+                std::erase_if(s.failures, [&](TimePoint t) { return t >= started; });
+                if (s.backoff_mark && *s.backoff_mark >= started) {
+                    s.backoff_until.reset();
+                    s.backoff_mark.reset();
+                    s.backoff_level = 0;
+                }
+            }
             s.rollout.reset();
         }
         void operator()(const ManagerResumed&)
