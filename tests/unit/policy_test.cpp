@@ -615,6 +615,24 @@ TEST_CASE("a rollout whose new workers crash at boot fails instead of backing of
     CHECK(only<Spawn>(actions).empty());
 }
 
+TEST_CASE("a spawn that failed is tried again after spawn_retry, not at once")
+{
+    auto o = make_options(2);
+    o.restart_limit = {10, 10s};
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, SpawnFailed{1}, o, t0 + 1s);
+    CHECK(only<Spawn>(plan(s, o, t0 + 1s)).empty());
+    CHECK(only<Spawn>(plan(s, o, t0 + 1s + spawn_retry - 1ms)).empty());
+    CHECK(next_deadline(s, o, t0 + 1s) == t0 + 1s + spawn_retry);
+    CHECK(only<Spawn>(plan(s, o, t0 + 1s + spawn_retry)).size() == 1);
+    // Ten failed forks take a second, not a millisecond, to spend the restart limit
+    for (int i = 1; i <= 9; ++i) apply(s, SpawnFailed{1}, o, t0 + 1s + i * spawn_retry);
+    CHECK(only<BackOff>(plan(s, o, t0 + 1s + 9 * spawn_retry)).empty());
+    apply(s, SpawnFailed{1}, o, t0 + 2s);
+    CHECK(only<BackOff>(plan(s, o, t0 + 2s)).size() == 1);
+}
+
 TEST_CASE("a reverted rollout forgets the exits that failed it: the next lost worker is replaced at once")
 {
     auto o = make_options(1);

@@ -38,7 +38,11 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             s.workers.insert(at, w);
             s.held.erase(e.slot);
         }
-        void operator()(const SpawnFailed&) { s.failures.push_back(now); }
+        void operator()(const SpawnFailed&)
+        {
+            s.failures.push_back(now);
+            s.spawn_failed_at = now;
+        }
         void operator()(const HeartbeatSeen& e)
         {
             auto* w = s.find(e.pid);
