@@ -57,7 +57,7 @@ StatusView read_status(const std::string& path);
 /// with x; 0 without two points in one group.
 double slope(const std::vector<double>& x, const std::vector<std::string>& group, const std::vector<double>& y);
 
-/// How much y grew within groups: the sum over groups of its last value less its first.
+/// How much y grew within one group: the most, over groups, of its last value less its first.
 double growth(const std::vector<std::string>& group, const std::vector<double>& y);
 
 /// Children of `parent` that are zombies now and still the same zombies `grace` later.

@@ -389,9 +389,9 @@ bool Run::summary() const
                 (unsigned long long)failed_, (unsigned long long)explained_, (unsigned long long)unexplained_);
     const double fd_slope = slope(at_, shapes_, fds_) * 1000, rss_slope = slope(at_, shapes_, rss_) * 1000;
     const double fd_growth = growth(shapes_, fds_), rss_growth = growth(shapes_, rss_);
-    std::printf("  manager fds: %d -> %d, slope %+.1f per 1000 actions, %+.0f within shapes (limits %.0f and %.0f; %zu samples)\n",
+    std::printf("  manager fds: %d -> %d, slope %+.1f per 1000 actions, %+.0f within a shape (limits %.0f and %.0f; %zu samples)\n",
                 first_fds_, last_fds_, fd_slope, fd_growth, max_fd_slope, max_fd_growth, fds_.size());
-    std::printf("  manager RSS: %ld -> %ld kB, slope %+.0f kB per 1000 actions, %+.0f kB within shapes (limits %.0f and %.0f)\n",
+    std::printf("  manager RSS: %ld -> %ld kB, slope %+.0f kB per 1000 actions, %+.0f kB within a shape (limits %.0f and %.0f)\n",
                 first_rss_, last_rss_, rss_slope, rss_growth, max_rss_slope_kb, max_rss_growth_kb);
     std::printf("  zombies: %zu, orphans after the run: %zu\n", zombies_.size(), orphans_.size());
     if (nproc_skipped_.empty()) std::printf("  fork-failure windows: %u failed spawns logged\n", fork_failures_);
