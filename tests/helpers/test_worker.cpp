@@ -37,7 +37,8 @@
 // sound) but whose workers never come up, whatever --mode says:
 //   test-worker-broken       (-DTEST_WORKER_BROKEN=1)       every worker aborts in on_start
 //   test-worker-never-ready  (-DTEST_WORKER_NEVER_READY=1)  every worker blocks in on_start
-// Both accept every option of the standard command line, so they can replace hello-http too.
+// Both accept every option of the standard command line and hello-http's --test-endpoints, so
+// they can replace hello-http too.
 #include <herd/herd.hpp>
 
 #include <boost/program_options.hpp>
@@ -219,6 +220,11 @@ public:
              " | print | environment")
             ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick")
             ("no-pdeathsig", po::bool_switch(), "clear PR_SET_PDEATHSIG at start: only the heartbeat channel tells of a dead manager");
+#if defined(TEST_WORKER_BROKEN) || defined(TEST_WORKER_NEVER_READY)
+        // hello-http's own switch, so that a broken build replaces a hello-http that has it on
+        // (herd-soak): a rollback execs the previous binary with the command line it was given
+        d.add_options()("test-endpoints", po::bool_switch(), "accepted and ignored (hello-http's)");
+#endif
     }
 
     void on_start() override

@@ -7,9 +7,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include <string>
@@ -528,4 +531,67 @@ TEST_CASE("a worker whose own memory stays over --max-worker-memory is replaced,
     const auto status = p.wait_exit(in(5s));
     REQUIRE_MESSAGE(status, p.output());
     CHECK(status->code == 0);
+}
+
+namespace {
+
+// Tasks (threads included) of uid `uid`: what RLIMIT_NPROC counts
+int tasks_of(long uid)
+{
+    int n = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        long found = -1;
+        int threads = 1;
+        for (const std::string& line : read_lines(entry.path().string() + "/status")) {
+            if (line.rfind("Uid:", 0) == 0) found = std::atol(line.c_str() + 4);
+            if (line.rfind("Threads:", 0) == 0) threads = std::max(1, std::atoi(line.c_str() + 8));
+        }
+        if (found == uid) n += threads;
+    }
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("a fork that fails is tried again every 100 ms: RLIMIT_NPROC neither loops nor spends the restart limit at once")
+{
+    HardDeadline guard(30s);
+    if (::geteuid() != 0) HERD_SKIP("needs root, to run the manager as nobody (RLIMIT_NPROC binds neither root nor CAP_SYS_ADMIN)");
+    if (::access("/usr/bin/setpriv", X_OK) != 0 || ::access("/usr/bin/prlimit", X_OK) != 0)
+        HERD_SKIP("needs setpriv and prlimit (util-linux)");
+    const std::vector<std::string> as_nobody{"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"};
+    // --spare 0: no standby, so the replacement of a killed worker is a fork
+    Process p(concat(as_nobody, test_worker_args(2, "ok", {"--spare", "0", "--restart-limit", "100/10s"})));
+    REQUIRE_MESSAGE(p.wait_for_line(lines::all_ready, in(5s)), p.output());
+    const std::set<int> workers = ready_pids(p);
+    REQUIRE(workers.size() == 2);
+    std::string soft;
+    for (const std::string& line : read_lines("/proc/" + std::to_string(p.pid()) + "/limits"))
+        if (line.rfind("Max processes", 0) == 0) std::istringstream(line.substr(13)) >> soft;
+    REQUIRE(!soft.empty());
+    auto set_nproc = [&](const std::string& value) {
+        return run(concat(as_nobody, {"/usr/bin/prlimit", "--pid", std::to_string(p.pid()), "--nproc=" + value + ":"}), 5000ms);
+    };
+
+    // One task fewer than uid nobody has, and a worker killed: its replacement cannot be forked
+    const RunResult low = set_nproc(std::to_string(std::max(1, tasks_of(65534) - 1)));
+    REQUIRE_MESSAGE((low.status && low.status->code == 0), low.output());
+    const std::size_t mark = p.lines().size();
+    REQUIRE(::kill(*workers.begin(), SIGKILL) == 0);
+    poll_until([&] { p.pump(); return false; }, in(1s));
+    const RunResult restored = set_nproc(soft);
+    REQUIRE_MESSAGE((restored.status && restored.status->code == 0), restored.output());
+
+    const auto failed = p.matches(std::regex(R"(cannot spawn a worker in slot \d+: .*Resource temporarily unavailable)"), mark);
+    if (failed.empty()) HERD_SKIP("no fork failed: another process of uid nobody ended meanwhile");
+    INFO(p.output());
+    CHECK_MESSAGE(failed.size() <= 12, failed.size() << " failed forks in about 1 s");
+    for (std::size_t i = 1; i < failed.size(); ++i)
+        CHECK(log_time_ms(failed[i].line) - log_time_ms(failed[i - 1].line) >= 95);
+    // The limit restored, the slot is filled; 10 failures in a second are far from 100 in 10 s
+    CHECK(p.wait_for_line(lines::ready, in(3s), mark).has_value());
+    CHECK(p.count(lines::backing_off, mark) == 0);
+    REQUIRE(p.signal(SIGQUIT));
+    CHECK(p.wait_exit(in(5s)).has_value());
 }

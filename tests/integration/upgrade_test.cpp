@@ -285,6 +285,32 @@ TEST_CASE("USR2 to a binary whose workers crash at boot goes back to the previou
                       "^\\d+ workers of generation 2 exited before any was ready$");
 }
 
+TEST_CASE("after a rolled-back upgrade, a worker lost by the generation that serves is replaced at once, without a backoff")
+{
+    HardDeadline guard(30s);
+    // The failed generation's boot crashes counted against it; left in the restart window, they
+    // put generation 1 into a backoff at its next unexpected exit.
+    Deployment d(hello_http());
+    d.start(server_args(2, {"--restart-limit", "3/10s"}));
+    const std::string error = d.wait_ready(2, in(5s));
+    REQUIRE_MESSAGE(error.empty(), error);
+    Process& p = d.process();
+    const std::set<int> generation1 = generation_pids(p, 1);
+    REQUIRE(generation1.size() == 2);
+    deploy(test_worker_broken(), d.app());
+    const std::size_t mark = p.lines().size();
+    REQUIRE(p.signal(SIGUSR2));
+    const auto back = p.wait_for_line(lines::upgrade_rolled_back, in(15s), mark);
+    REQUIRE_MESSAGE(back, "no rollback:\n" << p.output());
+
+    const int victim = *generation1.begin();
+    const std::size_t lost = p.lines().size();
+    REQUIRE(::kill(victim, SIGKILL) == 0);
+    const auto replaced = p.wait_for_line(lines::ready, in(3s), lost);
+    CHECK_MESSAGE(replaced, "no worker ready within 3 s of kill -9 " << victim << ":\n" << p.output());
+    CHECK_MESSAGE(p.count(lines::backing_off, lost) == 0, p.output());
+}
+
 TEST_CASE("USR2 to a binary whose workers are not ready within --upgrade-timeout goes back to the previous binary")
 {
     HardDeadline guard(40s);

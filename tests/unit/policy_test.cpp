@@ -615,6 +615,63 @@ TEST_CASE("a rollout whose new workers crash at boot fails instead of backing of
     CHECK(only<Spawn>(actions).empty());
 }
 
+TEST_CASE("a spawn that failed is tried again after spawn_retry, not at once")
+{
+    auto o = make_options(2);
+    o.restart_limit = {10, 10s};
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, SpawnFailed{1}, o, t0 + 1s);
+    CHECK(only<Spawn>(plan(s, o, t0 + 1s)).empty());
+    CHECK(only<Spawn>(plan(s, o, t0 + 1s + spawn_retry - 1ms)).empty());
+    CHECK(next_deadline(s, o, t0 + 1s) == t0 + 1s + spawn_retry);
+    CHECK(only<Spawn>(plan(s, o, t0 + 1s + spawn_retry)).size() == 1);
+    // Ten failed forks take a second, not a millisecond, to spend the restart limit
+    for (int i = 1; i <= 9; ++i) apply(s, SpawnFailed{1}, o, t0 + 1s + i * spawn_retry);
+    CHECK(only<BackOff>(plan(s, o, t0 + 1s + 9 * spawn_retry)).empty());
+    apply(s, SpawnFailed{1}, o, t0 + 2s);
+    CHECK(only<BackOff>(plan(s, o, t0 + 2s)).size() == 1);
+}
+
+TEST_CASE("a reverted rollout forgets the exits that failed it: the next lost worker is replaced at once")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.restart_limit = {3, 10s};
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::upgrade}, o, t0);
+    for (int pid = 200; pid < 204; ++pid) {
+        apply(s, Spawned{pid, 0, 2}, o, t0);
+        apply(s, WorkerExited{pid, SIGABRT}, o, t0 + 1ms);
+    }
+    REQUIRE(only<RolloutFailed>(plan(s, o, t0 + 1ms)).size() == 1);
+    apply(s, RolloutEnded{true}, o, t0 + 2ms);
+    CHECK(failures_within(s, o, t0 + 2ms) == 0);
+
+    // The generation that serves again loses a worker within the same restart window
+    apply(s, WorkerExited{100, SIGKILL}, o, t0 + 1s);
+    auto actions = plan(s, o, t0 + 1s);
+    CHECK(only<BackOff>(actions).empty());
+    CHECK(only<Spawn>(actions).size() == 1);
+}
+
+TEST_CASE("a pool's failed restart keeps its exits in the restart window")
+{
+    auto o = make_options(1);
+    o.spare = 1;
+    o.restart_limit = {3, 10s};
+    auto s = pool(1);
+    add_ready(s, o, 100, 0, t0);
+    apply(s, RolloutStarted{Reason::restart}, o, t0);
+    for (int pid = 200; pid < 204; ++pid) {
+        apply(s, Spawned{pid, 0, 2}, o, t0);
+        apply(s, WorkerExited{pid, SIGABRT}, o, t0 + 1ms);
+    }
+    apply(s, RolloutEnded{true}, o, t0 + 2ms);
+    CHECK(failures_within(s, o, t0 + 2ms) == 4);
+}
+
 TEST_CASE("a reverted rollout keeps the old generation and retires the failed one")
 {
     auto o = make_options(1);

@@ -242,7 +242,7 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
 
     // Give up or back off
     const PoolDeadlines pool = deadlines(state, options);
-    bool may_spawn = !pool.backoff_end || reached(pool.backoff_end, now);
+    bool may_spawn = (!pool.backoff_end || reached(pool.backoff_end, now)) && (!pool.spawn_retry || reached(pool.spawn_retry, now));
     const std::size_t failures = failures_within(state, options, now);
     if (state.backs_off && failures > options.restart_limit.count) {
         // A pool that never had a ready worker gets one backoff to prove itself, not a ladder.
@@ -279,6 +279,7 @@ Upcoming upcoming(const PoolState& state, const Options& options, TimePoint now)
     consider(pool.backoff_end);
     consider(pool.rollout_timeout);
     consider(pool.hold_end);
+    consider(pool.spawn_retry);
     return u;
 }
 

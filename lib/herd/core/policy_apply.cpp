@@ -38,7 +38,11 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             s.workers.insert(at, w);
             s.held.erase(e.slot);
         }
-        void operator()(const SpawnFailed&) { s.failures.push_back(now); }
+        void operator()(const SpawnFailed&)
+        {
+            s.failures.push_back(now);
+            s.spawn_failed_at = now;
+        }
         void operator()(const HeartbeatSeen& e)
         {
             auto* w = s.find(e.pid);
@@ -130,6 +134,19 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
         {
             if (!s.rollout) return;
             if (e.reverted) s.generation = s.rollout->from_generation;
+            // A failed upgrade or reload is over: the exits that failed it were its own (the rule
+            // that failed it counts them since it started). Left in the restart window, they
+            // would hold the generation that serves again off replacing its next lost worker
+            // for a backoff of up to 30 s. A pool's restart keeps them: its plan goes on.
+            if (e.reverted && s.rollout->kind != Reason::restart) {
+                const TimePoint started = s.rollout->started;
+                std::erase_if(s.failures, [&](TimePoint t) { return t >= started; });
+                if (s.backoff_mark && *s.backoff_mark >= started) {
+                    s.backoff_until.reset();
+                    s.backoff_mark.reset();
+                    s.backoff_level = 0;
+                }
+            }
             s.rollout.reset();
         }
         void operator()(const ManagerResumed&)
