@@ -131,7 +131,7 @@ struct Reader {
         std::string field;
         while (in >> field) {
             const auto eq = field.find('=');
-            if (eq == std::string::npos) throw std::invalid_argument("field '" + field + "' is not key=value");
+            if (eq == std::string::npos) throw std::invalid_argument("field '" + printable(field, 64) + "' is not key=value");
             f[field.substr(0, eq)] = field.substr(eq + 1);
         }
         const auto get = [&](const char* name) -> const std::string& {
@@ -187,7 +187,7 @@ struct Reader {
             std::string op;
             in >> fd >> op;
             const auto parsed = command_from(op);
-            if (!parsed) throw std::invalid_argument("unknown control operation '" + op + "'");
+            if (!parsed) throw std::invalid_argument("unknown control operation '" + printable(op, 64) + "'");
             h.clients.emplace_back(fd, *parsed);
         } else if (key == "rollouts") {
             read_count(in, h.history.rollouts);
