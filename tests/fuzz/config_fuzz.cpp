@@ -1,7 +1,8 @@
 // The command line and the config file (config/, DESIGN.md §2 and §7a's [pool] and [pool.NAME]):
 // the input is a config file, read through `--config /proc/self/fd/N` as the manager reads one.
-// Its comment lines "#!arg VALUE" add VALUE to the command line after --config, "#!exec" parses
-// as exec mode (`herd -- /bin/true`), "#!workers A B" names the Worker types of the binary.
+// Its comment lines "#!arg VALUE" add VALUE to the command line after --config (a second
+// --config excepted), "#!exec" parses as exec mode (`herd -- /bin/true`), "#!workers A B" names
+// the Worker types of the binary.
 // Whatever the bytes, parse_command_line() returns or throws UsageError (one line), never
 // anything else, and the pools it returns have names a request can give.
 #include "fuzz.hpp"
@@ -48,7 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     herd::OptionsExtension ext;
     ext.program = "herd";
     std::vector<std::string> args{"herd", "--config", path};
-    for (auto& a : directives(text, "arg")) args.push_back(std::move(a));
+    // The input is the config file: a second --config could name /dev/zero, which never ends
+    for (auto& a : directives(text, "arg"))
+        if (!a.starts_with("--config")) args.push_back(std::move(a));
     for (const auto& w : directives(text, "workers")) {
         std::size_t at = 0;
         while (at < w.size()) {

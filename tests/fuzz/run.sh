@@ -37,7 +37,7 @@ fi
 
 for t in "${targets[@]}"; do
     bin=$out/$t-fuzz
-    if ! make -q "${make_args[@]}" "$bin" 2>/dev/null; then
+    if ! make "${make_args[@]}" "$bin" >>"$out/logs/build.log" 2>&1; then
         printf '%-10s cannot be built: see %s\n' "$t" "$out/logs/build.log"
         failed=1
         continue
