@@ -1,8 +1,10 @@
 // The upgrade hand-over record (manager/upgrade.hpp), versions 1 to 3, as the new image reads it
 // from HERD_HANDOVER_FD. decode_handover() returns or throws std::invalid_argument naming the line;
-// a record it accepts can be written again, and writing what it reads back is stable.
+// a record it accepts can be written again, writing what it reads back is stable, and the pools
+// it carries can be adopted and planned for as the new image does at once.
 #include "fuzz.hpp"
 
+#include <herd/core/supervisor.hpp>
 #include <herd/manager/upgrade.hpp>
 
 #include <stdexcept>
@@ -32,5 +34,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const herd::Handover again = herd::decode_handover(once);
     FUZZ_CHECK(herd::encode(again) == once);
+
+    // The new image adopts every pool into its configuration's and plans its first step
+    using namespace std::chrono_literals;
+    std::vector<herd::Pool> pools;
+    for (const auto& from : h.pools) {
+        herd::Pool pool = herd::make_pool(from.name, herd::Options{});
+        herd::adopt_pool(pool, from);
+        pools.push_back(std::move(pool));
+    }
+    const herd::Supervisor supervisor = herd::make_supervisor(herd::Strategy::one, std::move(pools));
+    const herd::TimePoint now = herd::TimePoint{} + 1000h;
+    (void)herd::plan(supervisor, now);
+    (void)herd::next_deadline(supervisor, now);
     return 0;
 }
