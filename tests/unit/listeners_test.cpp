@@ -9,7 +9,10 @@
 #include <netinet/in.h>
 #include <stdexcept>
 #include <sys/socket.h>
+#include <optional>
+#include <string>
 #include <system_error>
+#include <vector>
 #include <unistd.h>
 
 using namespace herd;
@@ -151,4 +154,29 @@ TEST_CASE("only a listening stream socket passes for one: what an inherited fd i
     const int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     CHECK(not_a_listener(udp) == "is not a stream socket (workers accept connections on it)");
     ::close(udp);
+}
+
+TEST_CASE("systemd's variables: sockets only for our own pid, one name each, a bad count refused")
+{
+    using Names = std::vector<std::string>;
+    CHECK(systemd_socket_names(nullptr, "1", nullptr, 42) == std::nullopt);
+    CHECK(systemd_socket_names("42", nullptr, nullptr, 42) == std::nullopt);
+    CHECK(systemd_socket_names("41", "1", nullptr, 42) == std::nullopt);
+    // A LISTEN_PID that is not exactly a pid is not ours (atoi would have read "42x" as 42)
+    for (const char* pid : {"", "42x", " 42", "-42", "99999999999999999999"})
+        CHECK(systemd_socket_names(pid, "1", nullptr, 42) == std::nullopt);
+
+    CHECK(systemd_socket_names("42", "0", nullptr, 42) == Names{});
+    CHECK(systemd_socket_names("42", "2", nullptr, 42) == Names{"", ""});
+    CHECK(systemd_socket_names("42", "3", "web:unknown", 42) == Names{"web", "", ""});
+    CHECK(systemd_socket_names("42", "1", "a:b:c", 42) == Names{"a"});
+    CHECK(systemd_socket_names("42", "1", "bad\x1b[0m", 42) == Names{"bad\\x1b[0m"});
+    CHECK(systemd_socket_names("42", "65536", nullptr, 42)->size() == 65536);
+
+    for (const char* count : {"", "x", "-1", "1 ", "65537", "4294967296"}) {
+        CAPTURE(count);
+        CHECK_THROWS_WITH_AS(systemd_socket_names("42", count, nullptr, 42),
+                             ("LISTEN_FDS='" + std::string(count) + "' from systemd is not a number of sockets").c_str(),
+                             std::runtime_error);
+    }
 }

@@ -417,6 +417,20 @@ TEST_CASE("a malformed config file line is named")
     CHECK(usage_error({"--config", twice}) == "config file " + twice + ", line 2: option workers given more than once");
 }
 
+TEST_CASE("a usage error shows the file's and the command line's bytes printable, on one line")
+{
+    TempDir dir;
+    // A terminal escape sequence or a line break in a config file reaches stderr, or the log on
+    // HUP, as \xNN, never as the raw byte
+    const std::string section = dir.write("section.conf", "[pool\x1b[2J\n");
+    CHECK(usage_error({"--config", section}) ==
+          "config file " + section + ", line 1: expected [section], got '[pool\\x1b[2J'");
+    const std::string value = dir.write("value.conf", "workers = 4\x07\r\n");
+    CHECK(usage_error({"--config", value}) ==
+          "config file " + value + ", line 1: invalid value '4\\x07' for workers: expected a whole number");
+    CHECK(usage_error({"--workers", "2\n3"}) == "invalid value '2\\x0a3' for --workers: expected a whole number");
+}
+
 TEST_CASE("command-line-only options are refused in the config file")
 {
     TempDir dir;

@@ -364,6 +364,12 @@ TEST_CASE("a malformed version 3 record is refused, naming the line")
     CHECK(error_of("herd-handover 2\nheld 0 -\nend\n") == "hand-over line 2: unknown item 'held'");
     // The record's own bytes go into a log line as printable text.
     CHECK(error_of("herd-handover 2\n\x1b[2J\nend\n") == "hand-over line 2: unknown item '\\x1b[2J'");
+    // ... in a worker's fields, a number and a client's operation too
+    CHECK(error_of(head + "pool a\nworker pid=7 reason\x1anone\nend\n") ==
+          "hand-over line 4: field 'reason\\x1anone' is not key=value");
+    CHECK(error_of(head + "pool a\nheld 0 1\x1b[2J\nend\n") == "hand-over line 4: '1\\x1b[2J' is not a number");
+    CHECK(error_of(head + "client 12 \x1b[2Jstop\npool a\nend\n") ==
+          "hand-over line 3: unknown control operation '\\x1b[2Jstop'");
 }
 
 TEST_CASE("a version 3 reader skips items and worker fields a later image of version 3 may add")

@@ -118,6 +118,14 @@ TEST_CASE("a truncated or malformed hand-over record is refused, naming the line
     CHECK(error_of("herd-handover 1\ntarget lots\nend\n") == "hand-over line 2: malformed value");
     CHECK(error_of("herd-handover 1\ncolour blue\nend\n") == "hand-over line 2: unknown item 'colour'");
     CHECK(error_of("herd-handover 1\nworker pid=1\nend\n") == "hand-over line 2: worker without slot");
+    // A pool size no configuration may give: the new image would plan billions of spawns
+    CHECK(error_of("herd-handover 1\ntarget 3000000000\nend\n") ==
+          "hand-over line 2: target 3000000000 is above 4096, the most workers a pool may have");
+    CHECK(error_of("herd-handover 1\ntarget -1\nend\n") ==
+          "hand-over line 2: target 4294967295 is above 4096, the most workers a pool may have");
+    CHECK(error_of("herd-handover 3\npool web\nwanted 4097\nend\n") ==
+          "hand-over line 3: wanted 4097 is above 4096, the most workers a pool may have");
+    CHECK(error_of("herd-handover 3\npool web\ntarget 4096\nwanted 4096\nend\n") == "no error");
 }
 
 TEST_CASE("since version 2 the control socket, the clients waiting on it and the status history are handed over")

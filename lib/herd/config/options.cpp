@@ -11,6 +11,7 @@
 #include <herd/config/option_types.hpp>
 #include <herd/config/pools.hpp>
 #include <herd/config/supervision_values.hpp>
+#include <herd/core/text.hpp>
 
 #include <boost/program_options.hpp>
 
@@ -279,7 +280,9 @@ Options exec_defaults()
 }
 
 // Command line and config file
-CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext)
+namespace {
+
+CommandLine parse(int argc, const char* const argv[], const OptionsExtension& ext)
 {
     CommandLine result;
     result.options = ext.defaults;
@@ -356,6 +359,19 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
     for (const auto& d : desc.app.options()) defaults.app_options.push_back(d->long_name());
     add_pools(result, file ? &*file : nullptr, defaults, ext);
     return result;
+}
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, const char* const argv[], const OptionsExtension& ext)
+{
+    try {
+        return parse(argc, argv, ext);
+    } catch (const UsageError& e) {
+        // Messages quote the config file's and the command line's bytes: on stderr, and in the log
+        // on HUP, they must stay one line without control characters.
+        throw UsageError(printable(e.what(), 1024));
+    }
 }
 
 // Relations between options

@@ -40,7 +40,7 @@ std::int64_t number(std::string_view text)
     std::int64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || ec != std::errc{} || end != text.data() + text.size())
-        throw std::invalid_argument("'" + std::string(text) + "' is not a number");
+        throw std::invalid_argument("'" + printable(text, 64) + "' is not a number");
     return value;
 }
 

@@ -53,6 +53,14 @@ struct Reader {
         if (h.version < 3) h.pools.emplace_back().name = "main";
     }
 
+    // A target no configuration could give is refused: the new image would plan that many spawns.
+    static void pool_size(const std::string& key, unsigned n)
+    {
+        if (n > max_workers)
+            throw std::invalid_argument(key + " " + std::to_string(n) + " is above " + std::to_string(max_workers) +
+                                        ", the most workers a pool may have");
+    }
+
     // One item; false: this version knows no such item
     bool item(const std::string& key, std::istringstream& in, int n)
     {
@@ -89,7 +97,10 @@ struct Reader {
         int flag = 0;
         if (key == "generation") in >> s.generation;
         else if (key == "last_generation") in >> s.last_generation;
-        else if (key == "target") in >> s.target;
+        else if (key == "target") {
+            in >> s.target;
+            pool_size(key, s.target);
+        }
         else if (key == "seed") in >> s.seed;
         else if (key == "ever_ready") { in >> flag; s.ever_ready = flag != 0; }
         else if (key == "backoff") {
@@ -112,7 +123,10 @@ struct Reader {
         else if (key == "phase") { in >> token; s.phase = phase_from(token); }
         else if (key == "stage") { in >> token; p.stage = stage_from(token); }
         else if (key == "reported") { in >> token; p.reported = stage_from(token); }
-        else if (key == "wanted") in >> p.wanted;
+        else if (key == "wanted") {
+            in >> p.wanted;
+            pool_size(key, p.wanted);
+        }
         else if (key == "step") in >> p.step;
         else if (key == "runs") in >> p.runs;
         else if (key == "last_restart") { in >> token; p.last_restart = opt_at(token); }
@@ -131,7 +145,7 @@ struct Reader {
         std::string field;
         while (in >> field) {
             const auto eq = field.find('=');
-            if (eq == std::string::npos) throw std::invalid_argument("field '" + field + "' is not key=value");
+            if (eq == std::string::npos) throw std::invalid_argument("field '" + printable(field, 64) + "' is not key=value");
             f[field.substr(0, eq)] = field.substr(eq + 1);
         }
         const auto get = [&](const char* name) -> const std::string& {
@@ -187,7 +201,7 @@ struct Reader {
             std::string op;
             in >> fd >> op;
             const auto parsed = command_from(op);
-            if (!parsed) throw std::invalid_argument("unknown control operation '" + op + "'");
+            if (!parsed) throw std::invalid_argument("unknown control operation '" + printable(op, 64) + "'");
             h.clients.emplace_back(fd, *parsed);
         } else if (key == "rollouts") {
             read_count(in, h.history.rollouts);

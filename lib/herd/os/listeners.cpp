@@ -1,5 +1,6 @@
 #include <herd/os/listeners.hpp>
 
+#include <herd/core/text.hpp>
 #include <herd/os/fd.hpp>
 
 #include <algorithm>
@@ -197,35 +198,53 @@ std::string not_a_listener(int fd)
     return {};
 }
 
+std::optional<std::vector<std::string>> systemd_socket_names(const char* listen_pid, const char* listen_fds,
+                                                             const char* listen_fdnames, int self)
+{
+    if (!listen_pid || !listen_fds) return std::nullopt;
+    const std::string_view pid = listen_pid;
+    int for_pid = 0;
+    const auto [pid_end, pid_ec] = std::from_chars(pid.data(), pid.data() + pid.size(), for_pid);
+    if (pid.empty() || pid_ec != std::errc{} || pid_end != pid.data() + pid.size() || for_pid != self) return std::nullopt;
+    // As many as a process may have descriptors; a typo must not read as "none".
+    unsigned n = 0;
+    const std::string_view count = listen_fds;
+    const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+    if (count.empty() || ec != std::errc{} || end != count.data() + count.size() || n > 65536)
+        throw std::runtime_error("LISTEN_FDS='" + printable(count, 64) + "' from systemd is not a number of sockets");
+    std::vector<std::string> out;
+    out.reserve(n);
+    std::string_view names = listen_fdnames ? listen_fdnames : "";
+    for (unsigned i = 0; i < n; ++i) {
+        const auto colon = names.find(':');
+        const std::string_view name = names.substr(0, colon);
+        names = colon == std::string_view::npos ? std::string_view{} : names.substr(colon + 1);
+        out.push_back(name == "unknown" ? std::string() : printable(name, 256));
+    }
+    return out;
+}
+
 std::vector<Listener> adopt_systemd_listeners()
 {
     std::vector<Listener> out;
-    const char* pid = std::getenv("LISTEN_PID");
-    const char* fds = std::getenv("LISTEN_FDS");
-    if (!pid || !fds || std::atoi(pid) != ::getpid()) return out;
-    // As many as a process may have descriptors; a typo must not read as "none".
-    unsigned n = 0;
-    const std::string_view count = fds;
-    const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
-    if (count.empty() || ec != std::errc{} || end != count.data() + count.size() || n > 65536)
-        throw std::runtime_error("LISTEN_FDS='" + std::string(count) + "' from systemd is not a number of sockets");
-    std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
-    for (unsigned i = 0; i < n; ++i) {
+    const auto meant = systemd_socket_names(std::getenv("LISTEN_PID"), std::getenv("LISTEN_FDS"),
+                                            std::getenv("LISTEN_FDNAMES"), ::getpid());
+    if (!meant) return out;
+    const std::vector<std::string>& names = *meant;
+    const std::string count = std::to_string(names.size());
+    for (std::size_t i = 0; i < names.size(); ++i) {
         Listener l;
         l.fd = 3 + int(i);
         // Adopted as it is, anything but a listening socket would fail every accept forever.
         if (const std::string what = not_a_listener(l.fd); !what.empty())
-            throw std::runtime_error("fd " + std::to_string(l.fd) + " passed by systemd (LISTEN_FDS=" + std::string(count) +
+            throw std::runtime_error("fd " + std::to_string(l.fd) + " passed by systemd (LISTEN_FDS=" + count +
                                      ") " + what + ": refusing to start");
         ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
         if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) l.family = ss.ss_family;
-        const auto colon = names.find(':');
-        const std::string name = names.substr(0, colon);
-        names = colon == std::string::npos ? "" : names.substr(colon + 1);
         l.address = local_address(l.fd);
-        if (!name.empty() && name != "unknown") l.address += " (" + name + ")";
+        if (!names[i].empty()) l.address += " (" + names[i] + ")";
         out.push_back(l);
     }
     ::unsetenv("LISTEN_PID");

@@ -10,6 +10,7 @@
 #include <herd/worker/worker.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,14 @@ ListenAddress parse_listen(std::string_view text);
 
 /// Bind and listen on every address; throws std::system_error "cannot bind ADDR: reason".
 std::vector<Listener> bind_listeners(const std::vector<std::string>& addresses);
+
+/// What systemd's variables say (their values, nullptr when unset): the name of each socket passed
+/// at fds 3, 4, ..., in order ("" where LISTEN_FDNAMES gives none, or "unknown"; made printable);
+/// nothing when they are not meant for process `self` (LISTEN_PID or LISTEN_FDS unset, LISTEN_PID
+/// not a pid or another one). Pure; throws std::runtime_error when LISTEN_FDS is not a number of
+/// sockets (0 to 65536).
+std::optional<std::vector<std::string>> systemd_socket_names(const char* listen_pid, const char* listen_fds,
+                                              const char* listen_fdnames, int self);
 
 /// Adopt sockets passed by systemd (empty when none are meant for this process); throws
 /// std::runtime_error naming the fd when one is not a listening stream socket (it would fail
