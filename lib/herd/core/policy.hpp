@@ -102,6 +102,7 @@ struct PoolState {
     std::optional<TimePoint> backoff_until;  // no spawns before this
     std::optional<TimePoint> backoff_mark;   // newest failure already answered by a backoff
     unsigned backoff_level = 0;
+    bool spawn_failed = false;               // the latest spawn failed (fork or pipe: a resource limit)
     std::uint64_t seed = 0x9e3779b97f4a7c15ull;   // jitter source (splitmix64)
     std::map<std::string, std::uint64_t> exits;   // exits by classification ("crashed", "no heartbeat", ...)
     // Slots left empty on purpose, slot -> no spawn before (TimePoint::max(): until released). The
@@ -175,6 +176,7 @@ struct BackOff {
     Duration delay;
     unsigned level;              // 0 for the first backoff of a series, +1 for each next one
     std::size_t failures;        // unexpected exits within the restart window
+    bool spawn_failed = false;   // for a failed spawn, before the restart limit was exceeded
     friend bool operator==(const BackOff&, const BackOff&) = default;
 };
 struct Exit {
