@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -83,6 +85,21 @@ bool has_standby(pid_t manager)
     const auto children = children_of(manager);
     return std::any_of(children.begin(), children.end(),
                        [](const Child& c) { return c.title.find("standby") != std::string::npos; });
+}
+
+// Pids the log file says are ready.
+std::set<int> ready_pids_in_file(const std::string& path)
+{
+    std::set<int> pids;
+    std::smatch m;
+    for (const auto& line : read_lines(path))
+        if (std::regex_search(line, m, lines::ready)) pids.insert(std::stoi(m[1]));
+    return pids;
+}
+
+std::string worker_line_text(int pid, const std::string& rest)
+{
+    return "worker " + std::to_string(pid) + " " + rest;
 }
 
 // The worker that answers GET /pid, or -1.
@@ -247,6 +264,39 @@ TEST_CASE("a log file on a full disk (/dev/full): one line on stderr, the lines 
     const auto status = p.wait_exit(in(10s));
     REQUIRE_MESSAGE(status, p.output());
     CHECK(status->code == 0);
+}
+
+TEST_CASE("a log file past RLIMIT_FSIZE: the manager is not ended by SIGXFSZ, drops its lines, and counts them once it can write again")
+{
+    HardDeadline guard(30s);
+    TempDir dir;
+    const std::string log = dir / "app.log", control = dir / "control.sock";
+    Process p(concat({hello_http(), "-w", "2", "-l", "127.0.0.1:0", "--log-file", log, "--control", control},
+                     fast_options()));
+    REQUIRE(poll_until([&] { return file_has_line(log, std::regex("all 2 workers ready")); }, in(5s)));
+    const auto size = std::filesystem::file_size(log);
+    REQUIRE(set_limit({}, p.pid(), "--fsize=" + std::to_string(size) + ":"));
+
+    // Lines the manager must write: a worker killed and replaced
+    const int victim = *ready_pids_in_file(log).begin();
+    REQUIRE(::kill(victim, SIGKILL) == 0);
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("Failed (write|flush) to file .*app.log: File too large; log lines are dropped"),
+                                    in(5s)), p.output());
+    const auto ready = [&] {
+        const auto r = run({herdctl(), "--control", control, "ready"}, 5s);
+        return r.status && r.status->code == 0;
+    };
+    CHECK(poll_until([&] { return !pid_alive(victim) && ready(); }, in(5s), 50ms));
+    CHECK(pid_alive(p.pid()));
+    CHECK(std::filesystem::file_size(log) == size);
+
+    // Lifted: the next line is preceded by the count of those dropped
+    REQUIRE(set_limit({}, p.pid(), "--fsize=unlimited:"));
+    REQUIRE(p.signal(SIGTTIN));
+    CHECK(poll_until([&] { return file_has_line(log, std::regex("received TTIN")); }, in(5s)));
+    CHECK(file_has_line(log, std::regex(R"(\[warning\] \d+ log lines could not be written to .*app.log and were dropped)")));
+    CHECK(!file_has_line(log, std::regex(worker_line_text(victim, "reaped"))));
+    CHECK(p.count(std::regex("log lines are dropped")) == 1);
 }
 
 TEST_CASE("the manager killed with -9 under load: every worker is gone within two heartbeat intervals, and a new manager on the same pid file and address serves")
