@@ -97,7 +97,7 @@ void check_clean(Process& p, const ExitStatus& status)
 
 TEST_CASE("under valgrind a manager of C++ workers runs start, TTIN, kill -9, HUP, USR2 and QUIT with no error and no definite leak")
 {
-    if (binary("VALGRIND").empty()) HERD_SKIP("valgrind is not installed");
+    if (binary("VALGRIND").empty()) HERD_SKIP("valgrind is not installed, or this build is sanitized");
     HardDeadline guard(100s);
     TempDir dir;
     // A copy of the binary, so that USR2 finds it where it was started
@@ -144,7 +144,7 @@ TEST_CASE("under valgrind a manager of C++ workers runs start, TTIN, kill -9, HU
 
 TEST_CASE("under valgrind a manager of several pools, an exec pool among them, runs start, scale, kill -9, HUP and TERM with no error and no definite leak")
 {
-    if (binary("VALGRIND").empty()) HERD_SKIP("valgrind is not installed");
+    if (binary("VALGRIND").empty()) HERD_SKIP("valgrind is not installed, or this build is sanitized");
     HardDeadline guard(100s);
     TempDir dir;
     const std::string control = dir / "control.sock";
