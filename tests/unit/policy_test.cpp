@@ -354,6 +354,51 @@ TEST_CASE("too many crashes back off instead of fork-looping, once per new failu
     CHECK(plan(s, o, now + backoffs[0].delay) == Actions{Spawn{0, 1}});
 }
 
+TEST_CASE("a failed spawn of a pool that served backs off at once, on the ladder, and a spawn that works ends it")
+{
+    auto o = make_options(2);
+    o.restart_limit = {10, 10s};
+    auto s = pool(2);
+    add_ready(s, o, 100, 0, t0);
+    add_ready(s, o, 101, 1, t0);
+    apply(s, WorkerExited{101, SIGKILL}, o, t0 + 1s);
+    CHECK(plan(s, o, t0 + 1s) == Actions{Spawn{1, 1}});
+    // fork fails (EAGAIN): no second attempt in the same instant, whatever the restart limit says
+    auto now = t0 + 1s;
+    apply(s, SpawnFailed{1}, o, now);
+    auto actions = plan(s, o, now);
+    auto backoffs = only<BackOff>(actions);
+    REQUIRE(backoffs.size() == 1);
+    CHECK(backoffs[0].spawn_failed);
+    CHECK(backoffs[0].level == 0);
+    CHECK(only<Spawn>(actions).empty());
+    apply(s, BackoffStarted{now + backoffs[0].delay, backoffs[0].level}, o, now);
+    CHECK(plan(s, o, now + backoffs[0].delay - 1ms).empty());
+    // Each next failure waits longer
+    now += backoffs[0].delay;
+    CHECK(plan(s, o, now) == Actions{Spawn{1, 1}});
+    apply(s, SpawnFailed{1}, o, now);
+    backoffs = only<BackOff>(plan(s, o, now));
+    REQUIRE(backoffs.size() == 1);
+    CHECK(backoffs[0].level == 1);
+    apply(s, BackoffStarted{now + backoffs[0].delay, backoffs[0].level}, o, now);
+    // The limit lifted: the spawn works and nothing backs off any more
+    now += backoffs[0].delay;
+    CHECK(plan(s, o, now) == Actions{Spawn{1, 1}});
+    apply(s, Spawned{102, 1, 1}, o, now);
+    CHECK(!s.spawn_failed);
+    CHECK(only<BackOff>(plan(s, o, now)).empty());
+}
+
+TEST_CASE("a failed spawn of a pool never ready keeps the broken-deploy rule: no ladder, exit 3 past the limit")
+{
+    auto o = make_options(1);
+    o.restart_limit = {3, 10s};
+    auto s = pool(1);
+    apply(s, SpawnFailed{0}, o, t0);
+    CHECK(plan(s, o, t0) == Actions{Spawn{0, 1}});
+}
+
 TEST_CASE("each backoff in a series is longer, up to the cap")
 {
     auto o = make_options(1);
@@ -613,24 +658,6 @@ TEST_CASE("a rollout whose new workers crash at boot fails instead of backing of
     CHECK(only<RolloutFailed>(actions)[0].why == "4 workers of generation 2 exited before any was ready");
     CHECK(only<BackOff>(actions).empty());
     CHECK(only<Spawn>(actions).empty());
-}
-
-TEST_CASE("a spawn that failed is tried again after spawn_retry, not at once")
-{
-    auto o = make_options(2);
-    o.restart_limit = {10, 10s};
-    auto s = pool(2);
-    add_ready(s, o, 100, 0, t0);
-    apply(s, SpawnFailed{1}, o, t0 + 1s);
-    CHECK(only<Spawn>(plan(s, o, t0 + 1s)).empty());
-    CHECK(only<Spawn>(plan(s, o, t0 + 1s + spawn_retry - 1ms)).empty());
-    CHECK(next_deadline(s, o, t0 + 1s) == t0 + 1s + spawn_retry);
-    CHECK(only<Spawn>(plan(s, o, t0 + 1s + spawn_retry)).size() == 1);
-    // Ten failed forks take a second, not a millisecond, to spend the restart limit
-    for (int i = 1; i <= 9; ++i) apply(s, SpawnFailed{1}, o, t0 + 1s + i * spawn_retry);
-    CHECK(only<BackOff>(plan(s, o, t0 + 1s + 9 * spawn_retry)).empty());
-    apply(s, SpawnFailed{1}, o, t0 + 2s);
-    CHECK(only<BackOff>(plan(s, o, t0 + 2s)).size() == 1);
 }
 
 TEST_CASE("a reverted rollout forgets the exits that failed it: the next lost worker is replaced at once")

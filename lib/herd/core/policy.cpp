@@ -242,19 +242,27 @@ Actions plan(const PoolState& state, const Options& options, TimePoint now)
 
     // Give up or back off
     const PoolDeadlines pool = deadlines(state, options);
-    bool may_spawn = (!pool.backoff_end || reached(pool.backoff_end, now)) && (!pool.spawn_retry || reached(pool.spawn_retry, now));
+    bool may_spawn = !pool.backoff_end || reached(pool.backoff_end, now);
     const std::size_t failures = failures_within(state, options, now);
+    const bool unanswered =
+        !state.failures.empty() && (!state.backoff_mark || state.failures.back() > *state.backoff_mark);
     if (state.backs_off && failures > options.restart_limit.count) {
         // A pool that never had a ready worker gets one backoff to prove itself, not a ladder.
         if (gives_up(state, options, now)) {
             out.push_back(Exit{3, failures});
             return out;
         }
-        if (!state.backoff_mark || state.failures.back() > *state.backoff_mark) {
+        if (unanswered) {
             const unsigned level = backoff_level(state, options, now);
             out.push_back(BackOff{backoff_delay(state, level), level, failures});
             may_spawn = false;
         }
+    } else if (state.backs_off && state.spawn_failed && state.ever_ready && unanswered) {
+        // A spawn that failed (fork or a pipe: a process or descriptor limit) fails again at once:
+        // the next one waits, on the same ladder. A pool never ready keeps the rule above (exit 3).
+        const unsigned level = backoff_level(state, options, now);
+        out.push_back(BackOff{backoff_delay(state, level), level, failures, true});
+        may_spawn = false;
     }
 
     plan_capacity(state, options, now, may_spawn, out, leaving);
@@ -279,7 +287,6 @@ Upcoming upcoming(const PoolState& state, const Options& options, TimePoint now)
     consider(pool.backoff_end);
     consider(pool.rollout_timeout);
     consider(pool.hold_end);
-    consider(pool.spawn_retry);
     return u;
 }
 

@@ -102,7 +102,7 @@ struct PoolState {
     std::optional<TimePoint> backoff_until;  // no spawns before this
     std::optional<TimePoint> backoff_mark;   // newest failure already answered by a backoff
     unsigned backoff_level = 0;
-    std::optional<TimePoint> spawn_failed_at;   // the last spawn that failed (fork, pipe, exec): no other for spawn_retry
+    bool spawn_failed = false;               // the latest spawn failed (fork or pipe: a resource limit)
     std::uint64_t seed = 0x9e3779b97f4a7c15ull;   // jitter source (splitmix64)
     std::map<std::string, std::uint64_t> exits;   // exits by classification ("crashed", "no heartbeat", ...)
     // Slots left empty on purpose, slot -> no spawn before (TimePoint::max(): until released). The
@@ -176,6 +176,7 @@ struct BackOff {
     Duration delay;
     unsigned level;              // 0 for the first backoff of a series, +1 for each next one
     std::size_t failures;        // unexpected exits within the restart window
+    bool spawn_failed = false;   // for a failed spawn, before the restart limit was exceeded
     friend bool operator==(const BackOff&, const BackOff&) = default;
 };
 struct Exit {
@@ -216,16 +217,10 @@ struct WorkerDeadlines {
 WorkerDeadlines deadlines(const WorkerRecord& worker, const Options& options);
 
 /// The pool's own deadlines.
-/// After a spawn failed (fork: EAGAIN under RLIMIT_NPROC, ENOMEM), the pool spawns nothing for
-/// this long: retried at once, the failure repeats in the same millisecond, logs a line each
-/// time and spends the whole --restart-limit at once.
-inline constexpr std::chrono::milliseconds spawn_retry{100};
-
 struct PoolDeadlines {
     std::optional<TimePoint> backoff_end;       // spawns resume
     std::optional<TimePoint> rollout_timeout;   // --upgrade-timeout since the rollout was asked for
     std::optional<TimePoint> hold_end;          // the earliest held slot may be refilled (a `wait` has no end)
-    std::optional<TimePoint> spawn_retry;       // spawns resume after a failed one
     friend bool operator==(const PoolDeadlines&, const PoolDeadlines&) = default;
 };
 PoolDeadlines deadlines(const PoolState& state, const Options& options);

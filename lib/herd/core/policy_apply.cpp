@@ -37,11 +37,13 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
                                              [](const WorkerRecord& x, int p) { return x.pid < p; });
             s.workers.insert(at, w);
             s.held.erase(e.slot);
+            s.spawn_failed = false;
         }
         void operator()(const SpawnFailed&)
         {
             s.failures.push_back(now);
-            s.spawn_failed_at = now;
+            while (now - s.failures.front() >= o.restart_limit.window) s.failures.pop_front();
+            s.spawn_failed = true;
         }
         void operator()(const HeartbeatSeen& e)
         {

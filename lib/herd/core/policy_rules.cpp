@@ -195,7 +195,6 @@ PoolDeadlines deadlines(const PoolState& state, const Options& options)
 {
     PoolDeadlines d;
     d.backoff_end = state.backoff_until;
-    if (state.spawn_failed_at) d.spawn_retry = *state.spawn_failed_at + spawn_retry;
     if (state.rollout) d.rollout_timeout = state.rollout->started + options.upgrade_timeout;
     for (const auto& [slot, until] : state.held)
         if (until != TimePoint::max() && (!d.hold_end || until < *d.hold_end)) d.hold_end = until;

@@ -207,9 +207,12 @@ void Manager::execute(std::size_t i, const Action& action, TimePoint now)
                        handle(Signalled{a.pid, SIGTERM, Reason::shutdown}, now);
                    },
                    [&](const BackOff& a) {
-                       spdlog::warn("{}backing off: {} unexpected worker exits within {} (limit {}), next spawn in {}",
-                                    who, a.failures, format_duration(options.restart_limit.window), options.restart_limit.count,
-                                    format_duration(a.delay));
+                       if (a.spawn_failed)
+                           spdlog::warn("{}backing off: a spawn failed, next spawn in {}", who, format_duration(a.delay));
+                       else
+                           spdlog::warn("{}backing off: {} unexpected worker exits within {} (limit {}), next spawn in {}",
+                                        who, a.failures, format_duration(options.restart_limit.window),
+                                        options.restart_limit.count, format_duration(a.delay));
                        notify::status("backing off after " + std::to_string(a.failures) + " worker failures");
                        fail_waiting(Command::scale, "backing off after " + std::to_string(a.failures) +
                                                             " worker failures: " + std::to_string(ready_count(state)) +

@@ -30,6 +30,9 @@ void Manager::watch_signals()
         if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a signalfd");
         signal_fd_.assign(fd);
         std::signal(SIGPIPE, SIG_IGN);
+        // A log file past RLIMIT_FSIZE fails its write (EFBIG, see log.cpp) instead of ending the
+        // manager, or a worker (they inherit this), with SIGXFSZ.
+        std::signal(SIGXFSZ, SIG_IGN);
     }
     // Wait for readability and read in the handler: asio's async_read_some reads inside its reactor
     // and runs the handler later, so a USR2 exec in between lost a signal already taken off the fd.

@@ -3,10 +3,15 @@
 
 #include <herd/os/process_ops.hpp>
 
+#include <boost/process/v2/posix/default_launcher.hpp>
+#include <boost/process/v2/process.hpp>
 #include <boost/process/v2/stdio.hpp>
+
+#include <cerrno>
 
 #include <csignal>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace herd::detail {
@@ -47,8 +52,31 @@ int Preflight::pid() const
 void Preflight::start(const std::string& binary, const std::vector<std::string>& args, Finished finished)
 {
     namespace bp2 = boost::process::v2;
-    process_ = std::make_unique<bp2::process>(err_.get_executor(), binary, args,
-                                              bp2::process_stdio{nullptr, nullptr, err_}, PreflightSetup{});
+    // Launched from a context of its own, then watched from the manager's: where the kernel refuses
+    // a pidfd (pidfd_open: before Linux 5.3, an old seccomp profile, valgrind 3.19) Boost.Process
+    // throws after the fork and leaves a failed registration in the context it launched from,
+    // which would make the next launch's notify_fork throw in its child.
+    boost::asio::io_context launch_io;
+    bp2::posix::default_launcher launcher;
+    const pid_t manager = ::getpid();
+    bp2::error_code ec;
+    try {
+        auto launched = launcher(launch_io.get_executor(), ec, binary, args,
+                                 bp2::process_stdio{nullptr, nullptr, err_}, PreflightSetup{});
+        if (ec) throw boost::system::system_error(ec, "cannot start the check");
+        launched.detach();
+        process_ = std::make_unique<bp2::process>(err_.get_executor(), launcher.pid);
+    } catch (...) {
+        // Thrown in the child, between its fork and its exec: nothing unwinds into the manager's code there.
+        if (::getpid() != manager) ::_exit(127);
+        // A check that started but cannot be watched is ended and reaped here.
+        if (!ec && launcher.pid > 0) {
+            ::kill(-launcher.pid, SIGKILL);
+            while (::waitpid(launcher.pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+        }
+        throw;
+    }
     finished_ = std::move(finished);
     read_output();
     process_->async_wait([this](const boost::system::error_code& ec, int code) {

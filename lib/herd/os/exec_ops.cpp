@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <system_error>
 
 #include <fcntl.h>
@@ -168,7 +169,22 @@ Started ExecOps::spawn(int slot, unsigned generation)
         std::fflush(nullptr);   // nothing buffered is written twice
         bp2::error_code ec;
         bp2::posix::default_launcher launcher;
-        auto process = launcher(launcher_io_.get_executor(), ec, program_.path, argv.data(), setup);
+        std::optional<bp2::process> process;
+        const pid_t manager = ::getpid();
+        try {
+            process.emplace(launcher(launcher_io_->get_executor(), ec, program_.path, argv.data(), setup));
+        } catch (...) {
+            // Thrown in the child, between its fork and its exec: nothing unwinds into the manager's code there.
+            if (::getpid() != manager) ::_exit(127);
+            // Boost.Process opens a pidfd for every program it started, and throws when the kernel
+            // refuses one (pidfd_open: ENOSYS before Linux 5.3 and under valgrind 3.19, EPERM under
+            // an old seccomp profile). The program runs all the same, and its pid is all we need.
+            // The failed registration stays in the launcher's context, and would make the next
+            // fork's notify_fork throw in the child: a fresh context for the next spawn.
+            launcher_io_.emplace();
+            launcher_fds_ = event_descriptors(*launcher_io_);
+            if (ec || launcher.pid <= 0) throw;
+        }
         if (ec) {
             // The child reported why it could not exec, and exits: it is ours to reap, nobody else's.
             if (launcher.pid > 0) {
@@ -178,9 +194,9 @@ Started ExecOps::spawn(int slot, unsigned generation)
             }
             throw std::system_error(ec.value(), std::generic_category(), "cannot start " + program_.path);
         }
-        pid = process.id();
+        pid = launcher.pid;
         // From here the pid is reaped by try_reap() alone; the process object would kill it.
-        process.detach();
+        if (process) process->detach();
     }
 
     output_.watch(pid, slot, std::move(output));

@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,8 +67,8 @@ private:
     // Boost.Process calls notify_fork() on the context it launches with. The child execs at once
     // and never touches the manager's epoll instance; a context of its own, with nothing
     // registered, spares every spawn re-registering the manager's descriptors in the child.
-    boost::asio::io_context launcher_io_;
-    std::vector<int> launcher_fds_ = event_descriptors(launcher_io_);   // a forked worker closes them
+    std::optional<boost::asio::io_context> launcher_io_{std::in_place};
+    std::vector<int> launcher_fds_ = event_descriptors(*launcher_io_);   // a forked worker closes them
     Program program_;
     const std::vector<Listener>& listeners_;
     std::function<Identity()> identity_;

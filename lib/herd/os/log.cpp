@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -67,12 +68,50 @@ protected:
     {
         spdlog::memory_buf_t formatted;
         this->formatter_->format(msg, formatted);
-        file_.write(formatted);
+        guarded([&] { file_.write(formatted); });   // counted by the flush that follows every line
     }
 
-    void flush_() override { file_.flush(); }
+    void flush_() override
+    {
+        if (!guarded([&] { file_.flush(); })) {
+            ++dropped_;
+            return;
+        }
+        failing_ = false;
+        if (dropped_ == 0) return;
+        // Written again: the first line says how many were lost meanwhile
+        const std::string note = std::to_string(dropped_) + " log lines could not be written to " + file_.filename() +
+                                 " and were dropped";
+        dropped_ = 0;
+        spdlog::memory_buf_t formatted;
+        this->formatter_->format(spdlog::details::log_msg("herd", spdlog::level::warn, note), formatted);
+        guarded([&] {
+            file_.write(formatted);
+            file_.flush();
+        });
+    }
 
 private:
+    // A log file that cannot be written (a full disk: ENOSPC) costs log lines, never the process
+    // that logs: the first failure of a series is said on stderr, once, and the line after the
+    // next successful write counts the lines that were dropped. spdlog would say it on stderr
+    // once a second for as long as it lasts.
+    template <class Write>
+    bool guarded(Write&& write)
+    {
+        try {
+            write();
+            return true;
+        } catch (const spdlog::spdlog_ex& e) {
+            if (!failing_) {
+                const std::string line = std::string(e.what()) + "; log lines are dropped until it can be written again\n";
+                [[maybe_unused]] const auto n = ::write(2, line.data(), line.size());
+            }
+            failing_ = true;
+            return false;
+        }
+    }
+
     static spdlog::file_event_handlers close_on_exec()
     {
         // Debian's spdlog opens files with plain fopen: without this, every exec'd child inherits the log.
@@ -84,6 +123,8 @@ private:
     }
 
     spdlog::details::file_helper file_;
+    bool failing_ = false;        // the last flush failed, or a write since
+    std::uint64_t dropped_ = 0;   // lines not written since the last that was
 };
 
 using FileSink = ReopenFileSink<std::mutex>;

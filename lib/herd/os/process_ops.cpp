@@ -4,6 +4,7 @@
 #include <herd/os/log.hpp>
 
 #include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <csignal>
@@ -212,23 +213,27 @@ Started ForkOps::spawn(int slot, unsigned generation)
 void ForkOps::prepare()
 {
     if (!use_standby_ || standby_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < standby_retry_at_) return;
     PipeFds heartbeat, go;
     OutputPipes::Pipes output;
+    int pid = -1;
     try {
         heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
         go = make_pipe(O_CLOEXEC, "cannot create a standby pipe");
         output = output_.open();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "no standby: %s\n", e.what());
-        return;
-    }
-    int pid = -1;
-    try {
         pid = fork_child({0, 0, heartbeat.write.get(), int(::getpid()), pool_.name, pool_.worker_type}, go.read.get(), output,
                          {heartbeat.read.get(), go.write.get()});
-    } catch (...) {
-        return;   // no standby this time: the next spawn forks
+    } catch (const std::exception& e) {
+        // No standby this time: the next spawn forks
+        if (!standby_failed_)
+            spdlog::warn("{}no standby process: {}; trying again every second", pool_.name == default_pool ? "" : "pool " + pool_.name + ": ",
+                         e.what());
+        standby_failed_ = true;
+        standby_retry_at_ = now + std::chrono::seconds(1);
+        return;
     }
+    standby_failed_ = false;
     // The child's ends (heartbeat write, go read, output writes) close here.
     output_.watch(pid, -1, std::move(output));
     standby_ = Standby{pid, go.write.release(), heartbeat.read.release()};

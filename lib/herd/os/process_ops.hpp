@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -149,6 +150,10 @@ private:
     std::function<void()> child_setup_;
     bool use_standby_;
     std::optional<Standby> standby_;
+    // A standby that could not be made (out of processes or descriptors) is tried again a second
+    // later, not at every wake-up of the manager, and the failure is logged once until one is made.
+    std::chrono::steady_clock::time_point standby_retry_at_{};
+    bool standby_failed_ = false;
 };
 
 /// kill() that retries EINTR; false when the process is gone (ESRCH).

@@ -19,6 +19,10 @@ namespace {
 char* area_begin = nullptr;
 std::size_t area_size = 0;
 bool initialized = false;
+// The environment's array and strings, moved by init(); volatile, so that the stores that keep
+// them named are not optimized away (nothing here reads them).
+char** volatile moved_environ = nullptr;
+char* volatile moved_strings = nullptr;
 
 char* copy_string(const char* s)
 {
@@ -44,10 +48,22 @@ void init(int argc, char** argv)
     for (std::size_t i = 0; i < env_count && environ[i] == end; ++i) end += std::strlen(environ[i]) + 1;
 
     // Move the environment to the heap: a new array, as glibc's setenv expects of a replaced
-    // environ (it copies the array on the next change instead of reallocating ours).
+    // environ (it copies the array on the next change instead of reallocating ours), and the
+    // strings in one block. Both stay named here for the life of the process: unsetenv drops
+    // a string from the array, and glibc's clearenv at exit (__libc_freeres, which valgrind runs)
+    // forgets the array, but neither is memory to give back.
+    std::size_t strings_size = 0;
+    for (std::size_t i = 0; i < env_count; ++i) strings_size += std::strlen(environ[i]) + 1;
     char** env = static_cast<char**>(std::calloc(env_count + 1, sizeof(char*)));
-    if (env == nullptr) std::abort();
-    for (std::size_t i = 0; i < env_count; ++i) env[i] = copy_string(environ[i]);
+    char* strings = static_cast<char*>(std::malloc(strings_size + 1));
+    if (env == nullptr || strings == nullptr) std::abort();
+    for (std::size_t i = 0, at = 0; i < env_count; ++i) {
+        const std::size_t n = std::strlen(environ[i]) + 1;
+        env[i] = static_cast<char*>(std::memcpy(strings + at, environ[i], n));
+        at += n;
+    }
+    moved_environ = env;
+    moved_strings = strings;
     environ = env;
 
     // Move argv to the heap too, and glibc's pointers to the program name (error(3), err(3))
