@@ -17,6 +17,7 @@
 #include <herd/os/proctitle.hpp>
 #include <herd/os/signals.hpp>
 #include <herd/manager/upgrade.hpp>
+#include <herd/os/time_slice.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
