@@ -24,6 +24,7 @@
 // keep-alive connections, finish in-flight requests with "Connection: close"; run() returns
 // once no connection is left.
 #include "http.hpp"
+#include "http_response.hpp"
 #include "job_worker.hpp"
 
 #include <herd/herd.hpp>

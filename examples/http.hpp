@@ -1,6 +1,7 @@
 // A small incremental HTTP/1.1 request parser and response writer (RFC 9112), without I/O:
 // the connection feeds the bytes it read, takes out whole requests, and writes what
-// serialize() returns. Used by hello-http; unit-tested in tests/unit/http_test.cpp.
+// serialize() returns (http_response.hpp). Used by hello-http; unit-tested in
+// tests/unit/http_test.cpp.
 //
 // What it accepts:
 //   - requests split anywhere across reads, and several pipelined requests in one read;
@@ -18,7 +19,6 @@
 // After an error the parser stays in error: what follows cannot be framed.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -94,27 +94,5 @@ private:
     Request current_;
     int error_ = 0;
 };
-
-/// A response; Content-Length and Connection are written by serialize().
-struct Response {
-    int status = 200;
-    std::vector<Header> headers;   // e.g. Content-Type; values must not contain CR or LF
-    std::string body;
-    bool keep_alive = true;        // false: "Connection: close", the server closes after writing
-    bool head = false;             // an answer to HEAD: Content-Length of the body, no body
-};
-
-/// The interim answer to "Expect: 100-continue".
-inline constexpr std::string_view continue_response = "HTTP/1.1 100 Continue\r\n\r\n";
-
-/// The bytes to send for `r`.
-std::string serialize(const Response& r);
-/// "OK", "Not Found", ...; "Unknown" for a status without a known phrase.
-std::string_view reason_phrase(int status);
-/// A plain-text error response ("404 Not Found\n"); by default it closes the connection,
-/// as it must after a parser error.
-Response error_response(int status, bool keep_alive = false);
-/// An IMF-fixdate for the Date header: "Sun, 06 Nov 1994 08:49:37 GMT".
-std::string http_date(std::chrono::system_clock::time_point t);
 
 }  // namespace http

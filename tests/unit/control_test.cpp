@@ -1,5 +1,6 @@
 // The control protocol, pure: requests parsed from a line, answers rendered to a line.
 #include <herd/manager/control.hpp>
+#include <herd/manager/control_limits.hpp>
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>

@@ -1,5 +1,6 @@
 // The example HTTP/1.1 parser and response writer (examples/http.hpp).
 #include "http.hpp"
+#include "http_response.hpp"
 
 #include <doctest/doctest.h>
 

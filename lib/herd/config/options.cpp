@@ -1,4 +1,5 @@
-// Options: parsing and validation of the standard command line (DESIGN.md §2).
+// Options: parsing of the standard command line (DESIGN.md §2); the rules between options are
+// in options_validate.cpp, the descriptions and the help text in option_descriptions.cpp.
 //
 // Program_options keeps every standard value as text; the table of option_table.hpp converts it,
 // so that a bad value becomes one line naming the option and the value.
@@ -7,6 +8,7 @@
 #include <herd/config/options.hpp>
 
 #include <herd/config/config_file.hpp>
+#include <herd/config/option_descriptions.hpp>
 #include <herd/config/option_table.hpp>
 #include <herd/config/option_types.hpp>
 #include <herd/config/pools.hpp>
@@ -25,67 +27,6 @@ namespace herd {
 namespace po = boost::program_options;
 
 namespace {
-
-constexpr unsigned max_workers = 4096;
-
-po::typed_value<std::string>* flag_value()
-{
-    // A flag takes no argument on the command line and "true"/"false" in the config file.
-    return po::value<std::string>()->zero_tokens()->implicit_value("true", "");
-}
-
-// Help text
-std::string wrap(const std::string& text, std::size_t indent, std::size_t width)
-{
-    std::string out;
-    std::size_t column = indent;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        const std::size_t end = std::min(text.find(' ', pos), text.size());
-        const std::size_t word = end - pos;
-        if (column > indent && column + 1 + word > width) {
-            out += '\n' + std::string(indent, ' ');
-            column = indent;
-        } else if (column > indent) {
-            out += ' ';
-            ++column;
-        }
-        out.append(text, pos, word);
-        column += word;
-        pos = end + 1;
-    }
-    return out;
-}
-
-void format_option(std::string& out, const po::option_description& d, std::string default_text)
-{
-    constexpr std::size_t column = 30;
-    constexpr std::size_t width = 80;
-    const std::string shown = d.canonical_display_name(po::command_line_style::allow_dash_for_short);
-    const bool has_short = shown.size() == 2 && shown[0] == '-';
-    std::string left = has_short ? "  " + shown : "    ";
-    if (!d.long_name().empty()) left += (has_short ? ", --" : "  --") + d.long_name();
-    std::string param = d.semantic()->max_tokens() == 0 ? "" : d.format_parameter();
-    // An application's po::default_value shows as "arg (=8080)": move it to "(default 8080)".
-    if (const auto at = param.find(" (="); at != std::string::npos && param.back() == ')') {
-        if (default_text.empty()) default_text = param.substr(at + 3, param.size() - at - 4);
-        param.erase(at);
-    }
-    if (!param.empty()) left += " " + param;
-
-    std::string help = d.description();
-    // "(default X)" stays on one line: its blank is a placeholder until after wrapping.
-    if (!default_text.empty()) help += (help.empty() ? "(default\x01" : " (default\x01") + default_text + ")";
-    out += left;
-    if (left.size() + 2 > column) {
-        out += '\n' + std::string(column, ' ');
-    } else {
-        out += std::string(column - left.size(), ' ');
-    }
-    std::string wrapped = wrap(help, column, width);
-    std::replace(wrapped.begin(), wrapped.end(), '\x01', ' ');
-    out += wrapped + '\n';
-}
 
 // Error messages
 /// Where a standard option's value came from, for error messages: "" (command line) or "config file X, line N: ".
@@ -152,58 +93,7 @@ std::string basename_of(const char* path)
     return s.substr(s.rfind('/') + 1);
 }
 
-// Descriptions and parsing steps
-struct Descriptions {
-    std::vector<std::pair<std::string, po::options_description>> groups;   // standard, in help order
-    po::options_description app{"Application options"};
-    po::options_description all;                                         // everything, for parsing
-};
-
-Descriptions make_descriptions(const std::vector<OptionSpec>& specs, const OptionsExtension& ext)
-{
-    Descriptions desc;
-    for (const OptionSpec& spec : specs) {
-        if (desc.groups.empty() || desc.groups.back().first != spec.group)
-            desc.groups.emplace_back(spec.group, po::options_description(spec.group));
-        po::value_semantic* semantic = nullptr;
-        if (spec.kind == OptionKind::flag)
-            semantic = flag_value();
-        else if (spec.kind == OptionKind::repeated)
-            semantic = po::value<std::vector<std::string>>()->value_name(spec.param);
-        else
-            semantic = po::value<std::string>()->value_name(spec.param);
-        desc.groups.back().second.add_options()(spec.names, semantic, spec.help.c_str());
-    }
-    if (ext.add_options) ext.add_options(desc.app);
-    for (const auto& [name, group] : desc.groups) desc.all.add(group);
-    desc.all.add(desc.app);
-    return desc;
-}
-
-std::string make_help_text(const Descriptions& desc, const std::vector<OptionSpec>& specs, const OptionsExtension& ext,
-                           const std::string& program)
-{
-    const std::string usage = !ext.usage.empty() ? ext.usage
-                            : program + " [options]" + (ext.accepts_command ? " -- COMMAND [ARGS...]" : "");
-    std::string help = "Usage: " + usage + "\n";
-    for (const auto& [name, group] : desc.groups) {
-        help += "\n" + name + ":\n";
-        for (const auto& d : group.options()) {
-            const auto spec = std::find_if(specs.begin(), specs.end(),
-                                           [&](const OptionSpec& s) { return long_name(s) == d->long_name(); });
-            format_option(help, *d, spec->default_text);
-        }
-    }
-    if (!desc.app.options().empty()) {
-        help += "\n" + (ext.program.empty() ? std::string("Application") : ext.program) + " options:\n";
-        for (const auto& d : desc.app.options()) format_option(help, *d, "");
-    }
-    help += "\nDurations: 250ms, 2s, 1.5s, 3m, 1h, or a bare number of seconds.\n"
-            "Config file: `key = value` lines, long option names; the command line wins over\n"
-            "the file's top, its [pool] and [pool.NAME] sections win over both.\n";
-    return help;
-}
-
+// Parsing steps
 void store_command_line(const std::vector<std::string>& args, const po::options_description& all,
                         bool accepts_command, po::variables_map& vm)
 {
@@ -372,44 +262,6 @@ CommandLine parse_command_line(int argc, const char* const argv[], const Options
         // on HUP, they must stay one line without control characters.
         throw UsageError(printable(e.what(), 1024));
     }
-}
-
-// Relations between options
-void validate(const Options& o)
-{
-    // The values were converted already, so messages show them as herd prints them ("got 0 s").
-    const auto fail = [](const std::string& option, const std::string& rule, const std::string& got) {
-        throw UsageError("--" + option + " " + rule + " (got " + got + ")");
-    };
-    if (o.workers > max_workers)
-        fail("workers", "must be at most " + std::to_string(max_workers), std::to_string(o.workers));
-    if (o.heartbeat_interval.count() <= 0)
-        fail("heartbeat-interval", "must be above 0", format_duration(o.heartbeat_interval));
-    // A timeout of 0 turns heartbeat watching off (exec mode); otherwise a worker needs room to beat.
-    if (o.heartbeat_timeout.count() != 0 && o.heartbeat_interval >= o.heartbeat_timeout)
-        throw UsageError("--heartbeat-interval (" + format_duration(o.heartbeat_interval) +
-                         ") must be below --heartbeat-timeout (" + format_duration(o.heartbeat_timeout) + ")");
-    if (o.graceful_timeout.count() <= 0)
-        fail("graceful-timeout", "must be above 0", format_duration(o.graceful_timeout));
-    if (o.kill_timeout.count() <= 0) fail("kill-timeout", "must be above 0", format_duration(o.kill_timeout));
-    const std::string restart =
-        std::to_string(o.restart_limit.count) + "/" + format_duration(o.restart_limit.window);
-    if (o.restart_limit.count < 1) fail("restart-limit", "needs a count of at least 1", restart);
-    if (o.restart_limit.window.count() <= 0) fail("restart-limit", "needs a window above 0", restart);
-    // Exec mode: `required` means a timeout to watch; 0 would silently mean `off`.
-    if (o.ready_after && o.heartbeat == HeartbeatMode::required && o.heartbeat_timeout.count() == 0)
-        throw UsageError("--heartbeat required needs a --heartbeat-timeout above 0 (got 0 s)");
-    // Exec mode: a program that sends no heartbeat must get to be ready before it is killed for not being ready.
-    const bool ready_by_time = o.heartbeat != HeartbeatMode::required || o.heartbeat_timeout.count() == 0;
-    if (o.ready_after && ready_by_time && o.boot_timeout.count() > 0 && *o.ready_after >= o.boot_timeout)
-        throw UsageError("--ready-after (" + format_duration(*o.ready_after) + ") must be below --boot-timeout (" +
-                         format_duration(o.boot_timeout) + ")");
-    // The manager samples at a quarter of the window: it needs a window to sample in.
-    if (o.max_worker_memory > 0 && o.max_worker_memory_window.count() <= 0)
-        fail("max-worker-memory-window", "must be above 0 while --max-worker-memory is on",
-             format_duration(o.max_worker_memory_window));
-    if (std::find(std::begin(log_levels), std::end(log_levels), o.log_level) == std::end(log_levels))
-        throw UsageError("invalid value '" + o.log_level + "' for --log-level: expected one of " + join_levels());
 }
 
 }  // namespace herd

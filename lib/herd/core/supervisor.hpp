@@ -72,6 +72,8 @@
 #include <herd/core/command.hpp>
 #include <herd/core/policy.hpp>
 #include <herd/core/supervision.hpp>
+#include <herd/core/supervisor_events.hpp>
+#include <herd/core/supervisor_state.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -82,98 +84,9 @@
 
 namespace herd {
 
-/// Where a pool is in its life.
-enum class PoolStage {
-    waiting,    // not started yet: a pool ahead of it is not ready yet
-    starting,   // its workers are spawned; not all ready yet
-    running,    // has been at its target since it started (it may dip below it again)
-    stopping,   // asked to stop; workers still leaving
-    stopped,    // no worker left after a stop: StopPool, a shutdown, or a strategy stopped it (temporary)
-    failed,     // has failed (see above); it is stopped in its turn and keeps this stage
-};
-
-/// "waiting", "starting", ...
-std::string_view to_string(PoolStage stage);
-
-/// One pool: its options, how it is supervised, its workers, where it stands.
-struct Pool {
-    std::string name;
-    Options options;                     // per-worker options of this pool; options.workers is its size
-    Supervision supervision;
-    std::string program;                 // what its workers run (`command =`, `worker =`); a new one replaces them
-    PoolState state;
-    PoolStage stage = PoolStage::waiting;
-    PoolStage reported = PoolStage::waiting;   // the latest stage the shell logged (PoolReported)
-    unsigned wanted = 0;                 // the target the operator set; closed slots come back to it
-    std::size_t step = 0;                // the plan's next step
-    unsigned runs = 0;                   // the plan's whole runs so far
-    std::optional<TimePoint> last_restart;     // the latest exit that needed a restart
-    bool restart_pending = false;        // the strategy restarts it once the pools ahead are at target
-    std::string why;                     // failed: why
-    bool removed = false;                // the configuration no longer names it (HUP): it stops, then goes
-    friend bool operator==(const Pool&, const Pool&) = default;
-};
-
-/// A pool ready to be supervised: its target is options.workers.
-Pool make_pool(std::string name, Options options, Supervision supervision = {});
-
-/// Everything the manager of several pools decides from.
-struct Supervisor {
-    Strategy strategy = Strategy::one;
-    Phase phase = Phase::running;        // the manager's: running, or shutting down (graceful, fast)
-    std::vector<Pool> pools;             // in order
-    std::optional<std::size_t> failed;   // the pool whose failure shuts the manager down (exit 3)
-
-    std::optional<std::size_t> find(std::string_view name) const;   // a pool by name
-    std::optional<std::size_t> pool_of(int pid) const;               // the pool of a live worker
-    friend bool operator==(const Supervisor&, const Supervisor&) = default;
-};
-
-/// The supervisor of these pools, in this order; the first starts (and every next one already
-/// at its target, as adopted pools after an upgrade are).
-Supervisor make_supervisor(Strategy strategy, std::vector<Pool> pools);
-
-// Events: what the manager learns.
-struct PoolEvent { std::size_t pool; Event event; };       // a worker's event, or today's pool events
-struct ShutdownRequested { bool graceful; };               // QUIT (graceful), TERM or INT (fast)
-struct StartPool { std::size_t pool; };                    // herdctl start POOL
-struct StopPool { std::size_t pool; bool graceful = true; };   // herdctl stop POOL
-struct RestartPool { std::size_t pool; };                  // herdctl restart POOL
-struct ChangePlan { std::size_t pool; std::optional<RestartPlan> plan; };   // herdctl plan POOL "..."
-struct ScalePool { std::size_t pool; Scale scale; };       // herdctl scale POOL N
-struct PoolReported { std::size_t pool; PoolStage stage; };   // the shell logged this stage
-using SupervisorEvent = std::variant<PoolEvent, ShutdownRequested, StartPool, StopPool, RestartPool, ChangePlan,
-                                     ScalePool, PoolReported>;
-
 /// Fold an event into the supervisor: the pool's own state first, then what it means for the
 /// pools (restart type, plan, strategy, stages, order).
 void apply(Supervisor& supervisor, const SupervisorEvent& event, TimePoint now);
-
-// Actions: what the manager does.
-struct PoolAction {                      // today's action, for this pool
-    std::size_t pool;
-    Action action;
-    friend bool operator==(const PoolAction&, const PoolAction&) = default;
-};
-struct PoolStarted {                     // its workers are spawned now (stage starting)
-    std::size_t pool;
-    friend bool operator==(const PoolStarted&, const PoolStarted&) = default;
-};
-struct PoolReady {                       // all its workers are ready (stage running)
-    std::size_t pool;
-    friend bool operator==(const PoolReady&, const PoolReady&) = default;
-};
-struct PoolStopped {                     // no worker left after a stop (stage stopped)
-    std::size_t pool;
-    friend bool operator==(const PoolStopped&, const PoolStopped&) = default;
-};
-struct PoolFailed {                      // the pool failed: the manager stops, then exits 3
-    std::size_t pool;
-    std::string why;                     // "worker 123 crashed (exit code 1) after its plan ran 3 times"
-    friend bool operator==(const PoolFailed&, const PoolFailed&) = default;
-};
-using SupervisorAction = std::variant<PoolAction, PoolStarted, PoolReady, PoolStopped, PoolFailed, Exit>;
-using SupervisorActions = std::vector<SupervisorAction>;
 
 /// Decide what to do now: the stage actions not yet reported, each pool's actions in order, and
 /// the manager's Exit once every pool is empty after a shutdown.

@@ -1,14 +1,14 @@
+// The control socket's server (control_server.hpp): the socket file, the accept loop and who may
+// connect, room for a new connection, one timer for every connection's deadline, the log budget.
+// A connection's reading and answering is in control_session.cpp.
 #include <herd/manager/control_server.hpp>
 
+#include <herd/manager/control_session.hpp>
 #include <herd/os/fd.hpp>
-#include <herd/core/text.hpp>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -60,21 +60,6 @@ void remove_stale(const std::string& path, const sockaddr_un& addr)
 }
 
 }  // namespace
-
-struct Server::Session {
-    Session(std::uint64_t i, stream_protocol::socket s, TimePoint now) : id(i), socket(std::move(s)), since(now) {}
-    std::uint64_t id;
-    stream_protocol::socket socket;
-    std::array<char, 4096> chunk{};
-    std::string input;            // bytes read and not yet handled: part of a line, or lines in a row
-    std::string output;           // the answer being written
-    Peer peer;
-    Stage stage = Stage::idle;
-    TimePoint since;              // in this stage since then
-    bool reading = false;         // a read is under way
-    unsigned bad_in_row = 0;      // bad requests since the last good one
-    LogBudget budget{2, std::chrono::seconds(1)};   // this connection's bad-request warnings
-};
 
 int Server::bind(const std::string& path)
 {
@@ -202,147 +187,6 @@ int Server::client_fd(std::uint64_t client) const
 {
     const auto it = sessions_.find(client);
     return it == sessions_.end() ? -1 : it->second->socket.native_handle();
-}
-
-void Server::enter(Session& session, Stage stage)
-{
-    session.stage = stage;
-    session.since = Clock::now();
-    schedule();
-}
-
-// Ready for the next request: one already read is handled next (posted, so that a client sending
-// many lines at once cannot recurse through the handler), else read on.
-void Server::resume(const SessionPtr& session)
-{
-    enter(*session, session->input.empty() ? Stage::idle : Stage::reading);
-    if (session->input.find('\n') != std::string::npos) {
-        boost::asio::post(io_, [this, session] {
-            if (sessions_.contains(session->id) && session->stage != Stage::waiting) on_input(session);
-        });
-        return;
-    }
-    read(session);
-}
-
-void Server::read(const SessionPtr& session)
-{
-    if (session->reading) return;
-    session->reading = true;
-    // The handler keeps its session alive: a session closed meanwhile still owns the buffer
-    // that the cancelled read completes into.
-    session->socket.async_read_some(boost::asio::buffer(session->chunk), [this, session](
-                                                                            const boost::system::error_code& ec,
-                                                                            std::size_t n) {
-        session->reading = false;
-        if (ec == boost::asio::error::operation_aborted || !sessions_.contains(session->id)) return;
-        if (ec) {   // the client went away
-            drop(session->id);
-            return;
-        }
-        if (session->input.empty() && n > 0) enter(*session, Stage::reading);
-        session->input.append(session->chunk.data(), n);
-        on_input(session);
-    });
-}
-
-void Server::on_input(const SessionPtr& session)
-{
-    const auto eol = session->input.find('\n');
-    if (eol == std::string::npos) {
-        if (session->input.size() > limits_.max_request_bytes) {
-            session->input.clear();
-            send(session, error_answer("request longer than " + std::to_string(limits_.max_request_bytes) + " bytes"),
-                 true);
-            return;
-        }
-        read(session);
-        return;
-    }
-    std::string line = session->input.substr(0, eol + 1);
-    session->input.erase(0, eol + 1);
-    on_line(session, std::move(line));
-}
-
-void Server::on_line(const SessionPtr& session, std::string line)
-{
-    if (line.size() > limits_.max_request_bytes + 1) {
-        session->input.clear();
-        send(session, error_answer("request longer than " + std::to_string(limits_.max_request_bytes) + " bytes"), true);
-        return;
-    }
-    auto parsed = parse_request(line);
-    if (auto* why = std::get_if<std::string>(&parsed)) {
-        on_bad_request(session, line, *why);
-        return;
-    }
-    session->bad_in_row = 0;
-    enter(*session, Stage::waiting);
-    handler_(session->id, session->peer, std::get<Request>(parsed));
-}
-
-// Answered, and logged within the budgets (this connection's, everyone's); a run of them closes
-// the connection, so that a client flooding bad requests costs the manager little.
-void Server::on_bad_request(const SessionPtr& session, const std::string& line, const std::string& why)
-{
-    std::string_view text = line;
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-    const TimePoint now = Clock::now();
-    const bool last = ++session->bad_in_row >= limits_.max_bad_requests;
-    if (session->budget.allow(now)) warn(fmt::format("control: bad request from pid {} \"{}\": {}", session->peer.pid,
-                                                    printable(text), why));
-    else budget_.suppress();
-    if (!last) {
-        send(session, error_answer(why), false);
-        return;
-    }
-    warn(fmt::format("control: closed the connection from pid {} after {} bad requests in a row", session->peer.pid,
-                     session->bad_in_row));
-    session->input.clear();
-    send(session, error_answer(why) + error_answer(std::to_string(session->bad_in_row) +
-                                                   " bad requests in a row: closing the connection"),
-         true);
-}
-
-// Sent at once when the socket takes it (an answer is a line, the socket buffer far larger): the
-// manager may exec or exit right after answering, before its loop would run a write.
-void Server::answer(std::uint64_t client, std::string line)
-{
-    const auto it = sessions_.find(client);
-    if (it != sessions_.end()) send(it->second, std::move(line), false);
-}
-
-void Server::send(const SessionPtr& session, std::string line, bool close_after)
-{
-    const ssize_t n = ::send(session->socket.native_handle(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n == ssize_t(line.size())) {
-        if (close_after) drop(session->id);
-        else resume(session);
-        return;
-    }
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {   // the client went away
-        drop(session->id);
-        return;
-    }
-    // The rest when the client reads it, within the request timeout.
-    session->output = line.substr(n > 0 ? std::size_t(n) : 0);
-    enter(*session, Stage::writing);
-    boost::asio::async_write(session->socket, boost::asio::buffer(session->output),
-                             [this, close_after, session](const boost::system::error_code& ec, std::size_t) {
-                                 if (ec == boost::asio::error::operation_aborted || !sessions_.contains(session->id))
-                                     return;
-                                 if (ec || close_after) drop(session->id);
-                                 else resume(session);
-                             });
-}
-
-// Told why (when its socket takes one more line), then closed.
-void Server::close_with(const SessionPtr& session, const std::string& why)
-{
-    const std::string line = error_answer(why);
-    [[maybe_unused]] const ssize_t n =
-        ::send(session->socket.native_handle(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    drop(session->id);
 }
 
 // Closed now, so that a pending read or write ends (its handler still holds the session).

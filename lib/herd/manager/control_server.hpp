@@ -11,6 +11,7 @@
 #pragma once
 
 #include <herd/manager/control.hpp>
+#include <herd/manager/control_limits.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>

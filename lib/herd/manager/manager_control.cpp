@@ -6,6 +6,7 @@
 
 #include <herd/config/supervision_values.hpp>
 #include <herd/core/text.hpp>
+#include <herd/detail/overloaded.hpp>
 #include <herd/manager/control_status.hpp>
 #include <herd/os/notify.hpp>
 
@@ -15,14 +16,9 @@
 
 namespace herd {
 
-namespace {
+using detail::overloaded;
 
-template <class... F>
-struct overloaded : F... {
-    using F::operator()...;
-};
-template <class... F>
-overloaded(F...) -> overloaded<F...>;
+namespace {
 
 // "1 worker", "4 workers"
 std::string count(std::size_t n, const std::string& what)

@@ -2,6 +2,7 @@
 #include <herd/manager/preflight.hpp>
 
 #include <herd/os/process_ops.hpp>
+#include <herd/os/time_slice.hpp>
 
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>

@@ -9,6 +9,7 @@
 #include <herd/config/config_file.hpp>
 #include <herd/worker/worker_runtime.hpp>
 #include <herd/os/child_environment.hpp>
+#include <herd/os/daemon.hpp>
 #include <herd/os/exec_ops.hpp>
 #include <herd/os/fd.hpp>
 #include <herd/os/listeners.hpp>
@@ -18,6 +19,7 @@
 #include <herd/os/proctitle.hpp>
 #include <herd/os/signals.hpp>
 #include <herd/manager/upgrade.hpp>
+#include <herd/os/time_slice.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
@@ -55,36 +57,6 @@ Identity check(CommandLine& cl, const std::string& program, const detail::Mode& 
     return resolve_identity(cl.options);
 }
 
-// Daemon: the starting command waits on a pipe until the pool is ready (or the manager failed).
-int daemonize(int& ready_fd)
-{
-    PipeFds ready = make_pipe(O_CLOEXEC, "pipe");
-    std::fflush(nullptr);
-    const pid_t first = ::fork();
-    if (first < 0) throw std::system_error(errno, std::generic_category(), "cannot fork");
-    if (first > 0) {
-        ready.write.reset();
-        std::string message;
-        char buf[512];
-        ssize_t n;
-        while ((n = ::read(ready.read.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-            if (n > 0) message.append(buf, std::size_t(n));
-        if (message.starts_with("ok")) return 0;
-        if (message.empty()) message = "the manager exited before its workers were ready (see the log)";
-        std::fprintf(stderr, "%s\n", message.c_str());
-        return 1;
-    }
-    ready.read.reset();
-    ::setsid();
-    if (const pid_t second = ::fork(); second != 0) ::_exit(second < 0 ? 1 : 0);
-    if (const UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC)); null) {
-        ::dup2(null.get(), 0);
-        ::dup2(null.get(), 1);
-    }
-    ready_fd = ready.write.release();
-    return -1;   // continue as the daemon
-}
-
 std::string read_all(int fd)
 {
     std::string text;
@@ -96,12 +68,6 @@ std::string read_all(int fd)
         if (n == 0) return text;
         text.append(buf, std::size_t(n));
     }
-}
-
-void report(int fd, const std::string& message)
-{
-    if (fd < 0) return;
-    [[maybe_unused]] auto n = ::write(fd, message.data(), message.size());
 }
 
 // The levels of a pool's workers' output: its current options (a reload may change them).

@@ -1,6 +1,7 @@
 #include <herd/os/exec_ops.hpp>
 
 #include <herd/os/fd.hpp>
+#include <herd/os/time_slice.hpp>
 
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>

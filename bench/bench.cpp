@@ -1,0 +1,95 @@
+// What herd-bench's parts share (bench.hpp).
+#include "bench.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+
+namespace herd::bench {
+
+#ifndef HERD_TEST_WORKER
+#define HERD_TEST_WORKER ""
+#endif
+
+#ifndef HERD_HELLO_HTTP
+#define HERD_HELLO_HTTP ""
+#endif
+
+std::string test_worker() { return binary("TEST_WORKER", HERD_TEST_WORKER); }
+std::string hello_http() { return binary("HELLO_HTTP", HERD_HELLO_HTTP); }
+
+// Percentiles
+
+Stats stats(std::vector<double> v)
+{
+    Stats s;
+    s.n = v.size();
+    if (v.empty()) return s;
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) {
+        const auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
+        return v[std::min(i, v.size() - 1)];
+    };
+    s.p50 = at(0.50);
+    s.p99 = at(0.99);
+    s.max = v.back();
+    return s;
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b)
+{
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// /proc readings of one process
+
+long rss_kb(pid_t pid)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+    return -1;
+}
+
+// utime + stime in clock ticks
+long cpu_ticks(pid_t pid)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    std::getline(in, text);
+    const auto paren = text.rfind(')');
+    if (paren == std::string::npos) return -1;
+    std::istringstream fields(text.substr(paren + 2));
+    std::string f;
+    long utime = 0, stime = 0;
+    // fields after the command: state(3) ... utime(14) stime(15)
+    for (int i = 3; i <= 15 && fields >> f; ++i) {
+        if (i == 14) utime = std::stol(f);
+        if (i == 15) stime = std::stol(f);
+    }
+    return utime + stime;
+}
+
+// Keep reading a server's output for `d` (the manager must never block on a full pipe).
+void drain_for(Process& p, Clock::duration d)
+{
+    const auto until = Clock::now() + d;
+    while (Clock::now() < until) p.pump(milliseconds(50));
+}
+
+std::vector<std::string> server_args(unsigned workers, std::vector<std::string> extra)
+{
+    std::vector<std::string> args{test_worker(), "-w", std::to_string(workers), "--log-level", "info"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
+
+}  // namespace herd::bench
