@@ -4,6 +4,7 @@
 #include "fuzz.hpp"
 
 #include "http.hpp"
+#include "http_response.hpp"
 
 #include <string>
 

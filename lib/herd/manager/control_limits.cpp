@@ -2,6 +2,7 @@
 #include <herd/manager/control_limits.hpp>
 
 #include <algorithm>
+#include <utility>
 
 namespace herd::control {
 
