@@ -2,11 +2,14 @@
 // each time beside the raw fork + pipe round trip measured in the same run, and against the floor
 // that applies to it (a respawn by the standby: a reap and a pipe round trip, no fork).
 //
-//   herd-bench [--check] [PART...]
+//   herd-bench [--check] [--data DIR] [PART...]
 //
 // TEST_WORKER=path/to/test-worker HELLO_HTTP=path/to/hello-http are set by `meson test`; the
 // paths of the build are the defaults. PART: spawn, respawn, hang, load, upgrade, control, pools.
-// --check exits 1 when a target is missed (without parts: the quick ones).
+// --check exits 1 when a target is missed (without parts: the quick ones). --data DIR writes every
+// sample as CSV files into DIR (bench/report draws them). The part `curves` (only when named):
+// spawn to ready for 1 to 512 workers, and the manager's CPU for 16 to 256 workers heartbeating
+// every 10 ms, 100 ms and 1 s.
 //
 // Every figure comes from running test-worker or hello-http and reading its log lines from a
 // pipe; the time a line is read is the time it happened (the manager logs synchronously). The
@@ -41,6 +44,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -75,6 +79,7 @@ int main(int argc, char** argv)
     // parts all of them, or with --check the quick ones (spawn, respawn, hang, control, pools).
     // --check: exit 1 when a target is missed, not only when a step failed.
     bool check = false;
+    std::string data_dir;
     std::vector<std::string_view> only;
     for (int i = 1; i < argc; ++i) {
         const std::string_view part = argv[i];
@@ -82,16 +87,34 @@ int main(int argc, char** argv)
             check = true;
             continue;
         }
+        if (part == "--data" && i + 1 < argc) {
+            data_dir = argv[++i];
+            continue;
+        }
         if (part != "spawn" && part != "respawn" && part != "hang" && part != "load" && part != "upgrade" &&
-            part != "control" && part != "pools") {
-            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, load, upgrade, control, pools; --check)\n",
+            part != "control" && part != "pools" && part != "curves") {
+            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, load, upgrade, control, pools, "
+                                 "curves; --check, --data DIR)\n",
                          int(part.size()), part.data());
             return 2;
         }
         only.push_back(part);
     }
     if (check && only.empty()) only = {"spawn", "respawn", "hang", "control", "pools"};
-    auto wanted = [&](std::string_view part) { return only.empty() || std::find(only.begin(), only.end(), part) != only.end(); };
+    auto wanted = [&](std::string_view part) {
+        if (only.empty()) return part != "curves";   // the report's curves take minutes: only when named
+        return std::find(only.begin(), only.end(), part) != only.end();
+    };
+    // --data DIR: FILE.csv with a header line, appended to (a second run adds its samples)
+    auto data = [&](const std::string& file, const std::string& header) -> std::unique_ptr<std::ofstream> {
+        if (data_dir.empty()) return nullptr;
+        std::filesystem::create_directories(data_dir);
+        const std::string path = data_dir + "/" + file;
+        const bool fresh = !std::filesystem::exists(path);
+        auto out = std::make_unique<std::ofstream>(path, std::ios::app);
+        if (fresh) *out << header << "\n";
+        return out;
+    };
     HardDeadline guard(std::chrono::seconds(280));
     const auto bench_start = Clock::now();
     std::printf("herd-bench: test-worker at %s, hello-http at %s\n", test_worker().c_str(), hello_http().c_str());
@@ -99,6 +122,11 @@ int main(int argc, char** argv)
     FloorValues floors;
     floors.fork_pipe = raw_fork_pipe(300);
     floors.floors = measure_floors(300);
+    if (auto f = data("floors.csv", "name,p50_ms,p99_ms")) {
+        *f << "fork_pipe," << floors.fork_pipe.p50 << "," << floors.fork_pipe.p99 << "\n";
+        *f << "reap_pipe," << floors.floors.reap_pipe.p50 << "," << floors.floors.reap_pipe.p99 << "\n";
+        *f << "pipe," << floors.floors.pipe.p50 << "," << floors.floors.pipe.p99 << "\n";
+    }
     std::vector<Row> rows;
     std::vector<std::string> errors;
     // A time against its floor; `max_ratio` NAN: shown, no target.
@@ -116,6 +144,8 @@ int main(int argc, char** argv)
         std::printf("spawn to ready: %u workers, %d runs ...\n", workers, runs);
         const auto r = spawn_to_ready(workers, runs, workers == 64);
         if (!r.error.empty()) errors.push_back("spawn " + std::to_string(workers) + ": " + r.error);
+        if (auto f = data("ready.csv", "workers,ms"))
+            for (double ms : r.ms) *f << workers << "," << ms << "\n";
         const Stats s = stats(r.ms);
         const std::string name = "spawn to ready, " + std::to_string(workers) + " worker" + (workers > 1 ? "s" : "") + " (p50)";
         if (workers == 64) {
@@ -131,6 +161,8 @@ int main(int argc, char** argv)
         std::printf("respawn after kill -9: 8 workers, 200 kills ...\n");
         const auto r = respawn_latency(8, 200);
         if (!r.error.empty()) errors.push_back("respawn: " + r.error);
+        if (auto f = data("respawn.csv", "ms"))
+            for (double ms : r.ms) *f << ms << "\n";
         const Stats s = stats(r.ms);
         ms_row("respawn after kill -9, p50 (" + std::to_string(s.n) + " kills)", s.p50, Floor::reap_pipe, false, 100);
         // A tail is the machine's as much as herd's (another process on the core): shown, not held
@@ -142,6 +174,9 @@ int main(int argc, char** argv)
         std::printf("hang detection: 24 workers, hang-after=400, heartbeat every 10 ms, timeout 200 ms ...\n");
         const auto r = hang_overshoot(24);
         if (!r.error.empty()) errors.push_back("hang: " + r.error);
+        if (auto f = data("hang.csv", "log_ms,wall_ms"))
+            for (std::size_t i = 0; i < r.log_ms.size(); ++i)
+                *f << r.log_ms[i] << "," << (i < r.wall_ms.size() ? std::to_string(r.wall_ms[i]) : "") << "\n";
         const Stats log = stats(r.log_ms);
         const Stats wall = stats(r.wall_ms);
         ms_row("hang overshoot past timeout, p99 (log, " + std::to_string(log.n) + ")", log.p99, Floor::interval, false, 2);
@@ -156,6 +191,7 @@ int main(int argc, char** argv)
         std::printf("manager load: %u workers, heartbeat every 100 ms, 5 s window ...\n", workers);
         const auto r = manager_load(workers, 5s);
         if (!r.error.empty()) errors.push_back("load: " + r.error);
+        if (auto f = data("load.csv", "workers,interval_ms,cpu_percent")) *f << workers << ",100," << r.cpu_percent << "\n";
         ms_row("spawn to ready, 256 workers (1 run)", r.ready_ms, Floor::fork_pipe, false, NAN, workers);
         value_row("manager CPU, 256 workers x 10 heartbeats/s", r.cpu_percent, "%");
         // CPU time per heartbeat (reading a record, one timer update) against a pipe round trip
@@ -210,6 +246,8 @@ int main(int argc, char** argv)
                     "%d USR2 + %d HUP ...\n", workers, connections, int(1000ms / interval), rounds, rounds);
         const auto r = upgrade_under_load(workers, connections, interval, rounds);
         if (!r.error.empty()) errors.push_back("upgrade: " + r.error);
+        if (auto f = data("rollout.csv", "kind,t_ms,latency_ms,ok"))
+            for (const auto& pt : r.timeline) *f << pt.kind << "," << pt.t_ms << "," << pt.ms << "," << pt.ok << "\n";
         auto count = [](std::size_t n) { return std::to_string(n); };
         const Stats quiet = stats(r.quiet.ms);
         value_row("request p99, quiet seconds (" + count(quiet.n) + " requests)", quiet.p99, "ms");
@@ -241,6 +279,27 @@ int main(int argc, char** argv)
         if (r.other_errors > 0)
             errors.push_back("upgrade: " + count(r.other_errors) + " requests failed between the measured windows");
         for (const auto& [why, n] : r.why) errors.push_back("upgrade: " + count(std::size_t(n)) + " x " + why);
+    }
+
+    // The report's curves: spawn to ready against pool size, the manager's CPU against workers and
+    // heartbeat rate (each point one manager; rows only where a target applies elsewhere)
+    if (wanted("curves")) {
+        for (unsigned workers : {1u, 2u, 4u, 8u, 16u, 32u, 64u, 128u, 256u, 512u}) {
+            std::printf("curves: spawn to ready, %u workers, 2 runs ...\n", workers);
+            const auto r = spawn_to_ready(workers, 2, false);
+            if (!r.error.empty()) errors.push_back("curves, spawn " + std::to_string(workers) + ": " + r.error);
+            if (auto f = data("ready.csv", "workers,ms"))
+                for (double ms : r.ms) *f << workers << "," << ms << "\n";
+        }
+        for (auto interval : {10ms, 100ms, 1000ms})
+            for (unsigned workers : {16u, 64u, 256u}) {
+                std::printf("curves: manager CPU, %u workers, heartbeat every %lld ms ...\n", workers,
+                            static_cast<long long>(interval.count()));
+                const auto r = manager_load(workers, 3s, interval);
+                if (!r.error.empty()) errors.push_back("curves, load " + std::to_string(workers) + ": " + r.error);
+                if (auto f = data("load.csv", "workers,interval_ms,cpu_percent"))
+                    *f << workers << "," << interval.count() << "," << r.cpu_percent << "\n";
+            }
     }
 
     const int missed = print_table(floors, rows);

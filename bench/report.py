@@ -89,7 +89,9 @@ def main():
         return 2
     data, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    floors = {r["name"]: float(r["p50_ms"]) for r in rows(data, "floors.csv")}
+    floors = {}
+    for r in rows(data, "floors.csv"):   # the first run's: the table's
+        floors.setdefault(r["name"], float(r["p50_ms"]))
     raw = floors.get("fork_pipe", 0.0)
     md = ["# herd-bench report", ""]
     md += [f"One run of `bench/report` on {machine()}. Every figure stands beside the raw fork + pipe round trip "
@@ -157,7 +159,11 @@ def main():
                "| workers | heartbeat interval | heartbeats/s | manager CPU (% of a core) | per heartbeat (us) |",
                "|---|---|---|---|---|"]
         for iv in intervals:
-            pts = sorted((int(r["workers"]), float(r["cpu_percent"])) for r in load if int(r["interval_ms"]) == iv)
+            by_workers = {}
+            for r in load:
+                if int(r["interval_ms"]) == iv:
+                    by_workers.setdefault(int(r["workers"]), []).append(float(r["cpu_percent"]))
+            pts = sorted((w, statistics.mean(c)) for w, c in by_workers.items())
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"heartbeat every {iv} ms")
             for w, c in pts:
                 rate = w * 1000 / iv

@@ -268,6 +268,10 @@ UpgradeResult upgrade_under_load(unsigned workers, unsigned connections, Clock::
         if (inside(r.reload.seconds, s.due)) add(r.reload_second);
         if (inside(r.reload.windows, s.due)) add(r.reload_strict);
         if (!counted && !s.ok) ++r.other_errors;
+        for (const auto& [kind, run] : {std::pair{"USR2", &r.upgrade}, std::pair{"HUP", &r.reload}})
+            for (const auto& w : run->windows)
+                if (s.due >= w.first - 300ms && s.due < w.first + 1s)
+                    r.timeline.push_back({kind, ms_between(w.first, s.due), s.ms, s.ok});
     }
     r.why = load.errors();
     return r;

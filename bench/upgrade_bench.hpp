@@ -32,6 +32,15 @@ struct UpgradeResult {
     // Request latency (ms) from when each was due: in the quiet seconds, in the second after each
     // signal, and (strictly) from each signal to its complete line.
     Sampled quiet, upgrade_second, upgrade_strict, reload_second, reload_strict;
+    // Every request due from 300 ms before a signal to 1 s after it: (USR2 or HUP, ms since the
+    // signal, latency ms, answered 200), for the report's time series.
+    struct Point {
+        const char* kind;
+        double t_ms;
+        double ms;
+        bool ok;
+    };
+    std::vector<Point> timeline;
     std::size_t other_errors = 0;
     std::map<std::string, int> why;
     std::string error;

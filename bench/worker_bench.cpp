@@ -122,11 +122,13 @@ HangResult hang_overshoot(unsigned workers)
 
 // Manager CPU and RSS under heartbeats
 
-LoadResult manager_load(unsigned workers, Clock::duration window)
+LoadResult manager_load(unsigned workers, Clock::duration window, Clock::duration interval)
 {
     LoadResult r;
     const auto t0 = Clock::now();
-    Process p(server_args(workers, {"--heartbeat-interval", "100ms", "--heartbeat-timeout", "10s",
+    const auto interval_ms = std::chrono::duration_cast<std::chrono::milliseconds>(interval).count();
+    Process p(server_args(workers, {"--heartbeat-interval", std::to_string(interval_ms) + "ms", "--heartbeat-timeout",
+                                    std::to_string(std::max<long long>(10'000, 4 * interval_ms)) + "ms",
                                     "--boot-timeout", "60s", "--restart-limit", "1000/1s"}));
     const auto ready = p.wait_for_lines(lines::ready, workers, in(60s));
     if (ready.size() < workers) {
@@ -136,12 +138,12 @@ LoadResult manager_load(unsigned workers, Clock::duration window)
     r.ready_ms = ms_between(t0, ready.back().seen);
     drain_for(p, 1s);   // let every worker settle into its heartbeat rhythm
 
-    const long ticks0 = cpu_ticks(p.pid());
+    const double cpu0 = cpu_seconds(p.pid());
     const auto w0 = Clock::now();
     drain_for(p, window);
-    const long ticks1 = cpu_ticks(p.pid());
+    const double cpu1 = cpu_seconds(p.pid());
     const double wall_s = ms_between(w0, Clock::now()) / 1000.0;
-    r.cpu_percent = 100.0 * static_cast<double>(ticks1 - ticks0) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / wall_s;
+    r.cpu_percent = 100.0 * (cpu1 - cpu0) / wall_s;
     r.rss_kb = rss_kb(p.pid());
     return r;
 }

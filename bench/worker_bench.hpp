@@ -47,7 +47,8 @@ struct LoadResult {
     std::string error;
 };
 
-LoadResult manager_load(unsigned workers, Clock::duration window);
+/// `workers` heartbeating every `interval`: the manager's CPU over `window`.
+LoadResult manager_load(unsigned workers, Clock::duration window, Clock::duration interval = std::chrono::milliseconds(100));
 
 // Control socket: a status round trip, and a scale answered when the pool has settled
 
