@@ -220,6 +220,30 @@ TEST_CASE("hello-http serves on a unix socket")
     }
 }
 
+TEST_CASE("the worker README shows serves a TCP and a unix listener, and stops gracefully on QUIT")
+{
+    HardDeadline guard(20s);
+    TempDir dir;
+    const std::string sock = dir / "readme.sock";
+    Process p(concat({binary("README_WORKER"), "-w", "2", "-l", "127.0.0.1:0", "-l", "unix:" + sock}, fast_options()));
+    const int port = wait_for_port(p, in(5s));
+    REQUIRE_MESSAGE(port > 0, p.output());
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("all 2 workers ready"), in(5s)), p.output());
+    for (int i = 0; i < 3; ++i) {
+        const auto tcp = http_get("127.0.0.1", port, "/", 2s);
+        CHECK_MESSAGE(tcp.ok(), tcp.error << " status " << tcp.status);
+        CHECK(tcp.body == "hello\n");
+        const auto local = http_get_unix(sock, "/", 2s);
+        CHECK_MESSAGE(local.ok(), local.error << " status " << local.status);
+        CHECK(local.body == "hello\n");
+    }
+    REQUIRE(p.signal(SIGQUIT));
+    const auto status = p.wait_exit(in(5s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+    CHECK(p.count(lines::graceful_kill) == 0);
+}
+
 TEST_CASE("hello-http serves on [::1]:0")
 {
     HardDeadline guard(20s);
