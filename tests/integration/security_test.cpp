@@ -343,7 +343,8 @@ TEST_CASE("a worker in a session of its own is stopped as any other and dies wit
     orphan.pid = pid_t(first_number(read_text(dir / "orphan.pid")));
     CHECK(::getsid(worker) == worker);
     CHECK(::getpgid(worker) == worker);
-    CHECK(::getsid(orphan.pid) == orphan.pid);
+    // setsid(1) runs in the background child after its pid was written: wait for it to take effect
+    CHECK(poll_until([&] { return ::getsid(orphan.pid) == orphan.pid; }, in(2s)));
     CHECK(status_field(orphan.pid, "PPid") != std::to_string(p.pid()));   // not the manager's child
 
     // QUIT: the worker gets the stop signal by its pid, whatever its group, and goes

@@ -395,7 +395,13 @@ TEST_CASE("ten upgrades in a row under load leak no descriptor and no memory in 
     // and not at the other (and the pre-flight's pipe); a leak of one descriptor per upgrade
     // would be 9 or more. Fewer is no leak.
     CHECK(fds <= fds_after_first + 3);
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer quarantines freed memory and keeps shadow pages: resident memory grows
+    // with the work done, leak or not (its leak check at exit is the test there).
+    (void)rss;
+#else
     CHECK(rss <= rss_after_first + 1024);
+#endif
 
     // Generations 1..10 all retired for the upgrade, generation 11 serves
     INFO("manager output:\n" << p.output());
