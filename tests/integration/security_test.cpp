@@ -341,9 +341,9 @@ TEST_CASE("a worker in a session of its own is stopped as any other and dies wit
     KillAtEnd orphan;
     REQUIRE(poll_until([&] { return first_number(read_text(dir / "orphan.pid")) > 1; }, in(2s)));
     orphan.pid = pid_t(first_number(read_text(dir / "orphan.pid")));
-    CHECK(::getsid(worker) == worker);
-    CHECK(::getpgid(worker) == worker);
-    // setsid(1) runs in the background child after its pid was written: wait for it to take effect
+    // setsid(1) runs in the worker and in the background child a moment after they started and
+    // the pid was written: wait for it to take effect
+    CHECK(poll_until([&] { return ::getsid(worker) == worker && ::getpgid(worker) == worker; }, in(2s)));
     CHECK(poll_until([&] { return ::getsid(orphan.pid) == orphan.pid; }, in(2s)));
     CHECK(status_field(orphan.pid, "PPid") != std::to_string(p.pid()));   // not the manager's child
 
