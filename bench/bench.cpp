@@ -59,35 +59,6 @@ long rss_kb(pid_t pid)
     return -1;
 }
 
-// utime + stime in clock ticks
-double cpu_seconds(pid_t pid)
-{
-    // The scheduler's own account, in nanoseconds: clock ticks (10 ms) say 0 for a manager that
-    // runs a few milliseconds in a window.
-    std::ifstream schedstat("/proc/" + std::to_string(pid) + "/schedstat");
-    unsigned long long ns = 0;
-    if (schedstat >> ns) return double(ns) / 1e9;
-    return double(cpu_ticks(pid)) / double(::sysconf(_SC_CLK_TCK));
-}
-
-long cpu_ticks(pid_t pid)
-{
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text;
-    std::getline(in, text);
-    const auto paren = text.rfind(')');
-    if (paren == std::string::npos) return -1;
-    std::istringstream fields(text.substr(paren + 2));
-    std::string f;
-    long utime = 0, stime = 0;
-    // fields after the command: state(3) ... utime(14) stime(15)
-    for (int i = 3; i <= 15 && fields >> f; ++i) {
-        if (i == 14) utime = std::stol(f);
-        if (i == 15) stime = std::stol(f);
-    }
-    return utime + stime;
-}
-
 // Keep reading a server's output for `d` (the manager must never block on a full pipe).
 void drain_for(Process& p, Clock::duration d)
 {

@@ -34,10 +34,7 @@ double ms_between(Clock::time_point a, Clock::time_point b);
 // /proc readings of one process
 
 long rss_kb(pid_t pid);
-/// utime + stime in clock ticks
-long cpu_ticks(pid_t pid);
-/// Time on a CPU so far, in seconds (/proc/PID/schedstat, else utime + stime)
-double cpu_seconds(pid_t pid);
+using herd::testing::cpu_seconds;   // time on a CPU so far (harness.hpp)
 
 /// Keep reading a server's output for `d` (the manager must never block on a full pipe).
 void drain_for(Process& p, Clock::duration d);

@@ -622,6 +622,13 @@ bool all_gone(const std::vector<int>& pids)
     return std::none_of(pids.begin(), pids.end(), [](int pid) { return pid_alive(pid); });
 }
 
+double cpu_seconds(pid_t pid)
+{
+    std::ifstream schedstat("/proc/" + std::to_string(pid) + "/schedstat");
+    unsigned long long ns = 0;
+    return schedstat >> ns ? double(ns) / 1e9 : -1;
+}
+
 bool pid_alive(pid_t pid)
 {
     if (pid <= 0) return false;

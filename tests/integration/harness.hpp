@@ -342,6 +342,9 @@ int open_fds(pid_t pid);
 int open_sockets(pid_t pid);
 /// VmRSS of pid in kB (/proc/PID/status), or -1.
 long vm_rss_kb(pid_t pid);
+/// Time pid has spent on a CPU so far, in seconds (/proc/PID/schedstat, in nanoseconds: clock
+/// ticks of /proc/PID/stat say 0 for a process that ran a few ms), or -1 once it is gone.
+double cpu_seconds(pid_t pid);
 
 /// Reads a pid file every 200 us on a thread, until stopped, and counts every sample whose
 /// content is not `expected` (missing, empty, partial or another pid).

@@ -29,33 +29,15 @@ namespace {
 std::string hello_http() { return binary("HELLO_HTTP"); }
 std::string herdctl() { return binary("HERDCTL"); }
 
-// utime + stime of pid in clock ticks (/proc/PID/stat), or -1.
-long cpu_ticks(pid_t pid)
-{
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto close = text.rfind(')');
-    if (close == std::string::npos) return -1;
-    std::istringstream fields(text.substr(close + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15
-    for (int i = 3; i <= 15 && fields >> field; ++i) {
-        if (i == 14) utime = std::stol(field);
-        if (i == 15) stime = std::stol(field);
-    }
-    return utime + stime;
-}
-
 // The share of one CPU pid used over the next second.
 double cpu_share(pid_t pid)
 {
-    const long before = cpu_ticks(pid);
+    const double before = cpu_seconds(pid);
     const auto start = Clock::now();
     poll_until([] { return false; }, in(1s), 100ms);   // a bounded wait of one second
-    const long after = cpu_ticks(pid);
+    const double after = cpu_seconds(pid);
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    return double(after - before) / double(::sysconf(_SC_CLK_TCK)) / seconds;
+    return (after - before) / seconds;
 }
 
 // The soft or hard value of a /proc/PID/limits line ("Max processes", "Max open files").

@@ -339,34 +339,17 @@ namespace {
 // 50-99 % here; paced, it takes under 1 % (2-3 % under ASan+UBSan): room for a loaded machine.
 constexpr double flood_cpu_bound = 10.0;
 
-// utime + stime of pid in clock ticks (/proc/PID/stat), or -1.
-long cpu_ticks(pid_t pid)
-{
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos) return -1;
-    std::istringstream fields(stat.substr(close + 2));   // from field 3, the state
-    std::string f;
-    long utime = -1, stime = -1;
-    for (int i = 3; i <= 15 && fields >> f; ++i) {
-        if (i == 14) utime = std::stol(f);
-        if (i == 15) stime = std::stol(f);
-    }
-    return utime < 0 || stime < 0 ? -1 : utime + stime;
-}
-
 // The manager's CPU use over `window` in % of one core, reading its output meanwhile; -1 if it
 // exited.
 double manager_cpu_percent(Process& p, std::chrono::milliseconds window)
 {
-    const long before = cpu_ticks(p.pid());
+    const double before = cpu_seconds(p.pid());
     const auto start = Clock::now();
     if (p.wait_exit(start + window)) return -1;
-    const long after = cpu_ticks(p.pid());
+    const double after = cpu_seconds(p.pid());
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (before < 0 || after < 0) return -1;
-    return 100.0 * double(after - before) / double(::sysconf(_SC_CLK_TCK)) / seconds;
+    return 100.0 * (after - before) / seconds;
 }
 
 // Any byte of the output that a terminal would act on: every control byte but the newline, DEL.
