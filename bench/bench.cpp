@@ -49,16 +49,6 @@ double ms_between(Clock::time_point a, Clock::time_point b)
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// /proc readings of one process
-
-long rss_kb(pid_t pid)
-{
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);)
-        if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-    return -1;
-}
-
 // Keep reading a server's output for `d` (the manager must never block on a full pipe).
 void drain_for(Process& p, Clock::duration d)
 {

@@ -33,7 +33,7 @@ double ms_between(Clock::time_point a, Clock::time_point b);
 
 // /proc readings of one process
 
-long rss_kb(pid_t pid);
+using herd::testing::vm_rss_kb;    // VmRSS in kB (harness.hpp)
 using herd::testing::cpu_seconds;   // time on a CPU so far (harness.hpp)
 
 /// Keep reading a server's output for `d` (the manager must never block on a full pipe).

@@ -3,6 +3,7 @@
 // of its own, idle: the workers only heartbeat) and reading the manager's log lines from a pipe.
 #include "pools_bench.hpp"
 
+#include "bench.hpp"
 #include "harness.hpp"
 
 #include <signal.h>
@@ -18,19 +19,6 @@ using namespace std::chrono_literals;
 
 namespace herd::bench {
 namespace {
-
-double ms_between(Clock::time_point a, Clock::time_point b)
-{
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-long vm_rss_kb(pid_t pid)
-{
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);)
-        if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-    return -1;
-}
 
 // 1 pool, 2 workers
 const std::regex pool_ready{R"(pool (\S+): all (\d+) workers ready)"};

@@ -51,7 +51,7 @@ SpawnResult spawn_to_ready(unsigned workers, int runs, bool measure_rss)
         r.ms.push_back(ms_between(t0, ready.back().seen));
         if (measure_rss && i == runs - 1) {
             drain_for(p, 1s);
-            r.rss_kb = rss_kb(p.pid());
+            r.rss_kb = vm_rss_kb(p.pid());
         }
     }
     return r;
@@ -144,7 +144,7 @@ LoadResult manager_load(unsigned workers, Clock::duration window, Clock::duratio
     const double cpu1 = cpu_seconds(p.pid());
     const double wall_s = ms_between(w0, Clock::now()) / 1000.0;
     r.cpu_percent = 100.0 * (cpu1 - cpu0) / wall_s;
-    r.rss_kb = rss_kb(p.pid());
+    r.rss_kb = vm_rss_kb(p.pid());
     return r;
 }
 
