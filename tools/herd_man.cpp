@@ -159,7 +159,7 @@ std::string herd_page(const std::string& version)
             ".TP\n\\fBHERD_POOL\\fR, \\fBHERD_SLOT\\fR, \\fBHERD_GENERATION\\fR\nIn each program: its pool, slot and "
             "generation.\n.TP\n\\fBLISTEN_FDS\\fR, \\fBLISTEN_FDNAMES\\fR\nIn each program: its listening sockets, "
             "from fd 3. Given to herd by systemd, they are the sockets herd serves.\n";
-    page += ".SH SEE ALSO\n\\fBherdctl\\fR(1), \\fBherd.conf\\fR(5), README.md of the herd sources\n";
+    page += ".SH SEE ALSO\n\\fBherdctl\\fR(1), \\fBherd.conf\\fR(5), README.md and docs/ of the herd sources (installed under share/doc/herd)\n";
     return page;
 }
 
