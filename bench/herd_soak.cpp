@@ -1,4 +1,4 @@
-// herd-soak: prove that herd survives chaos (README "Benchmark", "Soak").
+// herd-soak: prove that herd survives chaos (docs/benchmark.md, "Soak: herd-soak").
 //
 //   herd-soak [--duration S] [--seed N] [--scenario single|pools|both]
 //

@@ -1,4 +1,4 @@
-// herd-soak: a bounded, seeded chaos run against real managers (README "Benchmark", "Soak").
+// herd-soak: a bounded, seeded chaos run against real managers (docs/benchmark.md, "Soak: herd-soak").
 //
 // A scenario starts a manager (hello-http with 8 workers in one pool, or three pools: web, jobs
 // and an exec pool of /bin/sh), puts HTTP load on its web pool with the harness's keep-alive

@@ -206,7 +206,7 @@ std::string Run::settled()
             if (state != "ready") return fmt::format("pool {}: worker {} is {}", name, pid, state);
         total += p->target;
     }
-    // Nothing runs under the manager but its workers and a standby per pool (README "Supervision policy"):
+    // Nothing runs under the manager but its workers and a standby per pool (docs/design.md, "Supervision policy"):
     // no stray child, no pre-flight left
     int running = 0, standby = 0;
     for (const Child& c : children_of(pid_)) {

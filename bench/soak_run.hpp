@@ -142,7 +142,7 @@ private:
 
 /// A leak is a slope past its limit (per 1000 actions) and a growth past its limit within
 /// samples of one shape: a one-off step (a descriptor opened once, a heap that settles) is
-/// not a leak, and a real one trips both (README says which leaks a run of a given length sees).
+/// not a leak, and a real one trips both (docs/benchmark.md says which leaks a run of a given length sees).
 inline constexpr double max_fd_slope = 20;
 inline constexpr double max_fd_growth = 5;
 inline constexpr double max_rss_slope_kb = 4096;

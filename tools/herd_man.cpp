@@ -2,8 +2,10 @@
 // and herdctl's own help, so that they cannot drift from what the programs accept.
 //
 //   herd-man herd|herd.conf|herdctl VERSION > PAGE
+//   herd-man reference VERSION > FILE     the options section of docs/reference.md, in markdown
 //
-// Built and run by meson at build time; the pages are installed under man1/ and man5/.
+// Built and run by meson at build time; the pages are installed under man1/ and man5/. The docs
+// test compares the section of docs/reference.md between its two markers with `reference`'s output.
 #include "herdctl_core.hpp"
 
 #include <herd/config/option_table.hpp>
@@ -159,7 +161,7 @@ std::string herd_page(const std::string& version)
             ".TP\n\\fBHERD_POOL\\fR, \\fBHERD_SLOT\\fR, \\fBHERD_GENERATION\\fR\nIn each program: its pool, slot and "
             "generation.\n.TP\n\\fBLISTEN_FDS\\fR, \\fBLISTEN_FDNAMES\\fR\nIn each program: its listening sockets, "
             "from fd 3. Given to herd by systemd, they are the sockets herd serves.\n";
-    page += ".SH SEE ALSO\n\\fBherdctl\\fR(1), \\fBherd.conf\\fR(5), README.md of the herd sources\n";
+    page += ".SH SEE ALSO\n\\fBherdctl\\fR(1), \\fBherd.conf\\fR(5), README.md and docs/ of the herd sources (installed under share/doc/herd)\n";
     return page;
 }
 
@@ -216,20 +218,62 @@ std::string herdctl_page(const std::string& version)
     return page;
 }
 
+// Text in a markdown table cell: a bar would end the cell
+std::string cell(const std::string& text)
+{
+    std::string out;
+    for (const char c : text) {
+        if (c == '|') out += "\\|";
+        else out += c;
+    }
+    return out;
+}
+
+// docs/reference.md's options section: a table per --help group, in table order, with the scope
+// of each option and both modes' defaults where they differ
+std::string reference_options()
+{
+    std::string out = "<!-- generated from lib/herd/config/option_table.cpp by `build/tools/herd-man reference VERSION`; "
+                      "tests/docs/check_docs.py --write-options puts it here -->\n";
+    const auto server = server_defaults();
+    for (const auto& [group, specs] : by_group(herd::standard_specs(herd::exec_defaults(), true))) {
+        out += "\n**" + group + "**\n\n| option | default | scope | meaning |\n|---|---|---|---|\n";
+        for (const auto& spec : specs) {
+            const std::string names = spec.names, name = herd::long_name(spec);
+            const auto comma = names.find(',');
+            std::string option = comma == std::string::npos ? "" : "-" + names.substr(comma + 1) + ", ";
+            option += "--" + name;
+            if (spec.kind != OptionKind::flag && spec.param && *spec.param) option += " " + std::string(spec.param);
+            std::string def = !spec.default_text.empty() ? spec.default_text : spec.kind == OptionKind::flag ? "off" : "none";
+            const auto it = server.find(name);
+            if (spec.exec_only) def += " (programs only: herd -- COMMAND, or a pool's command =)";
+            else if (it != server.end() && it->second != spec.default_text)
+                def += " (exec mode), " + (it->second.empty() ? "none" : it->second) +
+                      " (server binary)";
+            std::string scope = spec.scope == OptionScope::manager ? "manager" : "pool";
+            if (spec.command_line_only) scope += ", command line only";
+            if (spec.kind == OptionKind::repeated) scope += ", repeatable";
+            out += "| `" + cell(option) + "` | " + cell(def) + " | " + scope + " | " + cell(spec.help) + " |\n";
+        }
+    }
+    return out + "<!-- end of the generated options -->\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
 {
     if (argc != 3) {
-        std::fprintf(stderr, "usage: herd-man herd|herd.conf|herdctl VERSION\n");
+        std::fprintf(stderr, "usage: herd-man herd|herd.conf|herdctl|reference VERSION\n");
         return 2;
     }
     const std::string which = argv[1], version = argv[2];
     if (which == "herd") std::cout << herd_page(version);
     else if (which == "herd.conf") std::cout << conf_page(version);
     else if (which == "herdctl") std::cout << herdctl_page(version);
+    else if (which == "reference") std::cout << reference_options();
     else {
-        std::fprintf(stderr, "herd-man: no page '%s' (herd, herd.conf, herdctl)\n", argv[1]);
+        std::fprintf(stderr, "herd-man: no page '%s' (herd, herd.conf, herdctl, reference)\n", argv[1]);
         return 2;
     }
     return 0;

@@ -72,7 +72,7 @@ struct App {
 HERD_API int run(int argc, char** argv, App app);
 
 /// Exec mode, the `herd` binary: `herd [options] -- COMMAND [ARGS...]` runs copies of COMMAND as
-/// the workers (README.md, "Exec mode"); returns the exit code.
+/// the workers (docs/tutorial.md, "Exec mode"); returns the exit code.
 HERD_API int run_exec(int argc, char** argv);
 
 namespace detail {

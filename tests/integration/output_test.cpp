@@ -1,4 +1,4 @@
-// Every worker's stdout and stderr into the log (DESIGN.md §7a, README "Logging"): a C++
+// Every worker's stdout and stderr into the log (DESIGN.md §7a, docs/tutorial.md "Writing a server"): a C++
 // worker's printf, std::cout and stderr lines reach the log file with the worker's pool, slot and
 // pid, stdout's at --stdout-level (info) and stderr's at --stderr-level (warn), under --log-file
 // and --daemon; the worker's own log lines are not logged twice; USR2 hands the pipes over; an

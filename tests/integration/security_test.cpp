@@ -1,4 +1,4 @@
-// Security (README "Security"): what a worker can and cannot do to its manager, what a forked
+// Security (docs/operations.md, "Security"): what a worker can and cannot do to its manager, what a forked
 // worker and an exec'd program are handed, and nothing more, and who may control a manager.
 // Real binaries, real signals: a probe program running as --user nobody tries what a hostile
 // worker would; /proc and kcmp(2) show what each process holds. Cases that need root (or the user

@@ -15,7 +15,7 @@
 // not held up by a wait for a client. Heartbeats come from these calls on the application's own
 // thread, never from a thread of ours: a worker stuck in its own request handling stops them and
 // is retired as hung. QUIT and USR1 are handled with SA_RESTART, so a read() or write() in the
-// middle of a request goes on through them (README, "Writing a server", lists the calls that see EINTR).
+// middle of a request goes on through them (docs/tutorial.md, "Writing a server", lists the calls that see EINTR).
 #pragma once
 
 #include <chrono>
