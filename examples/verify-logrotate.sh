@@ -22,8 +22,8 @@ cleanup()
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$log"*; do echo "== $f"; cat "$f"; done; exit 1; }
-# Poll `$@` every 50 ms for up to 5 s
-within_5s() { for _ in $(seq 100); do "$@" && return 0; sleep 0.05; done; "$@"; }
+# Poll `$@` every 50 ms for up to 10 s
+within_10s() { for _ in $(seq 200); do "$@" && return 0; sleep 0.05; done; "$@"; }
 
 # The snippet, its paths in the temporary directory
 grep -q '/var/log/herd-hello/hello-http.log {' "$snippet" || fail "the snippet names no /var/log/herd-hello/hello-http.log"
@@ -37,7 +37,7 @@ grep -q 'kill -USR1' "$tmp/postrotate.sh" || fail "no 'kill -USR1' in the snippe
 setsid "$build/examples/hello-http" -w 2 -l 127.0.0.1:0 --heartbeat-interval 100ms \
     --log-file "$log" --pid-file "$pidfile" </dev/null >"$tmp/stderr" 2>&1 &
 manager=$!
-within_5s grep -qs "all 2 workers ready" "$log" || fail "hello-http not ready within 5 s"
+within_10s grep -qs "all 2 workers ready" "$log" || fail "hello-http not ready within 10 s"
 workers=$(sed -n 's/.*worker \([0-9]*\) ready in slot.*/\1/p' "$log")
 (($(wc -w <<<"$workers") == 2)) || fail "expected 2 workers, found: $workers"
 
@@ -66,8 +66,8 @@ else
     sh -e "$tmp/postrotate.sh" || fail "the postrotate script failed"
 fi
 [[ -e $log.1 ]] || fail "no $log.1 after the rotation"
-within_5s test -e "$log" || fail "the manager did not create a new $log after USR1"
-within_5s writes_to_new_file || fail "a process still writes to the rotated file: $(ls -l /proc/"$manager"/fd/ /proc/{${workers// /,}}/fd/ 2>&1)"
+within_10s test -e "$log" || fail "the manager did not create a new $log after USR1"
+within_10s writes_to_new_file || fail "a process still writes to the rotated file: $(ls -l /proc/"$manager"/fd/ /proc/{${workers// /,}}/fd/ 2>&1)"
 grep -q "received USR1: reopening log files" "$log.1" || fail "no 'reopening log files' line in the rotated file"
 
 echo "== QUIT: the last lines of the manager and of each worker land in the new file"
