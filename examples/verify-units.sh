@@ -22,6 +22,13 @@ failed=0
 shopt -s nullglob
 units=("$src"/examples/*.service "$src"/examples/*.socket)
 ((${#units[@]} > 0)) || { echo "FAIL: no unit in $src/examples"; exit 1; }
+# Every unit is copied first: a socket and its service name each other (Service=, Requires=)
+for unit in "${units[@]}"; do
+    sed -e "s|/usr/local/bin/hello-http|$build/examples/hello-http|g" \
+        -e "s|/usr/local/bin/job-worker|$build/examples/job-worker|g" \
+        -e "s|/usr/local/bin/herdctl|$build/tools/herdctl|g" \
+        -e "s|/usr/local/bin/herd |$build/tools/herd |g" "$unit" >"$tmp/${unit##*/}"
+done
 for unit in "${units[@]}"; do
     name=${unit##*/}
     # Features of systemd 253 and later are refused by 252, which Debian 12 runs
@@ -29,10 +36,6 @@ for unit in "${units[@]}"; do
         echo "FAIL: $name uses a setting systemd 252 does not know (see the comment in the unit)"
         failed=1
     fi
-    sed -e "s|/usr/local/bin/hello-http|$build/examples/hello-http|g" \
-        -e "s|/usr/local/bin/job-worker|$build/examples/job-worker|g" \
-        -e "s|/usr/local/bin/herdctl|$build/tools/herdctl|g" \
-        -e "s|/usr/local/bin/herd |$build/tools/herd |g" "$unit" >"$tmp/$name"
     # Any line verify prints is a warning about the unit: "Unknown key", "Failed to parse", ...
     out=$(cd "$tmp" && systemd-analyze verify --man=no --generators=no "./$name" 2>&1) || failed=1
     if [[ -n $out ]]; then

@@ -3,9 +3,12 @@
 //
 //   herd-man herd|herd.conf|herdctl VERSION > PAGE
 //   herd-man reference VERSION > FILE     the options section of docs/reference.md, in markdown
+//   herd-man conf > examples/herd.conf
 //
 // Built and run by meson at build time; the pages are installed under man1/ and man5/. The docs
 // test compares the section of docs/reference.md between its two markers with `reference`'s output.
+// `conf` writes the annotated configuration file shipped as examples/herd.conf (every key commented
+// out with its default); a test checks that the shipped file is what it writes.
 #include "herdctl_core.hpp"
 
 #include <herd/config/option_table.hpp>
@@ -259,12 +262,102 @@ std::string reference_options()
     return out + "<!-- end of the generated options -->\n";
 }
 
+// Comment lines of at most 100 columns
+std::string wrap(const std::string& text)
+{
+    std::string out, line = "#";
+    std::istringstream words(text);
+    for (std::string word; words >> word;) {
+        if (line.size() > 1 && line.size() + 1 + word.size() > 100) {
+            out += line + "\n";
+            line = "#";
+        }
+        line += " " + word;
+    }
+    return out + line + "\n";
+}
+
+// One key of the annotated file: its help and default as comment lines, then the key itself
+// commented out with its default (or its parameter, without one).
+std::string conf_item(const OptionSpec& spec, const std::string& other_default)
+{
+    std::string text = spec.help;
+    if (spec.kind == OptionKind::repeated) text += "; one line each";
+    if (spec.exec_only) text += "; exec pools only (command = ...)";
+    std::string item = wrap(text);
+    std::string value = spec.default_text;
+    if (spec.kind == OptionKind::flag) value = "false";
+    if (!other_default.empty() && other_default != spec.default_text)
+        item += "# (in a server binary the default is " + other_default + ")\n";
+    // "off" is how --help shows a limit that is not set; the value that sets it so is 0
+    if (value == "off") {
+        value = "0";
+        item += "# (0: off, the default)\n";
+    }
+    if (value.empty() || value.find(' ') != std::string::npos) value = spec.param ? spec.param : "";
+    return item + "#" + herd::long_name(spec) + " = " + value + "\n";
+}
+
+// examples/herd.conf: every key of the file by scope and group, each with its default.
+std::string conf_file()
+{
+    std::string out = R"(# herd.conf: every key of herd's configuration file, its default and what it does.
+# Written by `herd-man conf` from herd's option table (a test keeps this copy equal to it); the
+# reference is herd.conf(5). Uncomment what you change; `herd --check --config FILE -- CMD` (or
+# `SERVER --check --config FILE`) checks a file without starting anything, exit 0 or 2.
+#
+# Syntax: one `key = value` per line, `#` starts a comment, keys are the long options without
+# their dashes. Durations: 500ms, 10s, 2m, 1h; sizes: 512M, 2G. A server binary (hello-http)
+# takes its own options here too, at the top (--greeting = ...: see its --help).
+# The command line wins over the top of the file; [pool] over the top, [pool.NAME] over [pool].
+# HUP reads the file again; one with an error is refused and every pool keeps running.
+)";
+    const auto other = server_defaults();
+    const auto section = [&](OptionScope scope) {
+        for (const auto& [group, specs] : by_group(herd::standard_specs(herd::exec_defaults(), true))) {
+            std::string items;
+            for (const auto& spec : specs) {
+                if (spec.scope != scope || spec.command_line_only) continue;
+                const auto it = other.find(herd::long_name(spec));
+                items += conf_item(spec, it == other.end() ? "" : it->second) + "\n";
+            }
+            if (!items.empty()) out += "## " + std::string(group) + "\n\n" + items;
+        }
+    };
+    out += "\n# ---- The whole manager: before the first section only ----\n\n";
+    section(OptionScope::manager);
+    out += "# ---- Every pool's defaults: at the top, or in [pool] ----\n"
+           "# Each key below may also be given per pool in its [pool.NAME] section.\n\n[pool]\n\n";
+    section(OptionScope::pool);
+    out += R"(# ---- One pool per [pool.NAME] section, started in file order, stopped in reverse ----
+# Without any, the manager runs one pool, main, of the command line's program or Worker type.
+# A pool runs a program (command, split like a shell without globbing or variables) or a
+# Worker type registered by the server binary (worker), and takes any key of [pool] above.
+#
+#[pool.web]
+#worker = web
+#workers = 4
+#listen = 127.0.0.1:8080
+#
+#[pool.jobs]
+#command = /usr/bin/python3 jobs.py
+#workers = 2
+#restart = transient
+#plan = restart, restart 5s, wait
+)";
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
 {
+    if (argc == 2 && std::string(argv[1]) == "conf") {
+        std::cout << conf_file();
+        return 0;
+    }
     if (argc != 3) {
-        std::fprintf(stderr, "usage: herd-man herd|herd.conf|herdctl|reference VERSION\n");
+        std::fprintf(stderr, "usage: herd-man herd|herd.conf|herdctl|reference VERSION, or herd-man conf\n");
         return 2;
     }
     const std::string which = argv[1], version = argv[2];

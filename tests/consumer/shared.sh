@@ -25,8 +25,7 @@ echo "pkg-config: $flags"
 
 echo "== build hello-http against libherd.so"
 # shellcheck disable=SC2086  # pkg-config output is a list of words
-${CXX:-c++} -std=c++20 -O0 -o "$tmp/hello-http" "$src/examples/hello_http.cpp" "$src/examples/http.cpp" \
-    "$src/examples/http_response.cpp" \
+${CXX:-c++} -std=c++20 -O0 -o "$tmp/hello-http" "$src/examples/hello_http.cpp" \
     -I"$src/examples" $flags || fail "building hello-http against the shared library"
 export LD_LIBRARY_PATH="$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # (whole outputs first: grep -q would end the pipe early, and pipefail would call that a failure)
