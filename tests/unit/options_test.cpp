@@ -154,6 +154,17 @@ TEST_CASE("every standard option reaches its field")
 }
 
 // Durations
+TEST_CASE("off, the default --help shows for a limit, is accepted as its value")
+{
+    const herd::Options o = parse({"--max-worker-age", "off", "--max-requests", "off", "--max-worker-memory", "off",
+                                   "--heartbeat-timeout", "off", "--max-requests", "off"}).options;
+    CHECK(o.max_worker_age == 0s);
+    CHECK(o.max_requests == 0);
+    CHECK(o.max_worker_memory == 0);
+    CHECK(o.heartbeat_timeout == 0s);
+    CHECK(parse({"--max-requests", "5"}).options.max_requests == 5);
+}
+
 TEST_CASE("a bad duration names the option, the value and the expected form")
 {
     CHECK(usage_error({"--boot-timeout", "2x"}) ==

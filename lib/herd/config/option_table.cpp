@@ -44,6 +44,12 @@ std::string parse_level(const std::string& text)
     return text;
 }
 
+/// "off", which --help shows as the default of the limits that 0 turns off, is read as 0 too.
+bool is_off(const std::string& text)
+{
+    return text == "off";
+}
+
 }  // namespace
 
 std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
@@ -76,18 +82,18 @@ std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
         {pool, "Pool", "restart-limit", "R/T", "back off after more than R exits in T",
          restart, Kind::value, [](O& o, S v) { o.restart_limit = parse_restart_limit(v); }},
         {pool, "Pool", "max-worker-age", "D", "retire a worker this old", off_or(d.max_worker_age),
-         Kind::value, [](O& o, S v) { o.max_worker_age = parse_duration(v); }},
+         Kind::value, [](O& o, S v) { o.max_worker_age = is_off(v) ? Duration{} : parse_duration(v); }},
         {pool, "Pool", "max-worker-age-jitter", "F", "vary max age by up to F (10% or 0.1)", jitter,
          Kind::value, [](O& o, S v) { o.max_worker_age_jitter = parse_fraction(v); }},
         {pool, "Pool", "max-requests", "N", "retire a worker after N requests",
          d.max_requests == 0 ? "off" : std::to_string(d.max_requests), Kind::value,
-         [](O& o, S v) { o.max_requests = parse_whole(v); }},
+         [](O& o, S v) { o.max_requests = is_off(v) ? 0 : parse_whole(v); }},
         {pool, "Pool", "max-requests-jitter", "N", "vary max requests by up to N",
          std::to_string(d.max_requests_jitter), Kind::value,
          [](O& o, S v) { o.max_requests_jitter = parse_whole(v); }},
         {pool, "Pool", "max-worker-memory", "SIZE", "retire a worker whose own memory stays over SIZE (512M, 2G)",
          d.max_worker_memory == 0 ? "off" : format_size(d.max_worker_memory), Kind::value,
-         [](O& o, S v) { o.max_worker_memory = parse_size(v); }},
+         [](O& o, S v) { o.max_worker_memory = is_off(v) ? 0 : parse_size(v); }},
         {pool, "Pool", "max-worker-memory-window", "D", "how long a worker may stay over --max-worker-memory",
          dur(d.max_worker_memory_window), Kind::value,
          [](O& o, S v) { o.max_worker_memory_window = parse_duration(v); }},
@@ -95,7 +101,7 @@ std::vector<OptionSpec> standard_specs(const Options& d, bool exec)
         {pool, "Heartbeats and timeouts", "heartbeat-interval", "D", "how often a worker beats",
          dur(d.heartbeat_interval), Kind::value, [](O& o, S v) { o.heartbeat_interval = parse_duration(v); }},
         {pool, "Heartbeats and timeouts", "heartbeat-timeout", "D", "retire a worker silent this long; 0: off",
-         off_or(d.heartbeat_timeout), Kind::value, [](O& o, S v) { o.heartbeat_timeout = parse_duration(v); }},
+         off_or(d.heartbeat_timeout), Kind::value, [](O& o, S v) { o.heartbeat_timeout = is_off(v) ? Duration{} : parse_duration(v); }},
         {pool, "Heartbeats and timeouts", "boot-timeout", "D", "kill a worker not ready by then",
          dur(d.boot_timeout), Kind::value, [](O& o, S v) { o.boot_timeout = parse_duration(v); }},
         {pool, "Heartbeats and timeouts", "graceful-timeout", "D", "from QUIT to KILL",
