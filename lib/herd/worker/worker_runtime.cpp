@@ -146,9 +146,21 @@ void WorkerRuntime::heartbeat(bool force)
 {
     act_on_signals();
     const auto now = std::chrono::steady_clock::now();
-    if (!force && now < next_beat_) return;
-    next_beat_ = now + setup_.options->heartbeat_interval;
-    send_heartbeat();
+    const bool due = now >= next_beat_;
+    if (due) next_beat_ = now + setup_.options->heartbeat_interval;   // the waits wake for the next one
+    if (BeatRecord* page = setup_.beat) {
+        // The manager reads this when a deadline comes: no syscall here beyond the clock's (vDSO).
+        const std::uint64_t count = requests();
+        page->requests.store(count, std::memory_order_relaxed);
+        page->stamp_ns.store(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()),
+                             std::memory_order_release);
+        const std::uint64_t limit = page->request_limit.load(std::memory_order_relaxed);
+        const bool at_limit = limit && count >= limit && !limit_told_;
+        if (at_limit) limit_told_ = true;   // once: the manager retires this worker now
+        if (force || at_limit) send_heartbeat();
+        return;
+    }
+    if (force || due) send_heartbeat();
 }
 
 void WorkerRuntime::send_heartbeat()
