@@ -154,13 +154,28 @@ void WorkerRuntime::heartbeat(bool force)
         page->requests.store(count, std::memory_order_relaxed);
         page->stamp_ns.store(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()),
                              std::memory_order_release);
-        const std::uint64_t limit = page->request_limit.load(std::memory_order_relaxed);
-        const bool at_limit = limit && count >= limit && !limit_told_;
-        if (at_limit) limit_told_ = true;   // once: the manager retires this worker now
-        if (force || at_limit) send_heartbeat();
+        if (force) send_heartbeat();
+        else check_limit(*page, count);   // a limit the manager wrote after the count got there
         return;
     }
     if (force || due) send_heartbeat();
+}
+
+void WorkerRuntime::done(std::uint64_t units) noexcept
+{
+    const std::uint64_t count = requests_.fetch_add(units, std::memory_order_relaxed) + units;
+    if (BeatRecord* page = setup_.beat) {
+        page->requests.store(count, std::memory_order_relaxed);
+        check_limit(*page, count);
+    }
+}
+
+// Once: the record that makes the manager retire this worker now, not at a deadline.
+void WorkerRuntime::check_limit(BeatRecord& page, std::uint64_t count) noexcept
+{
+    const std::uint64_t limit = page.request_limit.load(std::memory_order_relaxed);
+    if (!limit || count < limit || limit_told_.exchange(true, std::memory_order_relaxed)) return;
+    send_heartbeat();
 }
 
 void WorkerRuntime::send_heartbeat()
