@@ -156,6 +156,12 @@ void WorkerRuntime::heartbeat(bool force)
                              std::memory_order_release);
         if (force) send_heartbeat();
         else check_limit(*page, count);   // a limit the manager wrote after the count got there
+        // Once per interval, what a write on the pipe would have told: is anyone still reading it?
+        // (A worker without PR_SET_PDEATHSIG learns so that its manager died.) It wakes nobody.
+        if (due && !force) {
+            pollfd channel{setup_.heartbeat_fd, 0, 0};
+            if (::poll(&channel, 1, 0) == 1 && (channel.revents & (POLLERR | POLLHUP))) manager_gone();
+        }
         return;
     }
     if (force || due) send_heartbeat();
