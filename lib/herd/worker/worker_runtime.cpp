@@ -147,9 +147,9 @@ void WorkerRuntime::heartbeat(bool force)
     act_on_signals();
     const auto now = std::chrono::steady_clock::now();
     const bool due = now >= next_beat_;
-    if (due) next_beat_ = now + setup_.options->heartbeat_interval;   // the waits wake for the next one
+    if (due || force) next_beat_ = now + setup_.options->heartbeat_interval;   // the waits wake for the next one
     if (BeatRecord* page = setup_.beat) {
-        // The manager reads this when a deadline comes: no syscall here beyond the clock's (vDSO).
+        // The manager reads this when a deadline comes: a store, the clock read through the vDSO.
         const std::uint64_t count = requests();
         page->requests.store(count, std::memory_order_relaxed);
         page->stamp_ns.store(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()),
