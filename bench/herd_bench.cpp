@@ -5,7 +5,7 @@
 //   herd-bench [--check] [--data DIR] [PART...]
 //
 // TEST_WORKER=path/to/test-worker HELLO_HTTP=path/to/hello-http are set by `meson test`; the
-// paths of the build are the defaults. PART: spawn, respawn, hang, load, upgrade, control, pools.
+// paths of the build are the defaults. PART: spawn, respawn, hang, idle, load, upgrade, control, pools.
 // --check exits 1 when a target is missed (without parts: the quick ones). --data DIR writes every
 // sample as CSV files into DIR (bench/report draws them). The part `curves` (only when named):
 // spawn to ready for 1 to 512 workers, and the manager's CPU for 16 to 256 workers heartbeating
@@ -20,6 +20,7 @@
 #include "pools_bench.hpp"
 #include "bench.hpp"
 #include "floors.hpp"
+#include "idle_bench.hpp"
 #include "table.hpp"
 #include "upgrade_bench.hpp"
 #include "worker_bench.hpp"
@@ -75,8 +76,8 @@ constexpr bool sanitized = false;
 int main(int argc, char** argv)
 {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    // herd-bench [--check] [spawn|respawn|hang|load|upgrade|control ...]: only those parts; without
-    // parts all of them, or with --check the quick ones (spawn, respawn, hang, control, pools).
+    // herd-bench [--check] [spawn|respawn|hang|idle|load|upgrade|control ...]: only those parts; without
+    // parts all of them, or with --check the quick ones (spawn, respawn, hang, idle, control, pools).
     // --check: exit 1 when a target is missed, not only when a step failed.
     bool check = false;
     std::string data_dir;
@@ -91,16 +92,17 @@ int main(int argc, char** argv)
             data_dir = argv[++i];
             continue;
         }
-        if (part != "spawn" && part != "respawn" && part != "hang" && part != "load" && part != "upgrade" &&
+        if (part != "spawn" && part != "respawn" && part != "hang" && part != "idle" && part != "load" && part != "upgrade" &&
             part != "control" && part != "pools" && part != "curves") {
-            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, load, upgrade, control, pools, "
+            std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, idle, load, upgrade, control, pools, "
                                  "curves; --check, --data DIR)\n",
                          int(part.size()), part.data());
             return 2;
         }
         only.push_back(part);
     }
-    if (check && only.empty()) only = {"spawn", "respawn", "hang", "control", "pools"};
+    const bool quick = check && only.empty();
+    if (quick) only = {"spawn", "respawn", "hang", "idle", "control", "pools"};
     auto wanted = [&](std::string_view part) {
         if (only.empty()) return part != "curves";   // the report's curves take minutes: only when named
         return std::find(only.begin(), only.end(), part) != only.end();
@@ -115,7 +117,7 @@ int main(int argc, char** argv)
         if (fresh) *out << header << "\n";
         return out;
     };
-    HardDeadline guard(std::chrono::seconds(280));
+    HardDeadline guard(std::chrono::seconds(400));
     const auto bench_start = Clock::now();
     std::printf("herd-bench: test-worker at %s, hello-http at %s\n", test_worker().c_str(), hello_http().c_str());
 
@@ -185,18 +187,35 @@ int main(int argc, char** argv)
         ms_row("hang overshoot past timeout, p99 (wall clock)", wall.p99, Floor::interval);
     }
 
-    // Manager CPU and RSS with 256 workers heartbeating every 100 ms
-    if (wanted("load")) {
-        constexpr unsigned workers = 256;
+    // A pool at rest: the manager wakes for its deadlines only, not for the heartbeats (heartbeat
+    // pages). --check: one 5 s window, its bounds halved.
+    if (wanted("idle")) {
+        for (auto interval : {100ms, 1000ms}) {
+            if (quick && interval != 100ms) break;
+            const auto window = quick ? 5s : 10s;
+            const long long secs = window.count(), every = interval.count();
+            std::printf("manager at rest: hello-http, 64 workers, heartbeat every %lld ms, %lld s window ...\n", every, secs);
+            const auto r = manager_idle(64, interval, window);
+            if (!r.error.empty()) errors.push_back("idle: " + r.error);
+            const std::string what = "idle " + std::to_string(secs) + " s, 64 workers, heartbeat " + std::to_string(every) + " ms";
+            value_row(what + ": manager wakeups", r.wakeups < 0 ? NAN : double(r.wakeups), "", quick ? 10 : 20);
+            value_row(what + ": manager CPU", r.cpu_ms, "ms", quick ? 2.5 : 5);
+        }
+    }
+
+    // Manager CPU and RSS with 256 and 1024 workers heartbeating every 100 ms
+    for (const unsigned workers : {256u, 1024u}) {
+        if (!wanted("load")) break;
+        const std::string n = std::to_string(workers);
         std::printf("manager load: %u workers, heartbeat every 100 ms, 5 s window ...\n", workers);
         const auto r = manager_load(workers, 5s);
-        if (!r.error.empty()) errors.push_back("load: " + r.error);
+        if (!r.error.empty()) errors.push_back("load " + n + ": " + r.error);
         if (auto f = data("load.csv", "workers,interval_ms,cpu_percent")) *f << workers << ",100," << r.cpu_percent << "\n";
-        ms_row("spawn to ready, 256 workers (1 run)", r.ready_ms, Floor::fork_pipe, false, NAN, workers);
-        value_row("manager CPU, 256 workers x 10 heartbeats/s", r.cpu_percent, "%");
-        // CPU time per heartbeat (reading a record, one timer update) against a pipe round trip
+        ms_row("spawn to ready, " + n + " workers (1 run)", r.ready_ms, Floor::fork_pipe, false, NAN, workers);
+        value_row("manager CPU, " + n + " workers x 10 heartbeats/s", r.cpu_percent, "%", 1);
+        // CPU time per heartbeat (a page sampled at a deadline) against a pipe round trip
         ms_row("  manager CPU per heartbeat", r.cpu_percent / 100.0 * 1000.0 / (workers * 10.0), Floor::pipe, false, 2);
-        value_row("manager RSS, 256 workers", r.rss_kb > 0 ? r.rss_kb / 1024.0 : NAN, "MB");
+        value_row("manager RSS, " + n + " workers", r.rss_kb > 0 ? r.rss_kb / 1024.0 : NAN, "MB");
     }
 
     // Control socket, 8 workers

@@ -21,6 +21,11 @@
 //                  working as ok (feeds --max-worker-memory); the others work as ok
 //   environment    logs "test worker PID sees NOTIFY_SOCKET=V WATCHDOG_USEC=V WATCHDOG_PID=V" (V:
 //                  the value or "unset") at start, then works as ok
+//   poke-pages     the worker in slot 0 looks for its siblings' heartbeat pages among its
+//                  manager's descriptors and mappings (/proc/PPID/fd, /proc/PPID/map_files) and
+//                  tries to write each (write(), a writable mapping); logs "test worker PID found N
+//                  heartbeat pages, wrote W, holds H" (H: pages among its own descriptors), then
+//                  works as ok; the others work as ok
 //   print          writes to stdout and stderr the way a library might, past herd's log: at start
 //                  "printf from worker PID in slot S" (printf), "cout from worker PID" (std::cout),
 //                  "stderr from worker PID" (fprintf to stderr), an ESC sequence, and one line of
@@ -47,6 +52,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -58,6 +64,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <iostream>
 #include <map>
 #include <string>
@@ -72,7 +79,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 10ms;
 
 enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
-                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow, print, environment };
+                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow, print, environment, poke_pages };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -114,6 +121,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"grow", Mode::grow, true},
         {"print", Mode::print, false},
         {"environment", Mode::environment, false},
+        {"poke-pages", Mode::poke_pages, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -122,6 +130,35 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         }
     }
     return false;
+}
+
+// The heartbeat pages (memfds named herd-beat) in a /proc directory of links: how many, and how
+// many of them could be written through a descriptor opened on the link.
+std::pair<int, int> poke_pages(const std::string& dir)
+{
+    int found = 0, wrote = 0;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return {0, 0};
+    while (const dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        const std::string link = dir + "/" + e->d_name;
+        char target[256] = {};
+        if (::readlink(link.c_str(), target, sizeof target - 1) <= 0 || !std::strstr(target, "herd-beat")) continue;
+        ++found;
+        const int fd = ::open(link.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) continue;
+        const std::uint64_t forged = ~std::uint64_t(0);
+        bool written = ::pwrite(fd, &forged, sizeof forged, 8) == ssize_t(sizeof forged);
+        void* at = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (at != MAP_FAILED) {
+            written = true;
+            ::munmap(at, 4096);
+        }
+        wrote += written;
+        ::close(fd);
+    }
+    ::closedir(d);
+    return {found, wrote};
 }
 
 // Sleep without ever returning: for modes that must look hung.
@@ -285,6 +322,13 @@ public:
                          mode_.mode == Mode::flood_garbage ? "garbage" : "records");
             flood(fd, flood_chunk(mode_.mode == Mode::flood_garbage), [this] { return stopping(); });
             return 0;
+        }
+        if (mode_.mode == Mode::poke_pages && slot() == 0) {
+            const std::string manager = "/proc/" + std::to_string(::getppid());
+            const auto [fds, fds_wrote] = poke_pages(manager + "/fd");
+            const auto [maps, maps_wrote] = poke_pages(manager + "/map_files");
+            spdlog::info("test worker {} found {} heartbeat pages, wrote {}, holds {}", ::getpid(), fds + maps,
+                         fds_wrote + maps_wrote, poke_pages("/proc/self/fd").first);
         }
         // Idle in herd's own wait until QUIT
         if (mode_.mode == Mode::idle_wait) {

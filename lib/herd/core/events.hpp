@@ -20,6 +20,10 @@ struct HeartbeatSeen {
     int pid;
     std::optional<std::uint64_t> requests;
     bool record = true;   // false: declared ready by time (DeclareReady), no record was read
+    // When the worker beat, read from its heartbeat page: last_heartbeat becomes this stamp, clamped
+    // to [the previous last_heartbeat, now] (a page's word is never trusted beyond what the manager
+    // saw). None: a record on the pipe, so the beat was now.
+    std::optional<TimePoint> at = std::nullopt;
 };
 struct HeartbeatMalformed { int pid; std::uint64_t records; std::uint64_t bytes; };   // more of them, since the last
 struct Signalled { int pid; int signal; Reason reason; };

@@ -82,6 +82,9 @@ bool is_over_memory(const WorkerRecord& worker, TimePoint now);
 
 /// A heartbeat that only moves a deadline later: nothing for plan() to decide anew.
 bool is_routine(const PoolState& state, const HeartbeatSeen& beat);
+/// When a heartbeat counts as seen: now for a record, the page's stamp clamped to
+/// [w.last_heartbeat, now] for a beat read from the worker's page.
+TimePoint beat_time(const WorkerRecord& w, const HeartbeatSeen& beat, TimePoint now);
 
 /// Running with its target of ready workers.
 bool at_target(const PoolState& state);

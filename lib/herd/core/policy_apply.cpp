@@ -10,6 +10,13 @@ namespace herd {
 using detail::next_random;
 using detail::unit_random;
 
+TimePoint beat_time(const WorkerRecord& w, const HeartbeatSeen& beat, TimePoint now)
+{
+    if (!beat.at) return now;
+    const TimePoint floor = std::min(w.last_heartbeat, now);
+    return std::clamp(*beat.at, floor, now);
+}
+
 void apply(PoolState& state, const Event& event, const Options& options, TimePoint now)
 {
     struct Visitor {
@@ -53,8 +60,8 @@ void apply(PoolState& state, const Event& event, const Options& options, TimePoi
             if (e.record) w->beating = true;
             s.ever_ready = true;
             if (s.rollout && w->generation == s.generation) s.rollout->new_ready = true;
-            w->last_heartbeat = now;
-            if (e.requests) w->requests = *e.requests;
+            w->last_heartbeat = beat_time(*w, e, now);
+            if (e.requests) w->requests = std::max(w->requests, *e.requests);   // a count never goes back
         }
         void operator()(const HeartbeatMalformed& e)
         {

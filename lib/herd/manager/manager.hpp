@@ -140,6 +140,8 @@ private:
     void read_pending_signals();
     void spawn(std::size_t pool, int slot, unsigned generation, TimePoint now);
     void take_news();
+    /// The workers' heartbeat pages read, what moved on applied (runner.hpp, Runner::sample).
+    void sample_beats(TimePoint now);
     void heard(std::size_t pool, const Event& event, TimePoint now);
     void reap(int pid, int status);
     void reap_exited();

@@ -189,6 +189,7 @@ void Manager::on_request(std::uint64_t client, const control::Peer& peer, const 
         i = std::get<std::size_t>(picked);
     }
     if (request.command == Command::status) {
+        sample_beats(Clock::now());   // heartbeat ages and request counts as the pages say now
         control::ManagerFacts facts{::getpid(), options_.name, binary_, started_at_,
                                     preflight_ ? std::optional(rollout_requested_) : std::nullopt, supervisor_.phase};
         std::vector<control::PoolView> views;

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <cerrno>
 #include <csignal>
@@ -86,10 +87,16 @@ void Manager::adopt(const Handover& h)
     }
     previous_binary_fd_ = h.previous_binary_fd;
     if (previous_binary_fd_ >= 0) ::fcntl(previous_binary_fd_, F_SETFD, FD_CLOEXEC);
+    const std::map<int, int> pages(h.pages.begin(), h.pages.end());
     for (const auto& [pid, fd] : h.channels) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        shell_of(supervisor_.pool_of(pid).value_or(0)).runner->adopt_channel(pid, fd);
+        const auto page = pages.find(pid);
+        if (page != pages.end()) ::fcntl(page->second, F_SETFD, FD_CLOEXEC);
+        shell_of(supervisor_.pool_of(pid).value_or(0)).runner->adopt_channel(pid, fd, page != pages.end() ? page->second : -1);
     }
+    for (const auto& [pid, fd] : h.pages)   // a worker without a channel: its page goes with it
+        if (std::none_of(h.channels.begin(), h.channels.end(), [pid = pid](const auto& c) { return c.first == pid; }))
+            ::close(fd);
     const auto now = Clock::now();
     for (const std::size_t i : unknown) {
         pool(i).removed = true;
@@ -195,6 +202,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
     if (supervisor_.failed) h.failed = pool(*supervisor_.failed).name;
     for (auto& shell : shells_) {
         for (const auto& c : shell->runner->channels()) h.channels.push_back(c);
+        for (const auto& c : shell->runner->pages()) h.pages.push_back(c);
         for (const auto& o : shell->ops.hand_over()) h.outputs.push_back(o);
     }
     h.pid_file_fd = pid_file_fd_;
@@ -243,6 +251,7 @@ void Manager::exec_image(int binary_fd, unsigned rollback_from, const std::strin
         for (const auto& l : p.listeners) image.inherited.push_back(l.fd);
     for (const auto& [pid, fd] : h.channels) image.inherited.push_back(fd);
     for (const auto& [pid, fd] : h.outputs) image.inherited.push_back(fd);
+    for (const auto& [pid, fd] : h.pages) image.inherited.push_back(fd);
     if (pid_file_fd_ >= 0) image.inherited.push_back(pid_file_fd_);
     if (previous >= 0) image.inherited.push_back(previous);
     if (h.control_fd >= 0) image.inherited.push_back(h.control_fd);

@@ -123,6 +123,7 @@ void Manager::spawn(std::size_t i, int slot, unsigned generation, TimePoint now)
         spdlog::error("{}cannot spawn a worker in slot {}: {}", in_pool(i), slot, error);
         return;
     }
+    shell_of(i).runner->set_request_limit(s->pid, pool(i).state.find(s->pid)->request_limit);
     spdlog::info("{}worker {} spawned in slot {} (generation {})", in_pool(i), s->pid, slot, generation);
     if (hooks_.after_spawn) hooks_.after_spawn(describe(i, *pool(i).state.find(s->pid)));
 }
@@ -133,6 +134,10 @@ void Manager::spawn(std::size_t i, int slot, unsigned generation, TimePoint now)
 void Manager::take_news()
 {
     forget_gone_pools();   // between plans: no action in hand holds a pool's index
+    // A deadline came: what the pages say first, so that the plan sees every worker's last beat.
+    // Every page, not only the due one's: the deadlines then move on together, and the manager
+    // wakes about once per --heartbeat-timeout, not once per worker.
+    if (Clock::now() >= wake_at_) sample_beats(Clock::now());
     for (std::size_t i = 0; i < shells_.size(); ++i) {
         Runner& runner = *shell_of(i).runner;
         if (!runner.has_news()) continue;
@@ -145,6 +150,16 @@ void Manager::take_news()
                 heard(i, std::get<Event>(notice), now);
             }
         }
+    }
+}
+
+void Manager::sample_beats(TimePoint now)
+{
+    std::vector<Event> beats;
+    for (std::size_t i = 0; i < shells_.size(); ++i) {
+        beats.clear();
+        shell_of(i).runner->sample(beats);
+        for (const Event& beat : beats) heard(i, beat, now);
     }
 }
 

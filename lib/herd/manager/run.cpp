@@ -344,7 +344,7 @@ int run(int argc, char** argv, App app)
                 detail::WorkerRuntime runtime(*worker, {request.slot, request.generation, request.heartbeat_fd, &opts,
                                                         opts.app_args.map ? opts.app_args.map.get()
                                                                           : s.command_line.app_args.get(),
-                                                        listeners});
+                                                        listeners, request.beat});
                 return runtime.run();
             },
             spec.options.spare > 0);   // --spare 0: no extra process at all, not even a standby

@@ -26,15 +26,44 @@ Event Runner::spawn(int slot, unsigned generation, std::string& error)
         error = e.what();
         return SpawnFailed{slot};
     }
-    channels_.emplace(started.pid, std::make_unique<Channel>(io_, started.heartbeat_fd, *options_));
+    auto& ch = *channels_.emplace(started.pid, std::make_unique<Channel>(io_, started.heartbeat_fd, *options_)).first->second;
+    ch.page = BeatPage::own(started.beat_fd, started.beat);
     watch(started.pid);
     return Spawned{started.pid, slot, generation};
 }
 
-void Runner::adopt_channel(int pid, int fd)
+void Runner::adopt_channel(int pid, int fd, int page_fd)
 {
-    channels_.emplace(pid, std::make_unique<Channel>(io_, fd, *options_));
+    auto& ch = *channels_.emplace(pid, std::make_unique<Channel>(io_, fd, *options_)).first->second;
+    if (page_fd >= 0) {
+        ch.page = BeatPage::adopt(page_fd);
+        if (!ch.page) spdlog::warn("worker {}: the heartbeat page handed over is not one; its pipe is read alone", pid);
+        else ch.stamp = ch.page.record()->stamp_ns.load(std::memory_order_acquire);
+    }
     watch(pid);
+}
+
+void Runner::set_request_limit(int pid, std::uint64_t limit)
+{
+    const auto it = channels_.find(pid);
+    if (it != channels_.end() && it->second->page.writable())
+        it->second->page.record()->request_limit.store(limit, std::memory_order_relaxed);
+}
+
+// The page's word for when the worker beat is clamped by the core (beat_time), and its request
+// count never goes back there either: a page says no more than its worker could have done.
+void Runner::sample(std::vector<Event>& out)
+{
+    for (auto& [pid, ch] : channels_) {
+        if (!ch->page) continue;
+        const BeatRecord& r = *ch->page.record();
+        const std::uint64_t stamp = r.stamp_ns.load(std::memory_order_acquire);
+        if (stamp == ch->stamp) continue;
+        ch->stamp = stamp;
+        const std::uint64_t requests = r.requests.load(std::memory_order_relaxed);
+        const auto at = TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(stamp)));
+        out.emplace_back(HeartbeatSeen{pid, requests, true, at});
+    }
 }
 
 void Runner::watch(int pid)
@@ -118,9 +147,20 @@ std::vector<std::pair<int, int>> Runner::channels() const
     return out;
 }
 
+std::vector<std::pair<int, int>> Runner::pages() const
+{
+    std::vector<std::pair<int, int>> out;
+    for (const auto& [pid, ch] : channels_)
+        if (ch->page) out.emplace_back(pid, ch->page.fd());
+    return out;
+}
+
 void Runner::close_in_child()
 {
-    for (auto& [pid, ch] : channels_) ::close(ch->pipe.native_handle());
+    for (auto& [pid, ch] : channels_) {
+        ::close(ch->pipe.native_handle());
+        ch->page.close_in_child();
+    }
 }
 
 }  // namespace herd

@@ -1,5 +1,8 @@
 // One pool's processes as the manager sees them: the runner spawns workers through the process
 // seam, reads each worker's heartbeat channel (at a bounded cost) and reaps through the seam.
+// A fork-mode worker beats into its heartbeat page (os/beat_page.hpp) and writes to its pipe only
+// what needs the manager at once (its first heartbeat, its request limit reached): the runner
+// reads the pages when asked (sample()), when a deadline comes, not when a worker writes them.
 // What it learns it keeps as Events, in the order it learnt them, for the manager to take; it
 // never calls into the manager, so the arrows point one way: the shell asks, the runner answers.
 #pragma once
@@ -7,6 +10,7 @@
 #include <herd/config/options.hpp>
 #include <herd/core/heartbeat.hpp>
 #include <herd/core/policy.hpp>
+#include <herd/os/beat_page.hpp>
 #include <herd/os/process_ops.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -45,8 +49,14 @@ public:
 
     /// Start a worker in `slot`: Spawned, or SpawnFailed with why in `error`.
     Event spawn(int slot, unsigned generation, std::string& error);
-    /// Go on reading a channel the previous image handed over (USR2).
-    void adopt_channel(int pid, int fd);
+    /// Go on reading a channel the previous image handed over (USR2), and the worker's heartbeat
+    /// page if it has one (page_fd >= 0).
+    void adopt_channel(int pid, int fd, int page_fd = -1);
+    /// Tell a worker its request limit (0: none), through its page: it says on its pipe when it got there.
+    void set_request_limit(int pid, std::uint64_t limit);
+    /// The heartbeats in the pages since the last sample: a HeartbeatSeen carrying the stamp (and
+    /// the page's request count) for each worker whose stamp moved on. A load per worker.
+    void sample(std::vector<Event>& out);
     /// The raw wait status of pid once it has exited (and is now reaped).
     std::optional<int> reap(int pid) { return ops_.try_reap(pid); }
     /// Forget a worker: it was reaped; its channel closes.
@@ -60,6 +70,8 @@ public:
     std::string bad_record_sample(int pid) const;
     /// Each worker's channel (pid, read end), for USR2's hand-over.
     std::vector<std::pair<int, int>> channels() const;
+    /// Each worker's heartbeat page (pid, memfd), for USR2's hand-over.
+    std::vector<std::pair<int, int>> pages() const;
     /// In a freshly forked child: close every channel (raw close; the epoll is shared).
     void close_in_child();
     /// Close every channel (the manager is exiting).
@@ -77,6 +89,8 @@ private:
         std::string sample;                // the first malformed record, printable
         TimePoint next_warning{};          // malformed records are logged at most once a minute
         bool flood_logged = false;
+        BeatPage page;                     // none: the worker beats on the pipe (exec mode, an older image's)
+        std::uint64_t stamp = 0;           // the page's stamp at the last sample
     };
 
     void watch(int pid);

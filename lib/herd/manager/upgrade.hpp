@@ -19,6 +19,11 @@
 //   a pipe of its own (output_pipes.hpp); exec mode's herd wrote out= from the start, fork mode
 //   and err= came later. Readers skip worker fields they do not know, so fields were added
 //   without a new version: an image that does not know err= leaves that pipe unread.)
+//   page=FD: the worker's heartbeat page (os/beat_page.hpp), written in every version. A worker
+//   without one beats on its pipe. An image that does not know page= leaves the page unread (and
+//   its descriptor open): the worker's pipe then carries only its first heartbeat and its request
+//   limit, so that image retires it as silent after --heartbeat-timeout, unless a rollback's
+//   revert retires it first, as it does every worker of the failed generation.
 // Version 2 adds the control socket: control FD PATH / client FD OPERATION / rollouts KIND_RESULT N
 //   last_rollout KIND GENERATION FAILED AT_NS WHY... / slot_exit SLOT PID RAN_MS AT_NS OUTCOME...
 //   upgrade_requested T_NS
@@ -103,6 +108,7 @@ struct Handover {
     control::History history;                    // what status reports: exits by slot, rollouts
     TimePoint upgrade_requested{};               // when the upgrade was asked for (USR2 or herdctl)
     std::vector<std::pair<int, int>> outputs;    // worker pid -> output pipe read fd: stdout's, then stderr's
+    std::vector<std::pair<int, int>> pages;      // worker pid -> heartbeat page memfd (any version: page=)
 };
 
 /// Can this binary adopt a hand-over of version `version` (1: no control socket; 2: with it;

@@ -175,6 +175,7 @@ struct Reader {
         if (fd >= 0) h.channels.emplace_back(w.pid, fd);
         if (f.count("out")) h.outputs.emplace_back(w.pid, int(number(f["out"])));
         if (f.count("err")) h.outputs.emplace_back(w.pid, int(number(f["err"])));
+        if (f.count("page")) h.pages.emplace_back(w.pid, int(number(f["page"])));
         s.workers.push_back(w);
     }
 

@@ -63,7 +63,7 @@ void encode_listeners(std::ostream& out, const std::vector<Listener>& listeners)
 }
 
 void encode_workers(std::ostream& out, const PoolState& p, const std::map<int, int>& fds,
-                    const std::map<int, std::vector<int>>& outputs)
+                    const std::map<int, std::vector<int>>& outputs, const std::map<int, int>& pages)
 {
     for (const auto& w : p.workers) {
         const auto fd = fds.find(w.pid);
@@ -74,6 +74,7 @@ void encode_workers(std::ostream& out, const PoolState& p, const std::map<int, i
             << " reason=" << reason_key(w.reason) << " quit=" << opt_ns(w.quit_at) << " term=" << opt_ns(w.term_at)
             << " kill=" << opt_ns(w.kill_at) << " kill_reason=" << reason_key(w.kill_reason);
         if (w.beating) out << " beating=1";   // optional: absent in records of earlier images
+        if (const auto page = pages.find(w.pid); page != pages.end()) out << " page=" << page->second;   // optional too
         if (const auto it = outputs.find(w.pid); it != outputs.end()) {
             out << " out=" << it->second.front();   // stdout's pipe (or the only one), then stderr's
             if (it->second.size() > 1) out << " err=" << it->second[1];
@@ -142,6 +143,7 @@ std::string encode(const Handover& h)
                                     std::to_string(pools.size()) + " (" + names(pools) + ")");
     if (h.version >= 3) check_names(pools, h.failed);
     const std::map<int, int> fds(h.channels.begin(), h.channels.end());
+    const std::map<int, int> pages(h.pages.begin(), h.pages.end());
     std::map<int, std::vector<int>> outputs;
     for (const auto& [pid, fd] : h.outputs) outputs[pid].push_back(fd);
 
@@ -152,7 +154,7 @@ std::string encode(const Handover& h)
         encode_state(out, pools.front().state);
         encode_listeners(out, pools.front().listeners);
         encode_manager(out, h);
-        encode_workers(out, pools.front().state, fds, outputs);
+        encode_workers(out, pools.front().state, fds, outputs, pages);
     } else {
         encode_manager(out, h);
         if (h.failed) out << "failed " << *h.failed << "\n";
@@ -160,7 +162,7 @@ std::string encode(const Handover& h)
             encode_supervised(out, p);
             encode_state(out, p.state);
             encode_listeners(out, p.listeners);
-            encode_workers(out, p.state, fds, outputs);
+            encode_workers(out, p.state, fds, outputs, pages);
         }
     }
     out << "end\n";

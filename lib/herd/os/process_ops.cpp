@@ -142,9 +142,10 @@ void ForkOps::close_in_child() noexcept
     output_.close_in_child();
     // Called by the forking pool's ops and again by the manager for every pool: once is all (a
     // number closed here may be in use again by the second call).
-    if (const auto standby = std::exchange(standby_, std::nullopt)) {
+    if (auto standby = std::exchange(standby_, std::nullopt)) {
         ::close(standby->go_fd);
         ::close(standby->heartbeat_fd);
+        standby->page.close_in_child();
     }
 }
 
@@ -154,7 +155,8 @@ Started ForkOps::spawn(int slot, unsigned generation)
     if (standby_ && !reap_if_exited(standby_->pid)) {
         const Activation a{slot, generation};
         if (::write(standby_->go_fd, &a, sizeof a) == ssize_t(sizeof a)) {
-            const Started started{standby_->pid, standby_->heartbeat_fd};
+            const Started started{standby_->pid, standby_->heartbeat_fd, standby_->page.fd(), standby_->page.record()};
+            standby_->page.release();
             output_.set_slot(started.pid, slot);
             ::close(standby_->go_fd);
             standby_.reset();
@@ -164,12 +166,15 @@ Started ForkOps::spawn(int slot, unsigned generation)
     discard();
 
     PipeFds heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
+    BeatPage page = beat_page_for_child();
     OutputPipes::Pipes output = output_.open();
-    const int pid =
-        fork_child({slot, generation, heartbeat.write.get(), int(::getpid()), pool_.name, pool_.worker_type}, -1, output,
-                   {heartbeat.read.get()});
+    const int pid = fork_child({slot, generation, heartbeat.write.get(), int(::getpid()), pool_.name, pool_.worker_type,
+                                page.record()},
+                               -1, output, {heartbeat.read.get(), page.fd()});
     output_.watch(pid, slot, std::move(output));
-    return {pid, heartbeat.read.release()};   // the write end is the worker's alone: closed here
+    page.dont_fork();
+    const auto [beat_fd, beat] = page.release();
+    return {pid, heartbeat.read.release(), beat_fd, beat};   // the write end is the worker's alone: closed here
 }
 
 void ForkOps::prepare()
@@ -179,13 +184,15 @@ void ForkOps::prepare()
     if (now < standby_retry_at_) return;
     PipeFds heartbeat, go;
     OutputPipes::Pipes output;
+    BeatPage page;
     int pid = -1;
     try {
         heartbeat = make_pipe(O_CLOEXEC, "cannot create a heartbeat pipe");
         go = make_pipe(O_CLOEXEC, "cannot create a standby pipe");
+        page = beat_page_for_child();
         output = output_.open();
-        pid = fork_child({0, 0, heartbeat.write.get(), int(::getpid()), pool_.name, pool_.worker_type}, go.read.get(), output,
-                         {heartbeat.read.get(), go.write.get()});
+        pid = fork_child({0, 0, heartbeat.write.get(), int(::getpid()), pool_.name, pool_.worker_type, page.record()},
+                         go.read.get(), output, {heartbeat.read.get(), go.write.get(), page.fd()});
     } catch (const std::exception& e) {
         // No standby this time: the next spawn forks
         if (!standby_failed_)
@@ -198,7 +205,8 @@ void ForkOps::prepare()
     standby_failed_ = false;
     // The child's ends (heartbeat write, go read, output writes) close here.
     output_.watch(pid, -1, std::move(output));
-    standby_ = Standby{pid, go.write.release(), heartbeat.read.release()};
+    page.dont_fork();
+    standby_ = Standby{pid, go.write.release(), heartbeat.read.release(), std::move(page)};
 }
 
 void ForkOps::discard()

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <herd/core/names.hpp>
+#include <herd/os/beat_page.hpp>
 #include <herd/os/output_pipes.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -34,12 +35,15 @@ struct SpawnRequest {
     int manager_pid = 0;
     std::string_view pool;          // its pool's name
     std::string_view worker_type;   // fork mode: the herd::Worker type to make ("": the default)
+    BeatRecord* beat = nullptr;     // fork mode: its heartbeat page, mapped (beat_page.hpp); none: beats on the pipe
 };
 
 /// A started worker, as the manager sees it.
 struct Started {
     int pid = -1;
     int heartbeat_fd = -1;   // read end of its heartbeat pipe (close-on-exec), now the manager's
+    int beat_fd = -1;               // its heartbeat page's memfd (close-on-exec), now the manager's; -1: none
+    BeatRecord* beat = nullptr;     // ... and the manager's writable mapping of it
 };
 
 /// USR2's exec in place: the hand-over record goes into a memfd whose number is in the
@@ -132,6 +136,7 @@ private:
         int pid = -1;
         int go_fd = -1;          // write end: the activation record goes here
         int heartbeat_fd = -1;   // read end of its heartbeat pipe
+        BeatPage page;           // its heartbeat page, if one could be made
     };
     int fork_child(SpawnRequest request, int go_fd, OutputPipes::Pipes& output, std::initializer_list<int> close_in_child);
 

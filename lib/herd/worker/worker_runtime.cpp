@@ -146,8 +146,41 @@ void WorkerRuntime::heartbeat(bool force)
 {
     act_on_signals();
     const auto now = std::chrono::steady_clock::now();
-    if (!force && now < next_beat_) return;
-    next_beat_ = now + setup_.options->heartbeat_interval;
+    const bool due = now >= next_beat_;
+    if (due || force) next_beat_ = now + setup_.options->heartbeat_interval;   // the waits wake for the next one
+    if (BeatRecord* page = setup_.beat) {
+        // The manager reads this when a deadline comes: a store, the clock read through the vDSO.
+        const std::uint64_t count = requests();
+        page->requests.store(count, std::memory_order_relaxed);
+        page->stamp_ns.store(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()),
+                             std::memory_order_release);
+        if (force) send_heartbeat();
+        else check_limit(*page, count);   // a limit the manager wrote after the count got there
+        // Once per interval, what a write on the pipe would have told: is anyone still reading it?
+        // (A worker without PR_SET_PDEATHSIG learns so that its manager died.) It wakes nobody.
+        if (due && !force) {
+            pollfd channel{setup_.heartbeat_fd, 0, 0};
+            if (::poll(&channel, 1, 0) == 1 && (channel.revents & (POLLERR | POLLHUP))) manager_gone();
+        }
+        return;
+    }
+    if (force || due) send_heartbeat();
+}
+
+void WorkerRuntime::done(std::uint64_t units) noexcept
+{
+    const std::uint64_t count = requests_.fetch_add(units, std::memory_order_relaxed) + units;
+    if (BeatRecord* page = setup_.beat) {
+        page->requests.store(count, std::memory_order_relaxed);
+        check_limit(*page, count);
+    }
+}
+
+// Once: the record that makes the manager retire this worker now, not at a deadline.
+void WorkerRuntime::check_limit(BeatRecord& page, std::uint64_t count) noexcept
+{
+    const std::uint64_t limit = page.request_limit.load(std::memory_order_relaxed);
+    if (!limit || count < limit || limit_told_.exchange(true, std::memory_order_relaxed)) return;
     send_heartbeat();
 }
 
