@@ -157,7 +157,7 @@ TEST_CASE("every standard option reaches its field")
 TEST_CASE("off, the default --help shows for a limit, is accepted as its value")
 {
     const herd::Options o = parse({"--max-worker-age", "off", "--max-requests", "off", "--max-worker-memory", "off",
-                                   "--heartbeat-timeout", "off", "--max-requests", "off"}).options;
+                                   "--heartbeat-timeout", "off"}).options;
     CHECK(o.max_worker_age == 0s);
     CHECK(o.max_requests == 0);
     CHECK(o.max_worker_memory == 0);
