@@ -3,7 +3,7 @@
 
     tests/consumer/exports.py BUILD_ROOT/lib/libherd.so
 
-libherd is built with -fvisibility=hidden (lib/meson.build) and HERD_API (lib/herd/export.hpp)
+libherd is built with -fvisibility=hidden (lib/meson.build) and HERD_API (lib/include/herd/export.hpp)
 marks the public API. Besides it the library exports, on purpose or by force:
   - Asio and Boost.Process v2 (boost::asio::, boost::process::): compiled once inside libherd
     and shared with the application (lib/herd/detail/asio_export.hpp);
