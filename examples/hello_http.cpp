@@ -27,6 +27,7 @@
 #include "http_response.hpp"
 #include "job_worker.hpp"
 
+#include <herd/acceptor.hpp>
 #include <herd/herd.hpp>
 
 #include <boost/asio/basic_socket_acceptor.hpp>
@@ -245,7 +246,7 @@ private:
         r.headers.push_back({"Date", server_.date()});
         out_ = http::serialize(r);
         ++served_;
-        server_.done();
+        server_.add_requests();
         asio::async_write(socket_, asio::buffer(out_),
                           [self = shared_from_this(), keep_alive = r.keep_alive](error_code ec, std::size_t) {
                               if (!ec && keep_alive) self->process();
@@ -302,8 +303,8 @@ int HelloHttp::run()
     idle_timeout = args()["idle-timeout"].as<herd::Duration>();
     test_endpoints = args()["test-endpoints"].as<bool>();
     for (const herd::Listener& l : listeners()) {
-        bool tcp = l.family == AF_INET || l.family == AF_INET6;
-        Acceptor acceptor(io_, Protocol(l.family, tcp ? IPPROTO_TCP : 0), l.fd);
+        const bool tcp = l.family != herd::ListenerFamily::unix_socket;
+        Acceptor acceptor = herd::make_acceptor(io_, l);
         accept(listening_.emplace_back(Listening{std::move(acceptor), asio::steady_timer(io_), tcp, l.address}));
     }
     if (listening_.empty()) spdlog::warn("no --listen address: this worker has nothing to serve");
