@@ -13,7 +13,7 @@
 //                queued, closes the listeners and returns -1: the loop ends, run() returns.
 //   read/write   in the middle of a client go on through QUIT (the handlers use SA_RESTART): the
 //                client is served to the end, then the worker exits.
-//   done()       one unit of work per client: feeds --max-requests and status.
+//   add_requests() one unit of work per client: feeds --max-requests and status.
 // A client that stalls holds its worker, and no heartbeat is sent meanwhile: past
 // --heartbeat-timeout the manager retires the worker as hung (unicorn's timeout, the same way).
 // Serve slow clients from behind a buffering proxy, or keep --heartbeat-timeout above the
@@ -50,7 +50,7 @@ public:
         for (int client; (client = accept()) >= 0;) {
             serve(client);
             ::close(client);
-            done();
+            add_requests();
         }
         return 0;
     }

@@ -301,7 +301,7 @@ private:
         head_ = false;
         response_ = std::move(r);
         ++served_;
-        server_.done();
+        server_.add_requests();
         http::async_write(socket_, response_, [self = shared_from_this()](error_code ec, std::size_t) {
             if (ec) return self->close();
             if (self->response_.keep_alive()) self->wait(self->server_.idle_timeout);
@@ -360,7 +360,7 @@ int HelloHttp::run()
     test_endpoints = args()["test-endpoints"].as<bool>();
     for (const herd::Listener& l : listeners())
         accept(listening_.emplace_back(Listening{herd::make_acceptor(io_, l), asio::steady_timer(io_),
-                                                       l.family != AF_UNIX, l.address}));
+                                                       l.family != herd::ListenerFamily::unix_socket, l.address}));
     if (listening_.empty()) spdlog::warn("no --listen address: this worker has nothing to serve");
     attach(io_);   // heartbeats, QUIT (on_stop) and USR1 come from this loop
     io_.run();

@@ -4,7 +4,7 @@
 // needs:
 //   heartbeat()  from inside the loop, often: it is cheap and rate limited, and it is where a
 //                QUIT is noticed (on_stop() runs from it);
-//   done()       once per job: feeds --max-requests and status;
+//   add_requests() once per job: feeds --max-requests and status;
 //   stopping()   checked between jobs: a job in progress is finished, never cut short.
 #pragma once
 
@@ -53,7 +53,7 @@ public:
             if (Clock::now() >= next_job) {
                 auto started = Clock::now();
                 std::uint64_t sum = checksum();
-                done();
+                add_requests();
                 auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
                 spdlog::debug("job {} done in {} us (checksum {:016x})", requests(), took.count(), sum);
                 // Jobs keep their rhythm, but one that overran is not followed by a burst.

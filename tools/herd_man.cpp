@@ -12,7 +12,7 @@
 #include "herdctl_core.hpp"
 
 #include <herd/config/option_table.hpp>
-#include <herd/options.hpp>
+#include <herd/config/options.hpp>
 
 #include <cstdio>
 #include <iostream>

@@ -20,7 +20,7 @@
 // for an answer, herdctl_metrics.cpp the OpenMetrics rendering; herdctl_fields.hpp reads the answer's fields.
 #pragma once
 
-#include <herd/options.hpp>
+#include <herd/config/options.hpp>
 
 #include <boost/json/fwd.hpp>
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `meson install --destdir`, then a CMake project builds against the staged tree with
-# find_package(herd) alone, compiling with the definitions libherd was built with.
+# `meson install --destdir`, then the shipped example examples/consumer/cmake builds against the
+# staged tree with find_package(herd) alone, compiling with the definitions libherd was built
+# with and linking libherd statically.
 #
 #   tests/consumer/cmake.sh SOURCE_ROOT BUILD_ROOT
 set -euo pipefail
@@ -21,16 +22,18 @@ config=$(find "$stage" -path '*/cmake/herd/herdConfig.cmake' -print -quit)
 echo "installed: ${config#"$stage"}"
 
 echo "== cmake configure and build"
-cmake -G Ninja -S "$src/tests/consumer/cmake" -B "$tmp/build" -DCMAKE_PREFIX_PATH="${config%/*}" \
-    -DCONSUMER_SOURCE="$src/tests/consumer/project/main.cpp" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
+cmake -G Ninja -S "$src/examples/consumer/cmake" -B "$tmp/build" -DCMAKE_PREFIX_PATH="${config%/*}" \
+    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
     >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log" >&2; fail "cmake configure with find_package(herd)"; }
 cmake --build "$tmp/build" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; fail "building against herd::herd"; }
 for definition in BOOST_ASIO_SEPARATE_COMPILATION BOOST_PROCESS_V2_SEPARATE_COMPILATION; do
     grep -q -- "-D$definition" "$tmp/build/compile_commands.json" || fail "the compile command lacks -D$definition"
 done
 
-echo "== consumer --check / --version"
-libdir=$(dirname "$(find "$stage" -name 'libherd.so' -print -quit)")
-LD_LIBRARY_PATH="$libdir" "$tmp/build/consumer" --check || fail "consumer --check exited $?"
-LD_LIBRARY_PATH="$libdir" "$tmp/build/consumer" --version || fail "consumer --version exited $?"
+linked=$(ldd "$tmp/build/hello")
+[[ $linked != *libherd* ]] || fail "the server loads a shared libherd: $linked"
+
+echo "== hello --check / --version"
+"$tmp/build/hello" --check || fail "hello --check exited $?"
+"$tmp/build/hello" --version || fail "hello --version exited $?"
 echo "cmake-consumer: OK"

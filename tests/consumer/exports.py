@@ -3,7 +3,7 @@
 
     tests/consumer/exports.py BUILD_ROOT/lib/libherd.so
 
-libherd is built with -fvisibility=hidden (lib/meson.build) and HERD_API (lib/herd/export.hpp)
+libherd is built with -fvisibility=hidden (lib/meson.build) and HERD_API (lib/include/herd/export.hpp)
 marks the public API. Besides it the library exports, on purpose or by force:
   - Asio and Boost.Process v2 (boost::asio::, boost::process::): compiled once inside libherd
     and shared with the application (lib/herd/detail/asio_export.hpp);
@@ -19,13 +19,14 @@ import re
 import subprocess
 import sys
 
-# Everything of herd's that a consumer may link against: lib/herd/{herd,options,worker}.hpp (and
-# config/option_types.hpp, which options.hpp includes)
-API = re.compile(r"^herd::(run|run_exec|Worker|UsageError|exec_defaults|parse_command_line|validate|"
-                 r"parse_duration|parse_signal|parse_restart_limit|format_duration|parse_size|format_size|"
+# Everything of herd's that a consumer may link against: lib/include/herd/*.hpp. Parsing the
+# command line (parse_command_line, validate, exec_defaults, parse_*) and exec mode (run_exec) are
+# herd's own: its tools link them statically, and the shared library keeps them hidden.
+API = re.compile(r"^herd::(run|Worker|UsageError|format_duration|"
                  r"DurationOption|InvalidOptionValue|duration_option|text_option|count_option)\b")
-REQUIRED = ["herd::run(", "herd::Worker::heartbeat(", "herd::Worker::attach(", "herd::parse_command_line(",
-            "typeinfo for herd::UsageError"]
+REQUIRED = ["herd::run(", "herd::Worker::heartbeat(", "herd::Worker::attach(", "herd::Worker::add_requests(",
+            "herd::duration_option(", "typeinfo for herd::UsageError"]
+INTERNAL = ["herd::parse_command_line(", "herd::run_exec(", "herd::exec_defaults(", "herd::validate("]
 SHARED = re.compile(r"^(?:[\w:<>, *&]+ )?boost::(asio|process)::")
 ASIO_CLOSURE = ("boost::system::", "boost::date_time::", "boost::posix_time::", "boost::gregorian::",
                 "boost::exception_detail::", "boost::detail::sp_counted_base::", "boost::throw_exception<",
@@ -101,6 +102,9 @@ def main():
     for symbol in REQUIRED:
         if not any(n.startswith(symbol) for n in names):
             bad.append(f"API symbol not exported: {symbol}")
+    for symbol in INTERNAL:
+        if any(n.startswith(symbol) for n in names):
+            bad.append(f"internal symbol exported: {symbol}")
 
     print(f"{lib}: {len(names)} exported symbols: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for line in bad:

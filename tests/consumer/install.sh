@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `meson install --destdir` of a configured herd build, then a program built against the
-# staged tree with nothing but pkg-config.
+# `meson install --destdir` of a configured herd build, then the shipped example
+# examples/consumer/pkg-config built against the staged tree with nothing but pkg-config and make:
+# only the public headers are installed, herd.pc links libherd statically (no libherd.so is
+# installed, the binary loads none), and a file that includes an internal header does not compile.
 #
 #   tests/consumer/install.sh SOURCE_ROOT BUILD_ROOT
 #
@@ -20,10 +22,14 @@ meson install -C "$build" --no-rebuild --quiet --destdir "$stage" >"$tmp/install
     || { cat "$tmp/install.log" >&2; fail "meson install"; }
 
 # Headers and pkg-config file where a user looks for them
-for header in herd.hpp options.hpp worker.hpp; do
+for header in herd.hpp options.hpp option_types.hpp worker.hpp hooks.hpp acceptor.hpp export.hpp; do
     found=$(find "$stage" -path "*/include/herd/$header" -print -quit)
     [[ -n $found ]] || fail "include/herd/$header was not installed"
 done
+internal=$(find "$stage" -path '*/include/herd/*/*' -print)
+[[ -z $internal ]] || fail "internal headers were installed: $internal"
+shared=$(find "$stage" -name 'libherd.so*' -print)
+[[ -z $shared ]] || fail "a shared libherd was installed: $shared"
 # Under meson's libdir, whatever it is here: lib, lib64 (no dpkg-dev), lib/x86_64-linux-gnu
 libdir=$(meson introspect "$build" --buildoptions \
     | python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "libdir"))') \
@@ -47,17 +53,23 @@ echo "== pkg-config --cflags --libs herd"
 flags=$(pkg-config --cflags --libs herd) || fail "pkg-config cannot resolve herd (and its Requires)"
 echo "$flags"
 
-echo "== build a program with pkg-config"
-# shellcheck disable=SC2086  # pkg-config output is a list of words
-${CXX:-c++} -std=c++20 -o "$tmp/app" "$src/tests/consumer/project/main.cpp" $flags \
-    || fail "compiling and linking against the installed herd"
-
-libdir=$(pkg-config --variable=libdir herd)
-[[ -d $libdir ]] || fail "herd.pc's libdir $libdir does not exist in the staged tree"
+echo "== make in a copy of examples/consumer/pkg-config"
+cp -a "$src/examples/consumer/pkg-config" "$tmp/app"
+make -C "$tmp/app" CXXFLAGS=-O0 >"$tmp/make.log" 2>&1 || { cat "$tmp/make.log" >&2; fail "make against the installed herd"; }
+app="$tmp/app/hello"
+linked=$(ldd "$app")
+[[ $linked != *libherd* ]] || fail "the server loads a shared libherd: $linked"
 echo "== app --check / --version"
-LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/app" --check \
-    || fail "installed-tree program --check exited $?"
-LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/app" --version \
-    || fail "installed-tree program --version exited $?"
+"$app" --check || fail "installed-tree program --check exited $?"
+version=$("$app" --version) || fail "installed-tree program --version exited $?"
+[[ $version == *1.0.0* ]] || fail "--version does not show the application's 1.0.0: $version"
+
+echo "== an internal header is out of reach"
+printf '#include <herd/config/options.hpp>\nint main() {}\n' >"$tmp/internal.cpp"
+# shellcheck disable=SC2086  # pkg-config output is a list of words
+if ${CXX:-c++} -std=c++20 -fsyntax-only $(pkg-config --cflags herd) "$tmp/internal.cpp" 2>"$tmp/internal.log"; then
+    fail "a file including <herd/config/options.hpp> compiled with pkg-config --cflags herd"
+fi
+grep -q "herd/config/options.hpp: No such file" "$tmp/internal.log" || { cat "$tmp/internal.log" >&2; fail "failed for another reason"; }
 
 echo "install-pkgconfig: OK"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Vendor herd as a meson subproject of a tiny project and build against dependency('herd').
+# Vendor herd as a meson subproject of the shipped example project and build against dependency('herd').
 #
 #   tests/consumer/run.sh SOURCE_ROOT
 #
-# Copies tests/consumer/project to a temporary directory, puts a copy of SOURCE_ROOT (without
+# Copies examples/consumer/meson to a temporary directory, puts a copy of SOURCE_ROOT (without
 # .git, build directories or downloaded subprojects) at subprojects/herd, configures it with
-# herd's own tests off and downloads forbidden, builds the consumer and runs it:
-# --check and --version must exit 0, and a one-worker pool must become ready and stop on TERM.
+# herd's own tests off and downloads forbidden, builds the server and runs it: --check and
+# --version must exit 0, libherd must be linked in statically, a one-worker pool must become ready,
+# answer a client and stop on TERM. A file that includes an internal header of herd's must not compile.
 set -euo pipefail
 
 src=$(cd "${1:?usage: run.sh SOURCE_ROOT}" && pwd)
@@ -23,7 +24,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # The consumer project, with herd vendored the way a user would: a plain copy of the tree
 mkdir -p "$tmp/consumer/subprojects/herd/subprojects"
-cp -a "$src/tests/consumer/project/." "$tmp/consumer/"
+cp -a "$src/examples/consumer/meson/." "$tmp/consumer/"
 shopt -s dotglob nullglob
 for entry in "$src"/*; do
     case ${entry##*/} in
@@ -37,15 +38,29 @@ shopt -u dotglob nullglob
 # ccache hits across temporary directories: paths are relative to the build directory
 export CCACHE_NOHASHDIR=true CCACHE_BASEDIR="$tmp"
 
+# A target beside the example that reaches for an internal header: dependency('herd') must not let it
+printf '#include <herd/core/policy.hpp>\nint main() {}\n' >"$tmp/consumer/internal.cpp"
+printf "executable('internal', 'internal.cpp', dependencies : herd_dep, build_by_default : false)\n" \
+    >>"$tmp/consumer/meson.build"
+
 echo "== meson setup (herd as a subproject)"
 meson setup "$tmp/build" "$tmp/consumer" -Dherd:tests=false --wrap-mode=nodownload \
     || fail "meson setup of the consumer project"
 grep -q "herd" "$tmp/build/meson-logs/meson-log.txt" || fail "herd subproject not configured"
 
-echo "== meson compile consumer"
-meson compile -C "$tmp/build" consumer || fail "building the consumer against dependency('herd')"
-bin="$tmp/build/consumer"
-[[ -x $bin ]] || fail "no consumer binary at $bin"
+echo "== meson compile hello"
+meson compile -C "$tmp/build" hello || fail "building the example against dependency('herd')"
+bin="$tmp/build/hello"
+[[ -x $bin ]] || fail "no server binary at $bin"
+linked=$(ldd "$bin")
+[[ $linked != *libherd* ]] || fail "the server loads a shared libherd: $linked"
+
+echo "== an internal header is out of reach"
+if meson compile -C "$tmp/build" internal >"$tmp/internal.log" 2>&1; then
+    fail "a file including <herd/core/policy.hpp> compiled against dependency('herd')"
+fi
+grep -q "herd/core/policy.hpp: No such file" "$tmp/internal.log" \
+    || { cat "$tmp/internal.log" >&2; fail "the internal build failed for another reason than the missing header"; }
 
 echo "== consumer --check"
 "$bin" --check --workers 2 || fail "consumer --check exited $?"
@@ -53,7 +68,7 @@ echo "== consumer --check"
 echo "== consumer --version"
 version=$("$bin" --version) || fail "consumer --version exited $?"
 echo "$version"
-[[ $version == *1.2.3* ]] || fail "consumer --version does not show the application's version 1.2.3"
+[[ $version == *1.0.0* ]] || fail "consumer --version does not show the application's version 1.0.0"
 
 echo "== consumer runs a pool of one worker"
 log="$tmp/consumer.log"
@@ -65,6 +80,12 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 grep -q "ready in slot 0" "$log" || { cat "$log" >&2; fail "no worker became ready within 10 s"; }
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+[[ -n $port ]] || { cat "$log" >&2; fail "no 'listening on' line"; }
+exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to 127.0.0.1:$port"
+read -r -t 5 answer <&3 || true
+exec 3<&-
+[[ $answer == "hello from herd" ]] || { cat "$log" >&2; fail "the server answered '$answer'"; }
 kill -TERM "$server_pid"
 rc=0
 wait "$server_pid" || rc=$?

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# hello-http built against libherd.so with nothing but `pkg-config --cflags --libs herd` (the
-# uninstalled .pc of BUILD_ROOT), then run: its own asio code and Worker::attach drive one
+# hello-http built against libherd.so, which herd builds but does not install (servers link
+# libherd.a; lib/meson.build says why), for whoever links it on purpose: the uninstalled .pc of
+# BUILD_ROOT, whose -lherd finds libherd.so beside libherd.a in BUILD_ROOT/lib. Then run: its own asio code and Worker::attach drive one
 # io_context with libherd's one copy of asio (exported on purpose, see lib/herd/detail/
 # asio_export.hpp), so it must serve, and drain and exit 0 on QUIT.
 #

@@ -33,6 +33,14 @@
 //                  ok; after QUIT writes "stderr after QUIT from worker PID" to stderr and "last
 //                  words of PID" with no newline to stdout, and returns 0
 //
+//   read-preload   reads every byte of the --preload buffer and logs "test worker PID read N MiB
+//                  preloaded by PID, checksum C, private memory P kB" (P: Private_Clean +
+//                  Private_Dirty of /proc/self/smaps_rollup after the read), then works as ok
+//
+// `--preload MB` builds MB MiB of patterned bytes in the manager before the first fork
+// (herd::Worker's static preload()), logs "test-worker preloaded N MiB in manager PID" and appends
+// "built by PID" to the file `--preload-log PATH` names (if any).
+//
 // `--no-pdeathsig` clears PR_SET_PDEATHSIG in on_start (and says so in the log): only the
 // heartbeat channel can then tell the worker that its manager died.
 //
@@ -55,6 +63,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +76,7 @@
 #include <utility>
 #include <iostream>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -79,7 +89,7 @@ using namespace std::chrono_literals;
 constexpr auto tick = 10ms;
 
 enum class Mode { ok, hang_after, crash_at_boot, exit_at_boot, never_ready, ignore_quit, slow_drain, crash_after, orphans,
-                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow, print, environment, poke_pages };
+                  flood_records, flood_garbage, idle_wait, poll_stop_fd, grow, print, environment, poke_pages, read_preload };
 
 struct ParsedMode {
     Mode mode = Mode::ok;
@@ -122,6 +132,7 @@ bool parse_mode(const std::string& text, ParsedMode& out)
         {"print", Mode::print, false},
         {"environment", Mode::environment, false},
         {"poke-pages", Mode::poke_pages, false},
+        {"read-preload", Mode::read_preload, false},
     };
     for (const auto& e : table) {
         if (name == e.name && has_value == e.needs_value) {
@@ -246,16 +257,61 @@ std::string flood_chunk(bool garbage)
     return chunk;
 }
 
+// --preload: built once in the manager, read by every worker (copy-on-write)
+struct Preloaded {
+    const unsigned char* bytes = nullptr;
+    std::size_t size = 0;
+    pid_t built_by = 0;
+};
+Preloaded preloaded;
+
+// kB of this process's own memory: Private_Clean + Private_Dirty of /proc/self/smaps_rollup.
+long private_kb()
+{
+    long total = 0;
+    if (std::FILE* f = std::fopen("/proc/self/smaps_rollup", "r")) {
+        char line[256];
+        long kb = 0;
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "Private_Clean: %ld kB", &kb) == 1 || std::sscanf(line, "Private_Dirty: %ld kB", &kb) == 1)
+                total += kb;
+        std::fclose(f);
+    }
+    return total;
+}
+
 class TestWorker : public herd::Worker {
 public:
+    static void preload(const herd::Options&, const po::variables_map& args)
+    {
+        const unsigned mib = args["preload"].as<unsigned>();
+        if (mib == 0) return;
+        const std::size_t size = std::size_t(mib) << 20;
+        void* at = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (at == MAP_FAILED) throw std::runtime_error("cannot map " + std::to_string(mib) + " MiB for --preload");
+        auto* bytes = static_cast<unsigned char*>(at);
+        for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i % 251 + 1);
+        preloaded = {bytes, size, ::getpid()};
+        spdlog::info("test-worker preloaded {} MiB in manager {}", mib, ::getpid());
+        if (const auto& log = args["preload-log"].as<std::string>(); !log.empty()) {
+            const std::string line = "built by " + std::to_string(::getpid()) + "\n";
+            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            if (fd < 0 || ::write(fd, line.data(), line.size()) != ssize_t(line.size()))
+                throw std::runtime_error("cannot append to --preload-log " + log);
+            ::close(fd);
+        }
+    }
+
     static void add_options(po::options_description& d)
     {
         d.add_options()
             ("mode", po::value<std::string>()->default_value("ok"),
              "ok | hang-after=MS | crash-at-boot | exit-at-boot=CODE | never-ready | ignore-quit"
              " | slow-drain=MS | crash-after=MS | orphans=N | flood-records | flood-garbage | idle-wait | poll-stop-fd | grow=MB"
-             " | print | environment")
+             " | print | environment | read-preload")
             ("units", po::value<std::uint64_t>()->default_value(0), "units of work reported per 10 ms tick")
+            ("preload", herd::count_option(0, "MB"), "MiB of patterned bytes built in the manager before the first fork")
+            ("preload-log", herd::text_option("", "PATH"), "append 'built by PID' here at each preload")
             ("no-pdeathsig", po::bool_switch(), "clear PR_SET_PDEATHSIG at start: only the heartbeat channel tells of a dead manager");
 #if defined(TEST_WORKER_BROKEN) || defined(TEST_WORKER_NEVER_READY)
         // hello-http's own switch, so that a broken build replaces a hello-http that has it on
@@ -295,6 +351,7 @@ public:
         case Mode::never_ready: block_forever();
         case Mode::orphans: leave_orphans(int(mode_.value)); break;
         case Mode::print: print(); break;
+        case Mode::read_preload: read_preload(); break;
         case Mode::environment:
             spdlog::info("test worker {} sees{}", ::getpid(), [] {
                 std::string seen;
@@ -388,6 +445,15 @@ public:
     }
 
 private:
+    // Every byte of the preloaded buffer, read and summed: shared pages stay shared
+    void read_preload()
+    {
+        std::uint64_t sum = 0;
+        for (std::size_t i = 0; i < preloaded.size; ++i) sum += preloaded.bytes[i];
+        spdlog::info("test worker {} read {} MiB preloaded by {}, checksum {}, private memory {} kB", ::getpid(),
+                     preloaded.size >> 20, preloaded.built_by, sum, private_kb());
+    }
+
     // Output that is not herd's: what a library's stray printf would write.
     void print()
     {
@@ -402,7 +468,7 @@ private:
     void beat()
     {
         heartbeat();
-        if (units_ > 0) done(units_);
+        if (units_ > 0) add_requests(units_);
     }
 
     ParsedMode mode_;

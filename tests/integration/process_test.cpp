@@ -209,6 +209,25 @@ TEST_CASE("--help and --version print and exit 0 without starting anything")
     CHECK(version.output().find("herd 0.1.0") != std::string::npos);
 }
 
+TEST_CASE("every server's --help has --adopt-check, and the application's options with their placeholder and default")
+{
+    for (const std::string& server : {hello_http(), binary("JOB_WORKER"), binary("BLOCKING_ECHO"), binary("HERD")}) {
+        const auto help = run({server, "--help"}, 5s);
+        INFO(server << "\n" << help.output());
+        REQUIRE(help.status);
+        CHECK(help.status->code == 0);
+        CHECK(std::regex_search(help.output(), std::regex("--adopt-check V +with --check")));
+    }
+    const auto hello = run({hello_http(), "--help"}, 5s).output();
+    INFO(hello);
+    CHECK(std::regex_search(hello, std::regex("--greeting TEXT +body of / .*\\(default Hello,")));
+    CHECK(std::regex_search(hello, std::regex("--idle-timeout D +close a kept-alive connection[^(]*\\(default 60s\\)")));
+    CHECK(std::regex_search(hello, std::regex("--job-size MIB +MiB checksummed per job \\(default 4\\)")));
+    const auto jobs = run({binary("JOB_WORKER"), "--help"}, 5s).output();
+    INFO(jobs);
+    CHECK(std::regex_search(jobs, std::regex("--job-interval D +time between the starts of two jobs \\(default 1s\\)")));
+}
+
 TEST_CASE("--log-level warn keeps the lifecycle's warnings and drops its routine lines")
 {
     HardDeadline guard(15s);

@@ -25,7 +25,7 @@ TEST_CASE("a program's environment: the manager's own variables out, sockets, he
                             "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000", "WATCHDOG_PID=1",
                             "HERD_HEARTBEAT_FD=9", "HERD_SLOT=7", "HERD_GENERATION=8", "HERD_HANDOVER_FD=5", "HERD_POOL=outer",
                             "LISTEN_FDSX=kept", nullptr};
-    const std::vector<Listener> listeners = {{10, "127.0.0.1:8080", 2}, {11, "unix:/run/app.sock", 1}};
+    const std::vector<Listener> listeners = {{10, "127.0.0.1:8080", ListenerFamily::ipv4}, {11, "unix:/run/app.sock", ListenerFamily::unix_socket}};
     const ChildEnvironment env = child_environment(parent, listeners, 5, 3, 2, "web");
     CHECK(env.vars == std::vector<std::string>{"PATH=/usr/bin", "HOME=/root", "LISTEN_FDSX=kept", "LISTEN_FDS=2",
                                                "LISTEN_PID=" + std::string(20, ' '),
@@ -49,9 +49,9 @@ TEST_CASE("without listeners a program gets no LISTEN_ variable at all")
 
 TEST_CASE("a socket's LISTEN_FDNAMES name is systemd's when herd adopted a named one, else its address without colons")
 {
-    CHECK(fd_name({3, "127.0.0.1:8080", 2}) == "127.0.0.1_8080");
-    CHECK(fd_name({3, "[::1]:8080", 10}) == "[__1]_8080");
-    CHECK(fd_name({3, "unix:/run/app.sock", 1}) == "unix_/run/app.sock");
-    CHECK(fd_name({3, "127.0.0.1:8080 (web)", 2}) == "web");
-    CHECK(fd_name({3, std::string(300, 'a'), 2}).size() == 255);
+    CHECK(fd_name({3, "127.0.0.1:8080", ListenerFamily::ipv4}) == "127.0.0.1_8080");
+    CHECK(fd_name({3, "[::1]:8080", ListenerFamily::ipv6}) == "[__1]_8080");
+    CHECK(fd_name({3, "unix:/run/app.sock", ListenerFamily::unix_socket}) == "unix_/run/app.sock");
+    CHECK(fd_name({3, "127.0.0.1:8080 (web)", ListenerFamily::ipv4}) == "web");
+    CHECK(fd_name({3, std::string(300, 'a'), ListenerFamily::ipv4}).size() == 255);
 }

@@ -1,7 +1,8 @@
 // The config file reader: entries with their section and line, comments, errors (config_file.hpp).
 #include <herd/config/config_file.hpp>
 
-#include <herd/options.hpp>
+#include <herd/config/options.hpp>
+#include <herd/option_types.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,8 @@
 // What execve(2) would say about a command: finding it in PATH, and refusing what the kernel would.
 #include <herd/os/executable.hpp>
 
-#include <herd/options.hpp>
+#include <herd/config/options.hpp>
+#include <herd/option_types.hpp>
 
 #include <doctest/doctest.h>
 

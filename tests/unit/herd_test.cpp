@@ -29,6 +29,17 @@ struct Plain : herd::Worker {
     int run() override { return 9; }
 };
 
+std::vector<std::string> preloaded;   // who preloaded, in order
+
+struct Cached : herd::Worker {
+    static constexpr const char* worker_type = "cached";
+    static void preload(const herd::Options& o, const po::variables_map&)
+    {
+        preloaded.push_back("cached with " + std::to_string(o.workers) + " workers");
+    }
+    int run() override { return 10; }
+};
+
 // What herd::main<W...> hands to herd::run, without running anything.
 template <class... W>
 herd::App registered()
@@ -83,4 +94,19 @@ TEST_CASE("every registered type's options are on the command line")
     CHECK_FALSE(registered<Plain>().add_options);
     static_assert(herd::detail::names_are_distinct<Web, Jobs>());
     static_assert(!herd::detail::names_are_distinct<Web, Web>());
+}
+
+TEST_CASE("a Worker type's static preload becomes the App's preload hook, after the App's own")
+{
+    preloaded.clear();
+    CHECK_FALSE(registered<Web, Jobs>().hooks.preload);   // no type preloads: no hook at all
+    herd::App app;
+    app.hooks.preload = [](const herd::Options&, const po::variables_map&) { preloaded.push_back("app"); };
+    herd::detail::register_workers<Web, Cached>(app);
+    REQUIRE(app.hooks.preload);
+    herd::Options options;
+    options.workers = 3;
+    const po::variables_map args;
+    app.hooks.preload(options, args);
+    CHECK(preloaded == std::vector<std::string>{"app", "cached with 3 workers"});
 }

@@ -95,7 +95,7 @@ TEST_CASE("binding port 0 listens on a real port that local_address reports")
     const auto where = local_address(ls[0].fd);
     CHECK(where.starts_with("127.0.0.1:"));
     CHECK(where != "127.0.0.1:0");
-    CHECK(ls[0].family == AF_INET);
+    CHECK(ls[0].family == herd::ListenerFamily::ipv4);
     close_listeners(ls, true);
     CHECK(ls[0].fd == -1);
 }

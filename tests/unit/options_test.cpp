@@ -1,5 +1,6 @@
 // Options: defaults, conversions, config file, application options, validation (DESIGN.md §2).
-#include <herd/options.hpp>
+#include <herd/config/options.hpp>
+#include <herd/option_types.hpp>
 
 #include <boost/program_options.hpp>
 #include <doctest/doctest.h>

@@ -517,6 +517,32 @@ TEST_CASE("exits are classified for the log and status")
     CHECK(classify(term, SIGTERM) == "stopped (shutdown)");
 }
 
+TEST_CASE("after_reap is told how a worker ended, as an enum of the classified exit")
+{
+    WorkerRecord w;
+    CHECK(exit_of(classify(w, W_EXITCODE(0, 0))) == WorkerExit::finished);
+    CHECK(exit_of(classify(w, SIGSEGV)) == WorkerExit::crashed);
+    CHECK(exit_of(classify(w, W_EXITCODE(3, 0))) == WorkerExit::crashed);
+    w.reason = Reason::max_age;
+    w.quit_at = t0;
+    CHECK(exit_of(classify(w, 0)) == WorkerExit::retired);
+    WorkerRecord stopping;
+    stopping.reason = Reason::shutdown;
+    CHECK(exit_of(classify(stopping, SIGINT)) == WorkerExit::stopped);
+    w.reason = Reason::no_heartbeat;
+    CHECK(exit_of(classify(w, 0)) == WorkerExit::no_heartbeat);
+    w.kill_at = t0;
+    w.kill_reason = Reason::graceful_timeout;
+    CHECK(exit_of(classify(w, SIGKILL)) == WorkerExit::killed);
+    w.kill_reason = Reason::kill_timeout;
+    CHECK(exit_of(classify(w, SIGKILL)) == WorkerExit::killed);
+    w.kill_reason = Reason::boot_timeout;
+    CHECK(exit_of(classify(w, SIGKILL)) == WorkerExit::boot_timeout);
+    w.kill_reason = Reason::no_heartbeat;
+    CHECK(exit_of(classify(w, SIGKILL)) == WorkerExit::no_heartbeat);
+    CHECK(exit_of("") == WorkerExit::none);
+}
+
 TEST_CASE("exits are counted by kind")
 {
     auto o = make_options(1);

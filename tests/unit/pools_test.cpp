@@ -1,6 +1,7 @@
 // The pools of a command line and its config file: `main`, or one per [pool.NAME] section, with
 // [pool] and the top of the file as their defaults (pools.hpp, DESIGN.md §7a).
-#include <herd/options.hpp>
+#include <herd/config/options.hpp>
+#include <herd/option_types.hpp>
 #include <herd/config/pools.hpp>
 #include <herd/config/option_values.hpp>
 

@@ -15,7 +15,7 @@ using namespace herd::test;
 
 namespace {
 
-using Sockets = std::vector<std::tuple<int, std::string, int>>;
+using Sockets = std::vector<std::tuple<int, std::string, ListenerFamily>>;
 
 Sockets sockets(const std::vector<Listener>& listeners)
 {
@@ -47,7 +47,7 @@ Handover three_pools()
     cache.state.ever_ready = true;
     cache.state.workers = {worker(200, 0, 1)};
     cache.wanted = 1;
-    cache.listeners = {Listener{3, "unix:/run/app/cache.sock", 1}};
+    cache.listeners = {Listener{3, "unix:/run/app/cache.sock", ListenerFamily::unix_socket}};
 
     HandoverPool web;
     web.name = "web";
@@ -70,7 +70,7 @@ Handover three_pools()
     web.runs = 2;
     web.last_restart = t0 + 3s;
     web.restart_pending = true;
-    web.listeners = {Listener{4, "127.0.0.1:8080", 2}, Listener{5, "[::1]:8080", 10}};
+    web.listeners = {Listener{4, "127.0.0.1:8080", ListenerFamily::ipv4}, Listener{5, "[::1]:8080", ListenerFamily::ipv6}};
 
     HandoverPool jobs;
     jobs.name = "jobs";
@@ -179,7 +179,7 @@ Handover v2_handover()
     b.kill_reason = Reason::graceful_timeout;
     p.state.workers = {a, b};
     p.wanted = 3;
-    p.listeners = {Listener{3, "127.0.0.1:8080", 2}, Listener{4, "unix:/run/app sock", 1}};
+    p.listeners = {Listener{3, "127.0.0.1:8080", ListenerFamily::ipv4}, Listener{4, "unix:/run/app sock", ListenerFamily::unix_socket}};
     h.pools = {p};
     h.channels = {{100, 7}, {101, 8}};
     h.outputs = {{101, 12}};
@@ -252,7 +252,7 @@ TEST_CASE("every pool of a running supervisor crosses the record and is adopted 
     REQUIRE(shell.sup.pools[2].stage == PoolStage::stopping);
 
     Handover h;
-    for (const Pool& p : shell.sup.pools) h.pools.push_back(handover_pool(p, {Listener{3, "127.0.0.1:8080", 2}}));
+    for (const Pool& p : shell.sup.pools) h.pools.push_back(handover_pool(p, {Listener{3, "127.0.0.1:8080", ListenerFamily::ipv4}}));
     const Handover out = decode_handover(encode(h));
     REQUIRE(out.pools.size() == 3);
     for (std::size_t i = 0; i < 3; ++i) {

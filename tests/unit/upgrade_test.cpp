@@ -48,7 +48,7 @@ Handover sample()
     b.kill_reason = Reason::graceful_timeout;
     h.pool.workers = {a, b};
     h.channels = {{100, 7}, {101, 8}};
-    h.listeners = {Listener{3, "127.0.0.1:8080", 2}, Listener{4, "unix:/run/app sock", 1}};
+    h.listeners = {Listener{3, "127.0.0.1:8080", ListenerFamily::ipv4}, Listener{4, "unix:/run/app sock", ListenerFamily::unix_socket}};
     h.pid_file_fd = 5;
     h.pid_file_path = "/run/app/app.pid";
     h.previous_binary_fd = 9;
@@ -79,7 +79,7 @@ TEST_CASE("a hand-over record round-trips every field the next image needs")
     REQUIRE(out.listeners.size() == 2);
     CHECK(out.listeners[1].address == "unix:/run/app sock");
     CHECK(out.listeners[1].fd == 4);
-    CHECK(out.listeners[0].family == 2);
+    CHECK(out.listeners[0].family == ListenerFamily::ipv4);   // AF_INET, 2, in the record
     CHECK(out.pid_file_fd == 5);
     CHECK(out.pid_file_path == "/run/app/app.pid");
     CHECK(out.previous_binary_fd == 9);

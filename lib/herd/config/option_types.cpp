@@ -1,6 +1,8 @@
 // Typed options for an application's own options (see option_types.hpp).
 #include <herd/config/option_types.hpp>
 
+#include <herd/config/options.hpp>
+
 
 namespace herd {
 

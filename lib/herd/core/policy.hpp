@@ -10,6 +10,7 @@
 #include <herd/config/options.hpp>
 #include <herd/core/events.hpp>
 #include <herd/core/pool_state.hpp>
+#include <herd/hooks.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace herd {
 
@@ -59,6 +61,9 @@ TimePoint next_deadline(const PoolState& state, const Options& options, TimePoin
 /// `stop_signal` is what the manager sends to retire a worker (Options::stop_signal): dying of
 /// it once asked (or exiting 128 + its number, as shells and the JVM do) is an expected exit.
 std::string classify(const WorkerRecord& worker, int wait_status, int stop_signal = SIGQUIT);
+
+/// What after_reap is told (WorkerEvent::exit) for an exit classify() put in these words.
+WorkerExit exit_of(std::string_view classified);
 
 /// Exec mode's readiness without heartbeats: --ready-after is set, heartbeats are not required
 /// (--heartbeat auto or off, or --heartbeat-timeout 0), and this booting worker has run that long.

@@ -176,6 +176,18 @@ std::string classify(const WorkerRecord& w, int status, int stop_signal)
     return "finished (exit 0)";
 }
 
+WorkerExit exit_of(std::string_view c)
+{
+    if (c.starts_with("finished")) return WorkerExit::finished;
+    if (c.starts_with("retired")) return WorkerExit::retired;
+    if (c.starts_with("stopped")) return WorkerExit::stopped;
+    if (c.starts_with("no heartbeat")) return WorkerExit::no_heartbeat;
+    if (c.starts_with("boot timeout")) return WorkerExit::boot_timeout;
+    if (c.starts_with("killed")) return WorkerExit::killed;
+    if (c.starts_with("crashed")) return WorkerExit::crashed;
+    return WorkerExit::none;
+}
+
 WorkerDeadlines deadlines(const WorkerRecord& w, const Options& options)
 {
     WorkerDeadlines d;

@@ -262,7 +262,8 @@ void Manager::close_in_child(std::string_view own)
 
 WorkerEvent Manager::describe(std::size_t i, const WorkerRecord& w, std::string outcome) const
 {
-    return WorkerEvent{w.pid, w.slot, w.generation, std::move(outcome), pool(i).name};
+    const WorkerExit exit = exit_of(outcome);
+    return WorkerEvent{w.pid, w.slot, w.generation, exit, std::move(outcome), pool(i).name};
 }
 
 }  // namespace herd

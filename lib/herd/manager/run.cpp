@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -268,6 +269,18 @@ int detail::run(int argc, char** argv, Mode mode)
                             }};
     std::vector<ManagedPool> managed;
     try {
+        // Preload: the application's shared state, built once here so that every worker forked
+        // from now on shares its pages copy-on-write (after --daemon, so the manager builds it)
+        if (mode.hooks.preload) {
+            const auto started = std::chrono::steady_clock::now();
+            try {
+                mode.hooks.preload(options, options.app_args.map ? *options.app_args.map : *cl.app_args);
+            } catch (const std::exception& e) {
+                throw std::runtime_error(std::string("preload failed: ") + e.what());
+            }
+            spdlog::info("manager {} preloaded the application in {}", ::getpid(),
+                         format_duration(std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - started)));
+        }
         for (std::size_t i = 0; i < pools.size(); ++i) {
             ops.push_back(mode.make_ops(startup, pools[i], listeners[i]));
             managed.push_back(ManagedPool{pools[i].name, pools[i].options, pools[i].supervision, program_of(pools[i]),

@@ -20,6 +20,10 @@
 
 namespace herd {
 class Manager;
+
+/// Exec mode, the `herd` binary: `herd [options] -- COMMAND [ARGS...]` runs copies of COMMAND as
+/// the workers (README.md, "Exec mode"); returns the exit code.
+int run_exec(int argc, char** argv);
 }
 
 namespace herd::detail {

@@ -3,6 +3,7 @@
 
 #include <herd/core/text.hpp>
 #include <herd/manager/upgrade_text.hpp>
+#include <herd/os/listeners.hpp>
 
 #include <algorithm>
 #include <iterator>
@@ -115,7 +116,9 @@ struct Reader {
         } else if (key == "exits") read_count(in, s.exits);
         else if (key == "listener") {
             Listener l;
-            in >> l.fd >> l.family;
+            int af = 0;
+            in >> l.fd >> af;
+            l.family = listener_family(af);
             l.address = rest_of(in);
             p.listeners.push_back(l);
         } else if (key == "worker") worker(s, in);

@@ -3,6 +3,7 @@
 
 #include <herd/core/text.hpp>
 #include <herd/manager/upgrade_text.hpp>
+#include <herd/os/listeners.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -59,7 +60,7 @@ void encode_state(std::ostream& out, const PoolState& p)
 
 void encode_listeners(std::ostream& out, const std::vector<Listener>& listeners)
 {
-    for (const auto& l : listeners) out << "listener " << l.fd << " " << l.family << " " << l.address << "\n";
+    for (const auto& l : listeners) out << "listener " << l.fd << " " << address_family(l.family) << " " << l.address << "\n";
 }
 
 void encode_workers(std::ostream& out, const PoolState& p, const std::map<int, int>& fds,

@@ -85,7 +85,7 @@ Listener bind_one(const std::string& text)
         if (a.path.size() >= sizeof addr.sun_path) fail(what + ": path too long", ENAMETOOLONG);
         std::memcpy(addr.sun_path, a.path.c_str(), a.path.size() + 1);
         remove_stale_unix_socket(a.path, addr);
-        l.family = AF_UNIX;
+        l.family = ListenerFamily::unix_socket;
         UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (!fd) fail(what, errno);
         if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), backlog) != 0)
@@ -107,7 +107,7 @@ Listener bind_one(const std::string& text)
     std::memcpy(&storage, found->ai_addr, found->ai_addrlen);
     ::freeaddrinfo(found);
 
-    l.family = ai.ai_family;
+    l.family = listener_family(ai.ai_family);
     UniqueFd fd(::socket(ai.ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) fail(what, errno);
     const int one = 1;
@@ -121,6 +121,26 @@ Listener bind_one(const std::string& text)
 }
 
 }  // namespace
+
+ListenerFamily listener_family(int af)
+{
+    switch (af) {
+    case AF_INET: return ListenerFamily::ipv4;
+    case AF_INET6: return ListenerFamily::ipv6;
+    case AF_UNIX: return ListenerFamily::unix_socket;
+    }
+    throw std::invalid_argument("address family " + std::to_string(af) + " is none of TCP over IPv4 or IPv6 and unix");
+}
+
+int address_family(ListenerFamily family)
+{
+    switch (family) {
+    case ListenerFamily::ipv4: return AF_INET;
+    case ListenerFamily::ipv6: return AF_INET6;
+    case ListenerFamily::unix_socket: return AF_UNIX;
+    }
+    return AF_UNSPEC;
+}
 
 ListenAddress parse_listen(std::string_view text)
 {
@@ -242,7 +262,14 @@ std::vector<Listener> adopt_systemd_listeners()
         ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
-        if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) l.family = ss.ss_family;
+        if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+            try {
+                l.family = listener_family(ss.ss_family);
+            } catch (const std::invalid_argument& e) {
+                throw std::runtime_error("fd " + std::to_string(l.fd) + " passed by systemd (LISTEN_FDS=" + count +
+                                         ") has " + e.what() + ": refusing to start");
+            }
+        }
         l.address = local_address(l.fd);
         if (!names[i].empty()) l.address += " (" + names[i] + ")";
         out.push_back(l);
@@ -277,7 +304,7 @@ void close_listeners(std::vector<Listener>& listeners, bool unlink_paths)
 {
     for (auto& l : listeners) {
         if (l.fd < 0) continue;
-        if (unlink_paths && l.family == AF_UNIX) {
+        if (unlink_paths && l.family == ListenerFamily::unix_socket) {
             const std::string where = local_address(l.fd);
             if (where.starts_with("unix:/")) ::unlink(where.c_str() + 5);
         }

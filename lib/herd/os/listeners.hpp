@@ -26,6 +26,13 @@ struct ListenAddress {
     friend bool operator==(const ListenAddress&, const ListenAddress&) = default;
 };
 
+/// The family of a socket of address family `af` (AF_INET, AF_INET6, AF_UNIX); throws
+/// std::invalid_argument for any other.
+ListenerFamily listener_family(int af);
+/// The address family (AF_INET, AF_INET6, AF_UNIX) of a listener's family: what the upgrade's
+/// hand-over record carries.
+int address_family(ListenerFamily family);
+
 /// Parse a --listen value; throws std::invalid_argument naming what is wrong.
 ListenAddress parse_listen(std::string_view text);
 

@@ -1,5 +1,5 @@
-// herd::Worker, the public API (worker.hpp); the runtime it forwards to is worker_runtime.cpp.
-#include <herd/worker/worker.hpp>
+// herd::Worker, the public API (<herd/worker.hpp>); the runtime it forwards to is worker_runtime.cpp.
+#include <herd/worker.hpp>
 
 #include <herd/worker/worker_runtime.hpp>
 
@@ -18,7 +18,7 @@ bool Worker::stopping() const
     return runtime_ && runtime_->stopping();
 }
 
-void Worker::done(std::uint64_t units) noexcept
+void Worker::add_requests(std::uint64_t units) noexcept
 {
     if (runtime_) runtime_->done(units);
 }

@@ -3,8 +3,8 @@
 //   class Hello : public herd::Worker { int run() override { ... } };
 //   int main(int argc, char** argv) { return herd::main<Hello>(argc, argv); }
 //
-// A binary with several Worker types (one per pool, DESIGN.md §7a) registers them all; each
-// names itself, and a pool's `worker = NAME` picks one:
+// A binary with several Worker types (one per pool, docs/tutorial.md, "Several pools") registers them all;
+// each names itself, and a pool's `worker = NAME` picks one:
 //
 //   class Web : public herd::Worker { public: static constexpr const char* worker_type = "web"; ... };
 //   class Jobs : public herd::Worker { public: static constexpr const char* worker_type = "jobs"; ... };
@@ -13,6 +13,7 @@
 
 #include <herd/export.hpp>
 #include <herd/hooks.hpp>
+#include <herd/option_types.hpp>
 #include <herd/options.hpp>
 #include <herd/worker.hpp>
 
@@ -35,6 +36,7 @@ struct WorkerType {
     std::string name;   // W::worker_type; empty for the one type of herd::main<W> when W names none
     std::function<std::unique_ptr<Worker>()> make;
     std::function<void(boost::program_options::options_description&)> add_options;
+    std::function<void(const Options&, const boost::program_options::variables_map&)> preload;   // W::preload, if any
 };
 
 /// An application: how to make its workers, which options it adds, its hooks.
@@ -71,10 +73,6 @@ struct App {
 /// Parse the command line, bind the listeners, run the manager; returns the exit code.
 HERD_API int run(int argc, char** argv, App app);
 
-/// Exec mode, the `herd` binary: `herd [options] -- COMMAND [ARGS...]` runs copies of COMMAND as
-/// the workers (docs/tutorial.md, "Exec mode"); returns the exit code.
-HERD_API int run_exec(int argc, char** argv);
-
 namespace detail {
 
 template <class W>
@@ -88,6 +86,8 @@ WorkerType worker_type()
     t.make = [] { return std::make_unique<W>(); };
     if constexpr (requires(boost::program_options::options_description& d) { W::add_options(d); })
         t.add_options = [](boost::program_options::options_description& d) { W::add_options(d); };
+    if constexpr (requires(const Options& o, const boost::program_options::variables_map& a) { W::preload(o, a); })
+        t.preload = [](const Options& o, const boost::program_options::variables_map& a) { W::preload(o, a); };
     return t;
 }
 
@@ -125,6 +125,15 @@ void register_workers(App& app)
         app.add_options = [adds](boost::program_options::options_description& d) {
             for (const auto& add : adds) add(d);
         };
+    // Every type's preload, after the App's own hook
+    std::vector<std::function<void(const Options&, const boost::program_options::variables_map&)>> preloads;
+    if (app.hooks.preload) preloads.push_back(app.hooks.preload);
+    for (const WorkerType& t : app.worker_types)
+        if (t.preload) preloads.push_back(t.preload);
+    if (preloads.size() > 1 || (preloads.size() == 1 && !app.hooks.preload))
+        app.hooks.preload = [preloads](const Options& o, const boost::program_options::variables_map& a) {
+            for (const auto& preload : preloads) preload(o, a);
+        };
 }
 
 }  // namespace detail
@@ -133,6 +142,9 @@ void register_workers(App& app)
 /// several Worker types `herd::main<Web, Jobs>(argc, argv)` (the first is the default: a pool
 /// that names no `worker =` runs it). A worker class may add options with
 /// `static void add_options(options_description&)`; every type's options are on the command line.
+/// A worker class may build state once in the manager, before the first fork, with
+/// `static void preload(const herd::Options&, const boost::program_options::variables_map& args)`
+/// (see ManagerHooks::preload); its workers read it.
 template <class W, class... More>
 int main(int argc, char** argv, App app = {})
 {

@@ -10,7 +10,7 @@
 // The acceptor owns the descriptor: closing it (in on_stop()) is how the worker stops listening.
 #pragma once
 
-#include <herd/worker/worker.hpp>
+#include <herd/worker.hpp>
 
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -28,8 +28,12 @@ using Acceptor = boost::asio::basic_socket_acceptor<StreamProtocol>;
 /// An acceptor on `listener.fd`, which it takes over; throws boost::system::system_error.
 inline Acceptor make_acceptor(boost::asio::io_context& io, const Listener& listener)
 {
-    const bool tcp = listener.family == AF_INET || listener.family == AF_INET6;
-    return Acceptor(io, StreamProtocol(listener.family, tcp ? IPPROTO_TCP : 0), listener.fd);
+    switch (listener.family) {
+    case ListenerFamily::ipv4: return Acceptor(io, StreamProtocol(AF_INET, IPPROTO_TCP), listener.fd);
+    case ListenerFamily::ipv6: return Acceptor(io, StreamProtocol(AF_INET6, IPPROTO_TCP), listener.fd);
+    case ListenerFamily::unix_socket: break;
+    }
+    return Acceptor(io, StreamProtocol(AF_UNIX, 0), listener.fd);
 }
 
 }  // namespace herd
