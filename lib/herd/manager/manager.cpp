@@ -90,6 +90,7 @@ void Manager::manage()
 
     // Decide and act, when something changed or a deadline came
     if (replan_ || now >= wake_at_) {
+        if (now >= wake_at_) sample_beats(now);   // a deadline came: what the heartbeat pages say first
         replan_ = false;
         for (const SupervisorAction& action : plan(supervisor_, now)) execute(action, now);
         if (exit_code_) return;

@@ -140,7 +140,10 @@ private:
     void read_pending_signals();
     void spawn(std::size_t pool, int slot, unsigned generation, TimePoint now);
     void take_news();
-    /// The workers' heartbeat pages read, what moved on applied (runner.hpp, Runner::sample).
+    /// The workers' heartbeat pages read, what moved on applied (runner.hpp, Runner::sample): before
+    /// every plan at or past a deadline, so that no silence is judged on a page not read. Every page,
+    /// not only the due one's: the deadlines then move on together, and the manager wakes about once
+    /// per --heartbeat-timeout, not once per worker.
     void sample_beats(TimePoint now);
     void heard(std::size_t pool, const Event& event, TimePoint now);
     void reap(int pid, int status);

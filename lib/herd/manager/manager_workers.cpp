@@ -134,10 +134,6 @@ void Manager::spawn(std::size_t i, int slot, unsigned generation, TimePoint now)
 void Manager::take_news()
 {
     forget_gone_pools();   // between plans: no action in hand holds a pool's index
-    // A deadline came: what the pages say first, so that the plan sees every worker's last beat.
-    // Every page, not only the due one's: the deadlines then move on together, and the manager
-    // wakes about once per --heartbeat-timeout, not once per worker.
-    if (Clock::now() >= wake_at_) sample_beats(Clock::now());
     for (std::size_t i = 0; i < shells_.size(); ++i) {
         Runner& runner = *shell_of(i).runner;
         if (!runner.has_news()) continue;
