@@ -102,6 +102,7 @@ std::string worker_status(const PoolView& pool, TimePoint now)
     out.reserve(workers.size() * 200);
     std::string pool_name;
     detail::append_string(pool_name, pool.name);
+    const bool sampling = pool.options.max_worker_memory > 0;
     bool first = true;
     for (const WorkerRecord* w : workers) {
         if (!std::exchange(first, false)) out += ',';
@@ -120,6 +121,11 @@ std::string worker_status(const PoolView& pool, TimePoint now)
         else out += "null";
         out += ",\"requests\":";
         detail::append_unsigned(out, w->requests);
+        // Its own memory at the latest sample; null while its pool does not sample (no
+        // --max-worker-memory) or before the first sample
+        out += ",\"memory_bytes\":";
+        if (sampling && w->memory > 0) detail::append_unsigned(out, w->memory);
+        else out += "null";
         out += ",\"exits\":";
         append_exits(out, pool.history, w->slot, now);
         out += ",\"pool\":";
