@@ -1,4 +1,5 @@
 // Spreading --max-worker-memory's samples over their period (core/sampling.hpp).
+#include <herd/core/policy.hpp>
 #include <herd/core/sampling.hpp>
 
 #include <doctest/doctest.h>
@@ -56,4 +57,47 @@ TEST_CASE("sampling: round robin over the workers, starting over when the list s
     CHECK(all.count == 4);
     CHECK(all.next == 3);
     CHECK(next_samples(0, 0, 3).count == 0);
+}
+
+// A sample that changes nothing plan() decides from is applied without a plan(): the shell
+// relies on plan() and next_deadline() being the same after it.
+TEST_CASE("sampling: a memory sample is routine unless it crosses the limit, either way")
+{
+    const TimePoint t0 = TimePoint{} + std::chrono::hours(1000);
+    Options o;
+    o.workers = 1;
+    o.heartbeat_timeout = 0s;
+    o.max_worker_memory = 64ull << 20;
+    o.max_worker_memory_window = 10s;
+    PoolState s;
+    s.target = 1;
+    s.workers.push_back(WorkerRecord{.pid = 100, .slot = 0, .spawned_at = t0, .ready_at = t0, .last_heartbeat = t0});
+    constexpr std::uint64_t over = 100ull << 20, under = 32ull << 20;
+
+    // Each sample in turn: routine or not, and a routine one leaves plan() and next_deadline() as they were
+    struct Step {
+        std::uint64_t bytes;
+        bool routine;
+    };
+    int second = 1;
+    for (const Step step : {Step{under, true}, Step{under, true}, Step{over, false}, Step{over, true}, Step{under, false},
+                            Step{under, true}}) {
+        const TimePoint now = t0 + std::chrono::seconds(second++);
+        const MemorySampled sample{100, step.bytes};
+        CAPTURE(second);
+        CHECK(is_routine(s, sample, o) == step.routine);
+        const Actions before = plan(s, o, now);
+        const TimePoint deadline = next_deadline(s, o, now);
+        apply(s, sample, o, now);
+        CHECK(s.find(100)->memory == step.bytes);
+        if (step.routine) {
+            CHECK(plan(s, o, now) == before);
+            CHECK(next_deadline(s, o, now) == deadline);
+        }
+    }
+    // Not a worker (gone already): nothing to change
+    CHECK(is_routine(s, MemorySampled{999, over}, o));
+    // The limit off: no sample is over it
+    o.max_worker_memory = 0;
+    CHECK(is_routine(s, MemorySampled{100, over}, o));
 }

@@ -83,6 +83,10 @@ bool is_over_memory(const WorkerRecord& worker, TimePoint now);
 /// A heartbeat that only moves a deadline later: nothing for plan() to decide anew.
 bool is_routine(const PoolState& state, const HeartbeatSeen& beat);
 
+/// A memory sample that changes only the worker's latest figure (under the limit as before, or
+/// over it as before, its window running on): nothing for plan() to decide anew.
+bool is_routine(const PoolState& state, const MemorySampled& sample, const Options& options);
+
 /// Running with its target of ready workers.
 bool at_target(const PoolState& state);
 

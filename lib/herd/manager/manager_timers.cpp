@@ -76,8 +76,14 @@ void Manager::sample_memory()
         std::vector<int> pids;
         for (std::size_t k = 0; k < range.count; ++k)
             if (const WorkerRecord& w = workers[(range.first + k) % workers.size()]; !w.leaving()) pids.push_back(w.pid);
-        for (const int pid : pids)
-            if (const auto bytes = read_private_memory(pid)) handle(i, MemorySampled{pid, *bytes}, now);
+        for (const int pid : pids) {
+            const auto bytes = read_private_memory(pid);
+            if (!bytes) continue;
+            const MemorySampled sample{pid, *bytes};
+            // Most samples change nothing but the figure: no plan() for them
+            if (is_routine(pool(i).state, sample, pool(i).options)) apply(pool(i).state, sample, pool(i).options, now);
+            else handle(i, sample, now);
+        }
     }
     memory_timer_->expires_after(tick);
     memory_timer_->async_wait([this](const boost::system::error_code& ec) {
