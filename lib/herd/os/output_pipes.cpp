@@ -147,10 +147,8 @@ void OutputPipes::watch_stream(int pid, bool err)
 void OutputPipes::close_stream(Worker& w, bool err)
 {
     auto& s = w.stream(err);
-    // The close takes the pipe out of the epoll set (no EPOLL_CTL_DEL): every child closes its
-    // copies of the read ends at once, so the manager's is the last. A child forked a moment ago
-    // may hold one for a few microseconds more: an event in between names a pid and stream that
-    // are no longer here, and is skipped.
+    // Out of the epoll set first: a child forked a moment ago may still hold a copy of this end
+    ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, s->fd, nullptr);
     ::close(s->fd);
     s.reset();
 }
