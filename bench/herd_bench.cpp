@@ -21,6 +21,7 @@
 #include "bench.hpp"
 #include "floors.hpp"
 #include "idle_bench.hpp"
+#include "large_bench.hpp"
 #include "table.hpp"
 #include "upgrade_bench.hpp"
 #include "worker_bench.hpp"
@@ -93,9 +94,9 @@ int main(int argc, char** argv)
             continue;
         }
         if (part != "spawn" && part != "respawn" && part != "hang" && part != "idle" && part != "load" && part != "upgrade" &&
-            part != "control" && part != "pools" && part != "curves") {
+            part != "control" && part != "pools" && part != "curves" && part != "large") {
             std::fprintf(stderr, "herd-bench: unknown part '%.*s' (spawn, respawn, hang, idle, load, upgrade, control, pools, "
-                                 "curves; --check, --data DIR)\n",
+                                 "curves, large; --check, --data DIR)\n",
                          int(part.size()), part.data());
             return 2;
         }
@@ -104,7 +105,7 @@ int main(int argc, char** argv)
     const bool quick = check && only.empty();
     if (quick) only = {"spawn", "respawn", "hang", "idle", "control", "pools"};
     auto wanted = [&](std::string_view part) {
-        if (only.empty()) return part != "curves";   // the report's curves take minutes: only when named
+        if (only.empty()) return part != "curves" && part != "large";   // minutes, and a thousand processes: only when named
         return std::find(only.begin(), only.end(), part) != only.end();
     };
     // --data DIR: FILE.csv with a header line, appended to (a second run adds its samples)
@@ -255,6 +256,8 @@ int main(int argc, char** argv)
         value_row("  status of 192 workers, p50 (target)", st.p50, "ms", 2);
         ms_row("status of 192 workers, p99", st.p99, Floor::pipe, true);
     }
+
+    if (wanted("large")) large_rows(rows, errors);
 
     // Upgrade and reload under load, hello-http with 8 workers
     if (wanted("upgrade")) {

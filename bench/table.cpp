@@ -30,7 +30,9 @@ Verdict judge(const Row& row, const FloorValues& f)
     if (row.floor != Floor::none && floor > 0) v.ratio = row.value / floor;
     const bool have = !std::isnan(row.value);
     if (!std::isnan(row.max_ratio)) {
-        v.target = "<= " + std::to_string(int(row.max_ratio)) + "x " + f.name(row.floor);
+        char ratio[16];
+        std::snprintf(ratio, sizeof ratio, "%g", row.max_ratio);   // 40, 1.5
+        v.target = "<= " + std::string(ratio) + "x " + f.name(row.floor);
         if (row.floor != Floor::interval) v.target += row.p99 ? " p99" : " p50";
         if (row.scale != 1) v.target += " x" + std::to_string(int(row.scale));
         if (have && !std::isnan(v.ratio)) v.met = v.ratio <= row.max_ratio;

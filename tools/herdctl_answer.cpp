@@ -2,6 +2,8 @@
 #include "herdctl_core.hpp"
 #include "herdctl_fields.hpp"
 
+#include <herd/config/options.hpp>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -112,24 +114,44 @@ std::string last_exit(const json::object& w)
     return text_field(newest, "outcome") + ", " + ago(newest, "ago_s");
 }
 
-Row worker_row(const json::object& w)
+/// A worker's own memory at the latest sample: none while its pool does not sample (null), or
+/// from a manager that does not say (no field).
+std::optional<std::uint64_t> worker_memory(const json::object& w)
+{
+    const json::value* v = w.if_contains("memory_bytes");
+    if (!v || v->is_null()) return std::nullopt;
+    return number<std::uint64_t>(w, "memory_bytes");
+}
+
+Row worker_row(const json::object& w, bool memory)
 {
     const std::optional<double> heartbeat = optional_number(w, "heartbeat_age_s");
-    return {integer_text(w, "slot"),
+    Row row{integer_text(w, "slot"),
             integer_text(w, "pid"),
             integer_text(w, "generation"),
             text_field(w, "state"),
             human_duration(number<double>(w, "age_s")),
             heartbeat ? human_duration(*heartbeat) + " ago" : "-",
-            integer_text(w, "requests"),
-            last_exit(w)};
+            integer_text(w, "requests")};
+    if (memory) {
+        const auto bytes = worker_memory(w);
+        row.push_back(bytes ? herd::format_size(*bytes) : "-");
+    }
+    row.push_back(last_exit(w));
+    return row;
 }
 
 std::string workers_table(const json::array& workers)
 {
     if (workers.empty()) return "no workers\n";
-    std::vector<Row> rows{{"SLOT", "PID", "GEN", "STATE", "AGE", "HEARTBEAT", "REQUESTS", "LAST EXIT"}};
-    for (const json::value& w : workers) rows.push_back(worker_row(element(w, "workers")));
+    // MEMORY when a worker has a sample (its pool runs with --max-worker-memory)
+    const bool memory = std::any_of(workers.begin(), workers.end(),
+                                    [](const json::value& w) { return worker_memory(element(w, "workers")).has_value(); });
+    Row head{"SLOT", "PID", "GEN", "STATE", "AGE", "HEARTBEAT", "REQUESTS"};
+    if (memory) head.push_back("MEMORY");
+    head.push_back("LAST EXIT");
+    std::vector<Row> rows{head};
+    for (const json::value& w : workers) rows.push_back(worker_row(element(w, "workers"), memory));
     return align(rows);
 }
 

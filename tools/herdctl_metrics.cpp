@@ -34,6 +34,7 @@ public:
         family_ = f;
         out_ += fmt::format("# TYPE {} {}\n", f.name, f.type);
         if (f.name.ends_with("_seconds")) out_ += fmt::format("# UNIT {} seconds\n", f.name);
+        if (f.name.ends_with("_bytes")) out_ += fmt::format("# UNIT {} bytes\n", f.name);
         out_ += fmt::format("# HELP {} {}\n", f.name, escape_label_value(f.help));
     }
 
@@ -128,6 +129,14 @@ void worker_metrics(Exposition& e, const std::vector<Pool>& pools)
         for (const json::value& v : pool.workers) {
             const json::object& w = element(v, "workers");
             e.sample(worker_labels(pool, w), number<double>(w, "requests"));
+        }
+    // Only the workers of a pool that samples (--max-worker-memory), once sampled
+    e.family({"herd_worker_memory_bytes", "gauge", "The worker's own memory (private) at the latest sample."});
+    for (const Pool& pool : pools)
+        for (const json::value& v : pool.workers) {
+            const json::object& w = element(v, "workers");
+            if (!w.contains("memory_bytes")) continue;   // a manager that does not say
+            if (const std::optional<double> bytes = optional_number(w, "memory_bytes")) e.sample(worker_labels(pool, w), *bytes);
         }
 }
 

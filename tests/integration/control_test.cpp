@@ -709,6 +709,7 @@ TEST_CASE("herdctl metrics is OpenMetrics that prometheus_client's parser reads,
         {"herd_restart_failures", {"gauge", "-"}},
         {"herd_worker_heartbeat_age_seconds", {"gauge", "seconds"}},
         {"herd_worker_requests", {"counter", "-"}},
+        {"herd_worker_memory_bytes", {"gauge", "bytes"}},
         {"herd_rollouts", {"counter", "-"}},
     };
     for (const Sample& x : all) {

@@ -141,6 +141,43 @@ TEST_CASE("status reports the manager and each worker, sorted by slot, with the 
     CHECK(w[1].at("exits").as_array().empty());
 }
 
+TEST_CASE("status gives a worker's memory at its latest sample while its pool samples, null otherwise")
+{
+    PoolState s;
+    s.target = 2;
+    s.workers = {worker(300, 1, 1, true), worker(200, 0, 1, true)};
+    s.workers[0].memory = 50u << 20;   // slot 1 sampled; slot 0 not yet
+    const ManagerFacts facts{77, "app", "/srv/app", t0, std::nullopt};
+    Options o;
+    auto w = parse(status_answer(s, o, facts, {}, t0 + 1s)).at("workers").as_array();
+    // No --max-worker-memory: no sample is current, whatever the record holds
+    CHECK(w[0].at("memory_bytes").is_null());
+    CHECK(w[1].at("memory_bytes").is_null());
+    o.max_worker_memory = 1u << 30;
+    w = parse(status_answer(s, o, facts, {}, t0 + 1s)).at("workers").as_array();
+    CHECK(w[0].at("slot") == 0);
+    CHECK(w[0].at("memory_bytes").is_null());   // before its first sample
+    CHECK(w[1].at("memory_bytes") == 50u << 20);
+}
+
+TEST_CASE("status text: the same answer as JSON values would give, strings escaped")
+{
+    PoolState s;
+    s.target = 1;
+    s.workers = {worker(300, 0, 1, true)};
+    History h;
+    h.add(0, ExitRecord{150, "odd \"outcome\"\n\x01", 2500ms, t0});
+    const ManagerFacts facts{77, "a \"name\"", "/srv/app", t0, std::nullopt};
+    const std::string text = status_answer(s, Options{}, facts, h, t0 + 1s);
+    CHECK(text.ends_with("}\n"));
+    const auto status = parse(text);
+    CHECK(status.at("manager").at("name") == "a \"name\"");
+    CHECK(status.at("workers").at(0).at("exits").at(0).at("outcome") == "odd \"outcome\"\n\x01");
+    CHECK(status.at("pools").at(0).at("workers") == status.at("workers"));
+    CHECK(status.at("workers").at(0).at("age_s").as_double() == doctest::Approx(1.0));
+    CHECK(text.find("\"age_s\":1.000,") != std::string::npos);
+}
+
 TEST_CASE("status shows a rollout in progress, a pre-flight check, and a backoff")
 {
     PoolState s;

@@ -130,6 +130,35 @@ TEST_CASE("herdctl status shows the manager, its history and a table of workers"
     CHECK(interpret(request(Command::status), status_line).out == render_status(status()));
 }
 
+TEST_CASE("herdctl status shows a MEMORY column when a worker has a sample, - for one without")
+{
+    json::object answer = status();
+    json::array& workers = answer["workers"].as_array();
+    workers[0].as_object()["memory_bytes"] = 52428800;   // 50 MiB
+    workers[1].as_object()["memory_bytes"] = nullptr;    // not sampled yet
+    CHECK(render_status(answer).ends_with(
+          "SLOT  PID   GEN  STATE    AGE    HEARTBEAT  REQUESTS  MEMORY  LAST EXIT\n"
+          "0     1240  2    ready    1h 2m  0.3s ago   1234      50 MiB  crashed (signal 9), 5m ago\n"
+          "1     1241  2    booting  0.5s   -          0         -       -\n"));
+    // A pool that does not sample: every memory_bytes null, no column
+    workers[0].as_object()["memory_bytes"] = nullptr;
+    CHECK(render_status(answer) == render_status(status()));
+}
+
+TEST_CASE("herdctl metrics gives a worker's memory only for workers with a sample")
+{
+    json::object answer = status();
+    json::array& workers = answer["workers"].as_array();
+    workers[0].as_object()["memory_bytes"] = 52428800;
+    workers[1].as_object()["memory_bytes"] = nullptr;
+    const std::string text = render_metrics(answer);
+    CHECK(has_line(text, "# TYPE herd_worker_memory_bytes gauge"));
+    CHECK(has_line(text, "# UNIT herd_worker_memory_bytes bytes"));
+    CHECK(has_line(text, "herd_worker_memory_bytes{slot=\"0\",pid=\"1240\",generation=\"2\"} 52428800"));
+    CHECK(text.find("herd_worker_memory_bytes{slot=\"1\"") == std::string::npos);
+    CHECK(render_metrics(status()).find("herd_worker_memory_bytes{") == std::string::npos);
+}
+
 TEST_CASE("herdctl status leaves out what has not happened, and says when there are no workers")
 {
     CHECK(render_status(quiet_status()) ==
@@ -198,8 +227,8 @@ TEST_CASE("herdctl metrics names counter families without _total and their sampl
     const auto count = [&](std::string_view prefix) {
         return std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.starts_with(prefix); });
     };
-    CHECK(count("# TYPE ") == 9);
-    CHECK(count("# HELP ") == 9);
+    CHECK(count("# TYPE ") == 10);
+    CHECK(count("# HELP ") == 10);
 }
 
 TEST_CASE("herdctl metrics gives a heartbeat age only for workers that have one")

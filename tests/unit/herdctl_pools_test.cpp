@@ -292,7 +292,7 @@ TEST_CASE("herdctl metrics labels every per-pool and per-worker sample with its 
     CHECK(has_line(text, "herd_rollouts_total{kind=\"upgrade\",result=\"complete\"} 1"));
     // Each family once, whatever the number of pools
     const auto lines = lines_of(text);
-    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with("# TYPE "); }) == 9);
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with("# TYPE "); }) == 10);
     CHECK(std::count(lines.begin(), lines.end(), "# TYPE herd_workers gauge") == 1);
     CHECK(text.ends_with("\n# EOF\n"));
 }

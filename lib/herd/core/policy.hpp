@@ -91,6 +91,10 @@ bool is_routine(const PoolState& state, const HeartbeatSeen& beat);
 /// [w.last_heartbeat, now] for a beat read from the worker's page.
 TimePoint beat_time(const WorkerRecord& w, const HeartbeatSeen& beat, TimePoint now);
 
+/// A memory sample that changes only the worker's latest figure (under the limit as before, or
+/// over it as before, its window running on): nothing for plan() to decide anew.
+bool is_routine(const PoolState& state, const MemorySampled& sample, const Options& options);
+
 /// Running with its target of ready workers.
 bool at_target(const PoolState& state);
 

@@ -83,6 +83,14 @@ bool is_routine(const PoolState& state, const HeartbeatSeen& beat)
     return !(w->request_limit && beat.requests && *beat.requests >= w->request_limit);
 }
 
+bool is_routine(const PoolState& state, const MemorySampled& sample, const Options& options)
+{
+    const WorkerRecord* w = state.find(sample.pid);
+    if (!w) return true;   // not (or no longer) a worker: the sample changes nothing
+    const bool over = options.max_worker_memory > 0 && sample.bytes > options.max_worker_memory;
+    return over == w->over_memory_since.has_value();
+}
+
 bool at_target(const PoolState& state)
 {
     return state.phase == Phase::running && ready_count(state) >= state.target;

@@ -4,6 +4,7 @@
 #include <boost/json/fwd.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace herd::control::detail {
 
@@ -13,5 +14,12 @@ std::string json_text(const boost::json::value& v);
 
 /// json_text and '\n': one answer line.
 std::string json_line(const boost::json::value& v);
+
+/// Pieces of JSON text written in place, as json_text writes them: a string (quoted, escaped),
+/// seconds (0.639), an integer.
+void append_string(std::string& out, std::string_view text);
+void append_seconds(std::string& out, double seconds);
+void append_integer(std::string& out, long long n);
+void append_unsigned(std::string& out, unsigned long long n);
 
 }  // namespace herd::control::detail

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <map>
+#include <string>
+#include <vector>
 #include <utility>
 
 namespace herd::control {
@@ -62,37 +64,75 @@ json::object rollout_counts(const History& history)
 }
 
 // Workers
-json::array slot_exits(const History& history, int slot, TimePoint now)
+// Written as text, not built as JSON values: a status of 1024 workers has 10,000 fields
+void append_exits(std::string& out, const History& history, int slot, TimePoint now)
 {
-    json::array out;
+    out += '[';
     const auto it = history.exits.find(slot);
-    if (it == history.exits.end()) return out;
-    for (const ExitRecord& e : it->second)
-        out.push_back({{"pid", e.pid}, {"outcome", e.outcome}, {"ran_s", seconds(e.ran)}, {"ago_s", seconds(now - e.at)}});
-    return out;
+    if (it == history.exits.end()) {
+        out += ']';
+        return;
+    }
+    bool first = true;
+    for (const ExitRecord& e : it->second) {
+        if (!std::exchange(first, false)) out += ',';
+        out += "{\"pid\":";
+        detail::append_integer(out, e.pid);
+        out += ",\"outcome\":";
+        detail::append_string(out, e.outcome);
+        out += ",\"ran_s\":";
+        detail::append_seconds(out, seconds(e.ran));
+        out += ",\"ago_s\":";
+        detail::append_seconds(out, seconds(now - e.at));
+        out += '}';
+    }
+    out += ']';
 }
 
-json::array worker_status(const PoolView& pool, TimePoint now)
+// The pool's workers by slot and generation, as the text of a JSON array
+std::string worker_status(const PoolView& pool, TimePoint now)
 {
     std::vector<const WorkerRecord*> workers;
+    workers.reserve(pool.state.workers.size());
     for (const auto& w : pool.state.workers) workers.push_back(&w);
     std::sort(workers.begin(), workers.end(), [](const auto* a, const auto* b) {
         return std::pair(a->slot, a->generation) < std::pair(b->slot, b->generation);
     });
-    json::array out;
+    std::string out = "[";
+    out.reserve(workers.size() * 200);
+    std::string pool_name;
+    detail::append_string(pool_name, pool.name);
+    const bool sampling = pool.options.max_worker_memory > 0;
+    bool first = true;
     for (const WorkerRecord* w : workers) {
-        json::value beat = nullptr;
-        if (w->ready()) beat = seconds(now - w->last_heartbeat);
-        out.push_back({{"pid", w->pid},
-                       {"slot", w->slot},
-                       {"generation", w->generation},
-                       {"state", state_name(*w)},
-                       {"age_s", seconds(now - w->spawned_at)},
-                       {"heartbeat_age_s", std::move(beat)},
-                       {"requests", w->requests},
-                       {"exits", slot_exits(pool.history, w->slot, now)},
-                       {"pool", pool.name}});
+        if (!std::exchange(first, false)) out += ',';
+        out += "{\"pid\":";
+        detail::append_integer(out, w->pid);
+        out += ",\"slot\":";
+        detail::append_integer(out, w->slot);
+        out += ",\"generation\":";
+        detail::append_unsigned(out, w->generation);
+        out += ",\"state\":";
+        detail::append_string(out, state_name(*w));
+        out += ",\"age_s\":";
+        detail::append_seconds(out, seconds(now - w->spawned_at));
+        out += ",\"heartbeat_age_s\":";
+        if (w->ready()) detail::append_seconds(out, seconds(now - w->last_heartbeat));
+        else out += "null";
+        out += ",\"requests\":";
+        detail::append_unsigned(out, w->requests);
+        // Its own memory at the latest sample; null while its pool does not sample (no
+        // --max-worker-memory) or before the first sample
+        out += ",\"memory_bytes\":";
+        if (sampling && w->memory > 0) detail::append_unsigned(out, w->memory);
+        else out += "null";
+        out += ",\"exits\":";
+        append_exits(out, pool.history, w->slot, now);
+        out += ",\"pool\":";
+        out += pool_name;
+        out += '}';
     }
+    out += ']';
     return out;
 }
 
@@ -142,8 +182,7 @@ json::object pool_status(const PoolView& pool, TimePoint now)
         {"failures", failures_within(s, pool.options, now)},
         {"restart_limit", restart_limit_text(pool.options)},
         {"backoff_s", std::move(backoff)},
-        {"workers", worker_status(pool, now)},
-    };
+    };   // and "workers", written as text by status_answer
 }
 
 // The whole manager, in the shape of a manager of one pool
@@ -221,17 +260,29 @@ std::string pool_list(const std::vector<std::string>& names)
 std::string status_answer(const std::vector<PoolView>& pools, const ManagerFacts& facts, const History& history,
                           TimePoint now)
 {
-    json::array workers;
-    json::array each;
-    for (const PoolView& p : pools) {
-        json::object status = pool_status(p, now);
-        for (const json::value& w : status.at("workers").as_array()) workers.push_back(w);
-        each.push_back(std::move(status));
+    // Each pool's workers once as text, in `workers` and again in the pool's own "workers"
+    std::vector<std::string> workers;
+    for (const PoolView& p : pools) workers.push_back(worker_status(p, now));
+    std::string out = "{\"ok\":true,\"manager\":" + detail::json_text(manager_status(pools, facts, history, now)) +
+                      ",\"workers\":[";
+    bool first = true;
+    for (const std::string& w : workers) {
+        if (w.size() <= 2) continue;   // "[]"
+        if (!std::exchange(first, false)) out += ',';
+        out.append(w, 1, w.size() - 2);
     }
-    return json_line({{"ok", true},
-                      {"manager", manager_status(pools, facts, history, now)},
-                      {"workers", std::move(workers)},
-                      {"pools", std::move(each)}});
+    out += "],\"pools\":[";
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+        if (i > 0) out += ',';
+        std::string pool = detail::json_text(pool_status(pools[i], now));
+        pool.pop_back();   // its closing brace: "workers" comes last
+        out += pool;
+        out += ",\"workers\":";
+        out += workers[i];
+        out += '}';
+    }
+    out += "]}\n";
+    return out;
 }
 
 std::string status_answer(const PoolState& state, const Options& options, const ManagerFacts& facts,

@@ -107,6 +107,7 @@ private:
         control::History history;                  // its workers' exits by slot, for status
         std::vector<Listener> own_listeners;       // a pool adopted from a hand-over only: its sockets
         std::unique_ptr<std::vector<Listener>> own_sockets;   // a pool added by HUP: its sockets (listeners and its ops refer to them)
+        std::size_t memory_cursor = 0;             // --max-worker-memory: where the next tick's samples start
     };
     void handle(std::size_t pool, const Event& event, TimePoint now);
     void handle(const SupervisorEvent& event, TimePoint now);

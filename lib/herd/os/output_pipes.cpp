@@ -5,13 +5,18 @@
 
 #include <herd/core/names.hpp>
 
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string_view>
+#include <system_error>
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 namespace herd {
@@ -33,8 +38,8 @@ void set_read_end_nonblocking(int fd)
 
 // One stream of one worker, read by the manager until EOF or until the worker is reaped
 struct OutputPipes::Stream {
-    Stream(boost::asio::io_context& io, int fd, log::Level level) : pipe(io, fd), level(level) {}
-    boost::asio::posix::stream_descriptor pipe;
+    Stream(int fd, log::Level level) : fd(fd), level(level) {}
+    int fd;
     OutputLines lines;
     log::Level level;
 };
@@ -42,17 +47,40 @@ struct OutputPipes::Stream {
 struct OutputPipes::Worker {
     int pid = -1;
     int slot = -1;
-    std::unique_ptr<Stream> out;   // stdout, or both streams
-    std::unique_ptr<Stream> err;   // stderr, when it has a pipe of its own
-    std::unique_ptr<Stream>& stream(bool e) { return e ? err : out; }
+    std::optional<Stream> out;   // stdout, or both streams
+    std::optional<Stream> err;   // stderr, when it has a pipe of its own
+    std::optional<Stream>& stream(bool e) { return e ? err : out; }
 };
 
+namespace {
+
+int make_epoll()
+{
+    const int fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create an epoll instance for output pipes");
+    return fd;
+}
+
+std::uint64_t key(int pid, bool err)
+{
+    return (std::uint64_t(unsigned(pid)) << 1) | (err ? 1u : 0u);
+}
+
+}  // namespace
+
 OutputPipes::OutputPipes(boost::asio::io_context& io, std::string pool, std::function<OutputLevels()> levels)
-    : io_(io), pool_(std::move(pool)), levels_(std::move(levels))
+    : io_(io), pool_(std::move(pool)), levels_(std::move(levels)), epoll_(io, make_epoll())
 {
 }
 
-OutputPipes::~OutputPipes() = default;
+OutputPipes::~OutputPipes()
+{
+    *alive_ = false;
+    if (closed_in_child_) return;
+    for (auto& [pid, w] : workers_)
+        for (bool err : {false, true})
+            if (w->stream(err)) ::close(w->stream(err)->fd);
+}
 
 OutputPipes::Pipes OutputPipes::open()
 {
@@ -79,9 +107,13 @@ void OutputPipes::watch(int pid, int slot, Pipes pipes)
     auto w = std::make_unique<Worker>();
     w->pid = pid;
     w->slot = slot;
-    w->out = std::make_unique<Stream>(io_, pipes.out_read.release(), pipes.out_level);
-    if (pipes.err_read) w->err = std::make_unique<Stream>(io_, pipes.err_read.release(), pipes.err_level);
+    w->out.emplace(pipes.out_read.release(), pipes.out_level);
+    if (pipes.err_read) w->err.emplace(pipes.err_read.release(), pipes.err_level);
     const bool has_err = bool(w->err);
+    if (auto old = workers_.find(pid); old != workers_.end()) {   // a pid used again before its drain: not read on
+        for (bool err : {false, true})
+            if (old->second->stream(err)) close_stream(*old->second, err);
+    }
     workers_.insert_or_assign(pid, std::move(w));
     watch_stream(pid, false);
     if (has_err) watch_stream(pid, true);
@@ -92,42 +124,91 @@ void OutputPipes::set_slot(int pid, int slot)
     if (auto it = workers_.find(pid); it != workers_.end()) it->second->slot = slot;
 }
 
-// Reading: the manager does every read itself, when the pipe is readable (a read completed by
-// asio but not yet handed over could be overtaken by the drain at reap time, and its bytes lost).
+// Reading: the manager does every read itself, when the pipe is readable. One epoll_ctl per pipe
+// into this pool's own epoll instance, which is level-triggered: what a bounded read leaves in a
+// pipe is read on at the next turn.
 void OutputPipes::watch_stream(int pid, bool err)
 {
     auto it = workers_.find(pid);
     if (it == workers_.end() || !it->second->stream(err)) return;
-    it->second->stream(err)->pipe.async_wait(boost::asio::posix::descriptor_base::wait_read,
-                                             [this, pid, err](const boost::system::error_code& ec) {
-                                                 if (ec == boost::asio::error::operation_aborted) return;
-                                                 // A bounded share per wake-up
-                                                 if (read_stream(pid, err, 4)) watch_stream(pid, err);
-                                             });
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = key(pid, err);
+    if (::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, it->second->stream(err)->fd, &ev) != 0) {
+        log::write_as(worker_role(pool_, it->second->slot), pid, log::Level::warn,
+                      std::string("cannot watch this worker's output: ") + std::strerror(errno) + "; it is not logged");
+        close_stream(*it->second, err);
+        erase_if_done(pid);
+        return;
+    }
+    arm();
 }
 
-bool OutputPipes::read_stream(int pid, bool err, std::size_t max_reads)
+void OutputPipes::close_stream(Worker& w, bool err)
+{
+    auto& s = w.stream(err);
+    // Out of the epoll set first: a child forked a moment ago may still hold a copy of this end
+    ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, s->fd, nullptr);
+    ::close(s->fd);
+    s.reset();
+}
+
+void OutputPipes::arm()
+{
+    if (armed_ || closed_in_child_) return;
+    armed_ = true;
+    epoll_.async_wait(boost::asio::posix::descriptor_base::wait_read, [this, alive = alive_](const boost::system::error_code& ec) {
+        if (!*alive || ec == boost::asio::error::operation_aborted) return;
+        armed_ = false;
+        on_readable();
+    });
+}
+
+void OutputPipes::on_readable()
+{
+    std::array<epoll_event, 32> events{};
+    int n;
+    while ((n = ::epoll_wait(epoll_.native_handle(), events.data(), int(events.size()), 0)) < 0 && errno == EINTR) {
+    }
+    bool more = n == int(events.size());
+    for (int i = 0; i < n; ++i) {
+        const int pid = int(events[std::size_t(i)].data.u64 >> 1);
+        const bool err = events[std::size_t(i)].data.u64 & 1u;
+        // A bounded share per wake-up, so that a chatty worker does not hold up heartbeats and signals
+        if (read_stream(pid, err, 4) == Read::more) more = true;
+    }
+    if (!more) {
+        if (!workers_.empty()) arm();
+        return;
+    }
+    // The rest after whatever else is ready (no new edge would wake the io_context for it)
+    boost::asio::post(io_, [this, alive = alive_] {
+        if (*alive) on_readable();
+    });
+}
+
+OutputPipes::Read OutputPipes::read_stream(int pid, bool err, std::size_t max_reads)
 {
     auto it = workers_.find(pid);
-    if (it == workers_.end() || !it->second->stream(err)) return false;
+    if (it == workers_.end() || !it->second->stream(err)) return Read::closed;
     Worker& w = *it->second;
     Stream& s = *w.stream(err);
     for (std::size_t reads = 0; reads < max_reads;) {
-        const ssize_t n = ::read(s.pipe.native_handle(), buffer_.data(), buffer_.size());
+        const ssize_t n = ::read(s.fd, buffer_.data(), buffer_.size());
         if (n < 0 && errno == EINTR) continue;
         ++reads;
         if (n > 0) {
             log_lines(w, s, s.lines.feed(std::string_view(buffer_.data(), std::size_t(n))));
             continue;
         }
-        if (n < 0 && errno == EAGAIN) return true;
+        if (n < 0 && errno == EAGAIN) return Read::drained;
         // EOF (or a broken pipe): the worker and whatever inherited this stream are gone.
         if (auto last = s.lines.finish()) log_lines(w, s, {*last});
-        w.stream(err).reset();
+        close_stream(w, err);
         erase_if_done(pid);
-        return false;
+        return Read::closed;
     }
-    return true;
+    return Read::more;
 }
 
 void OutputPipes::erase_if_done(int pid)
@@ -141,18 +222,22 @@ void OutputPipes::drain(int pid)
     // close. A child it left behind may still hold the write ends, for as long as it lives:
     // reading on would cost the manager descriptors per restart of such a worker.
     for (bool err : {false, true}) {
-        if (!read_stream(pid, err, 64)) continue;   // EOF: closed already
+        if (read_stream(pid, err, 64) == Read::closed) continue;   // EOF: closed already
         auto it = workers_.find(pid);
         Stream& s = *it->second->stream(err);
         if (auto last = s.lines.finish()) log_lines(*it->second, s, {*last});
-        it->second->stream(err).reset();
+        close_stream(*it->second, err);
     }
     erase_if_done(pid);
 }
 
 void OutputPipes::forget(int pid)
 {
-    workers_.erase(pid);
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) return;
+    for (bool err : {false, true})
+        if (it->second->stream(err)) close_stream(*it->second, err);
+    workers_.erase(it);
 }
 
 void OutputPipes::close_in_child() noexcept
@@ -160,8 +245,9 @@ void OutputPipes::close_in_child() noexcept
     // Called by the forking pool's ops and again by the manager for every pool: once is all.
     if (std::exchange(closed_in_child_, true)) return;
     for (auto& [pid, w] : workers_)
-        for (Stream* s : {w->out.get(), w->err.get()})
-            if (s) ::close(s->pipe.native_handle());
+        for (bool err : {false, true})
+            if (w->stream(err)) ::close(w->stream(err)->fd);
+    ::close(epoll_.native_handle());   // its registrations are the manager's: closing a copy leaves them
 }
 
 void OutputPipes::log_lines(const Worker& w, const Stream& s, const std::vector<OutputLine>& lines) const
@@ -183,10 +269,10 @@ std::vector<std::pair<int, int>> OutputPipes::hand_over()
     std::vector<std::pair<int, int>> fds;
     for (auto& [pid, w] : workers_) {
         for (bool err : {false, true}) {
-            Stream* s = w->stream(err).get();
+            auto& s = w->stream(err);
             if (!s) continue;
             if (auto last = s->lines.finish()) log_lines(*w, *s, {*last});
-            fds.emplace_back(pid, s->pipe.native_handle());
+            fds.emplace_back(pid, s->fd);
         }
     }
     return fds;
@@ -217,7 +303,7 @@ void OutputPipes::adopt(int pid, int slot, int fd)
             return log::Level::info;
         }
     };
-    w.stream(err) = std::make_unique<Stream>(io_, fd, level(err ? levels.stderr_level : levels.stdout_level));
+    w.stream(err).emplace(fd, level(err ? levels.stderr_level : levels.stdout_level));
     watch_stream(pid, err);
 }
 

@@ -7,7 +7,9 @@
 //   [web[2] 1240] [warn] <a line written to stderr>      at the pool's --stderr-level
 // (names.hpp for "web[2]"; output.hpp splits the lines and cuts long ones; printable() makes
 // each one safe for the log). With both levels the same, one pipe takes both streams, so their
-// lines stay in the order they were written. A pipe is read until EOF, or until its worker is
+// lines stay in the order they were written. A pool's read ends are all in one epoll instance of
+// their own (one epoll_ctl per pipe), and only that instance is in the manager's io_context: a
+// spawn costs no per-descriptor state or registration there. A pipe is read until EOF, or until its worker is
 // reaped: then what is in it is read (bounded), an unfinished last line logged, and it is closed
 // (a child the worker left behind that writes later gets EPIPE, and costs the manager nothing).
 //
@@ -20,6 +22,7 @@
 #include <herd/os/log.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <array>
 #include <functional>
@@ -80,14 +83,23 @@ public:
 private:
     struct Stream;
     struct Worker;
+    enum class Read { drained, more, closed };   // read until EAGAIN, stopped at the bound, EOF
     void watch_stream(int pid, bool err);
-    bool read_stream(int pid, bool err, std::size_t max_reads);   // false: EOF, the stream is closed
+    void close_stream(Worker& w, bool err);
+    void arm();
+    void on_readable();
+    Read read_stream(int pid, bool err, std::size_t max_reads);
     void log_lines(const Worker& w, const Stream& s, const std::vector<OutputLine>& lines) const;
     void erase_if_done(int pid);
 
     boost::asio::io_context& io_;
     std::string pool_;
     std::function<OutputLevels()> levels_;
+    // Every read end of this pool's workers, level-triggered, keyed by pid and stream; the
+    // io_context waits on this one descriptor.
+    boost::asio::posix::stream_descriptor epoll_;
+    bool armed_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);   // for a continuation posted to io_
     std::unordered_map<int, std::unique_ptr<Worker>> workers_;   // by pid
     // Every read goes here and is split into lines at once: one buffer for all streams, not one
     // each (memory per worker, and pages a fork would share and then copy).
