@@ -92,7 +92,7 @@ void Manager::manage()
     if (replan_ || now >= wake_at_) {
         if (now >= wake_at_) sample_beats(now);   // a deadline came: what the heartbeat pages say first
         replan_ = false;
-        for (const SupervisorAction& action : plan(supervisor_, now)) execute(action, now);
+        execute(plan(supervisor_, now), now);
         if (exit_code_) return;
         wake_at_ = next_deadline(supervisor_, Clock::now());
     }
@@ -126,6 +126,27 @@ void Manager::handle(const SupervisorEvent& event, TimePoint now)
 {
     apply(supervisor_, event, now);
     replan_ = true;
+}
+
+// A plan's actions in order, but no spawn once a deadline that was still ahead has come: a fork
+// takes a millisecond or more, and a worker that fell silent meanwhile is retired at its deadline,
+// not after a whole batch of forks. The spawns left out are planned again at once (the core plans
+// from what happened, and they did not).
+void Manager::execute(const SupervisorActions& actions, TimePoint now)
+{
+    std::optional<TimePoint> due;   // the next deadline, as the actions before the first spawn left it
+    for (const SupervisorAction& action : actions) {
+        const auto* pool_action = std::get_if<PoolAction>(&action);
+        if (pool_action && std::holds_alternative<Spawn>(pool_action->action)) {
+            if (!due) due = next_deadline(supervisor_, now);
+            if (*due > now && Clock::now() >= *due) {
+                replan_ = true;
+                continue;
+            }
+        }
+        execute(action, now);
+        if (exit_code_) return;
+    }
 }
 
 void Manager::execute(const SupervisorAction& action, TimePoint now)

@@ -111,6 +111,7 @@ private:
     };
     void handle(std::size_t pool, const Event& event, TimePoint now);
     void handle(const SupervisorEvent& event, TimePoint now);
+    void execute(const SupervisorActions& actions, TimePoint now);
     void execute(const SupervisorAction& action, TimePoint now);
     void execute(std::size_t pool, const Action& action, TimePoint now);
     void report_stage(const SupervisorAction& action, TimePoint now);
