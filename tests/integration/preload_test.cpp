@@ -118,3 +118,18 @@ TEST_CASE("a preload that fails is one line on stderr and exit 1, before any wor
     CHECK(p.count(std::regex("preload failed: cannot append to --preload-log .*missing/preload.log")) == 1);
     CHECK(p.count(std::regex("spawned")) == 0);
 }
+
+TEST_CASE("a QUIT that comes while the manager starts (here: while it preloads) is acted on once it runs")
+{
+    HardDeadline guard(30s);
+    Process p(concat({binary("TEST_WORKER"), "-w", "2", "--listen", "127.0.0.1:0", "--preload", std::to_string(preload_mib)},
+                     fast_options()));
+    REQUIRE_MESSAGE(p.wait_for_line(std::regex("listening on "), in(10s)), p.output());
+    REQUIRE(p.signal(SIGQUIT));   // before the preload ends: the manager reads no signal yet
+    const auto built = p.wait_for_line(std::regex("test-worker preloaded 64 MiB in manager (\\d+)"), in(20s));
+    REQUIRE_MESSAGE(built, p.output());
+    CHECK_MESSAGE(p.wait_for_line(std::regex("received QUIT"), in(10s)), p.output());
+    const auto status = p.wait_exit(in(10s));
+    REQUIRE_MESSAGE(status, p.output());
+    CHECK(status->code == 0);
+}

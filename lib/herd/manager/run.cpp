@@ -125,6 +125,15 @@ void check_commands(const CommandLine& cl, bool exec)
 
 int detail::run(int argc, char** argv, Mode mode)
 {
+    // The manager's signals are blocked from the first instruction on, and read from its signalfd
+    // once it runs. Until then they wait, queued: a QUIT sent during start-up is acted on, not lost.
+    // (A program started in the background by a shell inherits QUIT and INT ignored, and the kernel
+    // drops an ignored signal that is not blocked; with the default action it would end the
+    // manager half started instead.)
+    sigset_t handled;
+    ::sigemptyset(&handled);
+    for (int s : manager_signals()) ::sigaddset(&handled, s);
+    ::pthread_sigmask(SIG_BLOCK, &handled, nullptr);
     const std::string program = std::filesystem::path(argc > 0 ? argv[0] : "herd").filename().string();
     CommandLine cl;
     Identity identity;
