@@ -89,7 +89,8 @@ public:
     /// Last call in the worker process, with the exit code run() returned.
     virtual void on_exit(int /*code*/) {}
 
-    /// Tell the manager this worker is alive; cheap, rate limited inside (call it in a tight loop).
+    /// Tell the manager this worker is alive: a clock read and a store into the worker's heartbeat
+    /// page, with a look at its pipe once per --heartbeat-interval (call it in a tight loop).
     /// The worker's own thread only (see "Threads" above).
     void heartbeat();
     /// True once a graceful stop was requested; runs on_stop() first. The worker's own thread only.
