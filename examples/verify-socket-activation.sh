@@ -24,6 +24,8 @@ cleanup()
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [[ -f $tmp/log ]] && cat "$tmp/log"; exit 1; }
+within_5s() { for _ in $(seq 100); do "$@" && return 0; sleep 0.05; done; "$@"; }
+answered_since() { (($(grep -c '^[0-9]' "$tmp/answers" || true) >= $1)); }
 
 # A unit's setting, continuation lines joined, /usr/local/bin and the runtime directory replaced
 setting()
@@ -51,15 +53,13 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 setsid "$activate" -l "127.0.0.1:$port" --fdname="$name" \
     "${start[@]}" --heartbeat-interval 200ms </dev/null >"$tmp/log" 2>&1 &
 manager=$!
-for _ in $(seq 100); do grep -qs "Listening on" "$tmp/log" && break; sleep 0.05; done
-grep -qs "Listening on 127.0.0.1:$port" "$tmp/log" || fail "systemd-socket-activate does not listen on 127.0.0.1:$port"
+within_5s grep -qs "Listening on 127.0.0.1:$port" "$tmp/log" || fail "systemd-socket-activate does not listen on 127.0.0.1:$port"
 if pgrep -P "$manager" >/dev/null; then fail "a program started before the first connection"; fi
 
 echo "== the first connection starts the service, and is answered"
 body=$(curl -sS --max-time 15 "http://127.0.0.1:$port/") || fail "GET / on the activated socket"
 [[ $body == "Hello, world!" ]] || fail "GET / answered '$body'"
-for _ in $(seq 100); do grep -q "all 4 workers ready" "$tmp/log" && break; sleep 0.05; done
-grep -q "all 4 workers ready" "$tmp/log" || fail "not 'all 4 workers ready' within 5 s"
+within_5s grep -q "all 4 workers ready" "$tmp/log" || fail "not 'all 4 workers ready' within 5 s"
 # No --listen: the one listener is the socket systemd-socket-activate passed
 grep -q "listening on 127.0.0.1:$port\$" "$tmp/log" || fail "the manager does not serve 127.0.0.1:$port"
 [[ $(cat "$tmp/herd-hello.pid") == "$manager" ]] || fail "the pid file is not the activated process's pid $manager"
@@ -75,7 +75,7 @@ echo "== ExecReload (herdctl upgrade) while requests keep coming"
 client=$!
 "${reload[@]}" || { touch "$tmp/stop"; wait "$client"; fail "ExecReload= failed"; }
 before=$(grep -c '^[0-9]' "$tmp/answers" || true)
-for _ in $(seq 100); do (($(grep -c '^[0-9]' "$tmp/answers" || true) >= before + 5)) && break; sleep 0.05; done
+within_5s answered_since $((before + 5)) || true   # the count is checked below
 touch "$tmp/stop"
 wait "$client"
 grep -q "upgrade to generation 2 complete" "$tmp/log" || fail "no 'upgrade to generation 2 complete'"
